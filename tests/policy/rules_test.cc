@@ -209,3 +209,35 @@ TEST_CASE("invalid rules: kInvalidArgument naming the rule index and field") {
   s.rules[1].max_elements = 5;
   CHECK(error_of(s).find("rule 1, field 'max_elements'") != std::string::npos);
 }
+
+TEST_CASE("docs/policies.md worked example (struct form of the JSON rule file)") {
+  RuleSet s;
+  auto add = [&](const char* label, RuleAction a) -> Rule& {
+    Rule r = R(a);
+    r.label = label;
+    s.rules.push_back(r);
+    return s.rules.back();
+  };
+  add("keep-vision", RuleAction::Keep()).glob = "v.*";
+  Rule& v = add("v-early", RuleAction::To(QuantType::kQ8_0));
+  v.roles = ParseRoleMask("attn_v");
+  v.layer_min = 0;
+  v.layer_max = 3;
+  Rule& d = add("down-edges", RuleAction::To(QuantType::kQ6_K));
+  d.roles = ParseRoleMask("ffn_down_all");
+  d.layer_min = -2;
+  d.layer_max = -1;
+  add("small-f16", RuleAction::To(QuantType::kF16)).max_elements = 1048576;
+  add("experts", RuleAction::To(QuantType::kQ3_K)).roles = ParseRoleMask("experts");
+  add("attn", RuleAction::To(QuantType::kQ5_K)).regex = "attn_(q|k|output)";
+  s.default_action = RuleAction::To(QuantType::kQ4_K);
+  const Plan p = MakePlan(bq_test::MakeLlama({}), Policy::Rules(s, "rules"));
+  CHECK(p.At("blk.2.attn_v.weight").type == QuantType::kQ8_0);
+  CHECK(p.At("blk.2.attn_v.weight").decided_by == "rules: rule #1 'v-early' role=attn_v layers 0..3 -> Q8_0");
+  CHECK(p.At("blk.9.attn_v.weight").type == QuantType::kQ4_K);
+  CHECK(p.At("blk.31.ffn_down.weight").type == QuantType::kQ6_K);
+  CHECK(p.At("blk.29.ffn_down.weight").type == QuantType::kQ4_K);
+  CHECK(p.At("blk.0.attn_k.weight").type == QuantType::kQ5_K);
+  CHECK(p.At("blk.0.attn_norm.weight").type == QuantType::kF32);
+  CHECK(p.At("output.weight").type == QuantType::kQ4_K);
+}
