@@ -1,18 +1,318 @@
-// PLACEHOLDER (being written): Q2_K..Q6_K reference quantizers.
+// Scalar reference quantizers for the K-quants (Q2_K..Q6_K): the ground
+// truth every fast path must reproduce byte for byte (see search.h for the
+// arithmetic contract and docs/quantizers.md for the algorithm).
+//
+// Two levels, as the formats have:
+// 1. each group (16 or 32 values) gets its best scale (and min) by a search
+//    over candidate scales with a least-squares refit (search.h);
+// 2. the super-block scale d (and dmin) is chosen so the largest group scale
+//    uses the full 4/6/8-bit range, group scales are rounded to integers,
+//    the values are re-assigned with the scales as they decode, and d/dmin
+//    are refit by least squares over all 256 values while that lowers the
+//    (weighted) error.
 #ifndef BLOCKQUANT_QUANT_K_QUANTS_H_
 #define BLOCKQUANT_QUANT_K_QUANTS_H_
+
+#include <cmath>
 #include <cstdint>
-#include "blockquant/error.h"
+#include <cstring>
+
 #include "blockquant/format/blocks.h"
+#include "blockquant/format/fp16.h"
+#include "blockquant/quant/search.h"
+
 namespace blockquant {
 inline namespace v0 {
 namespace ref {
-inline void QuantizeRowQ2_K(const float*, BlockQ2_K*, int64_t, const float*) { BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "todo"); }
-inline void QuantizeRowQ3_K(const float*, BlockQ3_K*, int64_t, const float*) { BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "todo"); }
-inline void QuantizeRowQ4_K(const float*, BlockQ4_K*, int64_t, const float*) { BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "todo"); }
-inline void QuantizeRowQ5_K(const float*, BlockQ5_K*, int64_t, const float*) { BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "todo"); }
-inline void QuantizeRowQ6_K(const float*, BlockQ6_K*, int64_t, const float*) { BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "todo"); }
+
+inline constexpr int kSuperRefits = 2;
+
+// Super-block state shared by the asymmetric K-quants (value = A_j q - B_j).
+struct AsymSuper {
+  uint16_t d = 0, dmin = 0;
+  uint8_t sc[16] = {}, m[16] = {};
+  float L[kQK_K] = {};
+};
+
+// For each group, tries the integer scale/min pairs next to round(a_j / d)
+// and round(b_j / dmin): the centre first, then the other 8 of the 3 x 3
+// neighbourhood in scale-major order, a strict improvement winning. Values
+// are assigned with the factors as they decode.
+// Returns the total weighted error.
+inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x, const float* w,
+                                   const float* a, const float* b, AsymSuper* s) {
+  const float fd = F16ToF32(s->d), fdm = F16ToF32(s->dmin);
+  const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
+  const float fmax_s = static_cast<float>(scale_max), fnmax = static_cast<float>(nmax);
+  float group_err[16];
+  for (int j = 0; j < kQK_K / group; ++j) {
+    const float sc0 = ClampRound(a[j] * id, 0.0f, fmax_s), m0 = ClampRound(b[j] * idm, 0.0f, fmax_s);
+    const float* xj = x + j * group;
+    const float* wj = w + j * group;
+    float best_err = 0.0f;
+    for (int t = 0; t < 9; ++t) {
+      const int k = t == 0 ? 4 : (t <= 4 ? t - 1 : t);
+      const float sc = sc0 + static_cast<float>(k / 3 - 1), m = m0 + static_cast<float>(k % 3 - 1);
+      if (sc < 0.0f || sc > fmax_s || m < 0.0f || m > fmax_s) continue;
+      const float fa = fd * sc, fb = fdm * m;
+      const float ia = fa > 0.0f ? 1.0f / fa : 0.0f;
+      float Lc[32], terms[32];
+      for (int i = 0; i < group; ++i) {
+        Lc[i] = fa > 0.0f ? ClampRound((xj[i] + fb) * ia, 0.0f, fnmax) : 0.0f;
+        const float diff = fa * Lc[i] - fb - xj[i];
+        terms[i] = wj[i] * (diff * diff);
+      }
+      const float err = FixedSum(terms, group);
+      if (t == 0 || err < best_err) {  // the centre is always in range
+        best_err = err;
+        s->sc[j] = static_cast<uint8_t>(sc);
+        s->m[j] = static_cast<uint8_t>(m);
+        for (int i = 0; i < group; ++i) s->L[j * group + i] = Lc[i];
+      }
+    }
+    group_err[j] = best_err;
+  }
+  for (int j = kQK_K / group; j < 16; ++j) group_err[j] = 0.0f;
+  return FixedSum(group_err, 16);
+}
+
+// Levels 1 and 2 for Q2_K (group 16, q 0..3, 4-bit scales), Q4_K (32, 0..15,
+// 6-bit) and Q5_K (32, 0..31, 6-bit).
+inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x,
+                              const float* importance, AsymSuper* s) {
+  const int groups = kQK_K / group;
+  float w[kQK_K], a[16], b[16];
+  float max_a = 0.0f, max_b = 0.0f;
+  for (int j = 0; j < groups; ++j) {
+    GroupWeights(group, importance ? importance + j * group : nullptr, w + j * group);
+    const GroupFit fit = FitAsymmetric(group, nmax, x + j * group, w + j * group, s->L + j * group, true);
+    a[j] = fit.scale;
+    b[j] = -fit.offset;
+    max_a = std::fmax(max_a, a[j]);
+    max_b = std::fmax(max_b, b[j]);
+  }
+  const float fmax_s = static_cast<float>(scale_max);
+  s->d = F32ToF16Saturate(max_a / fmax_s);
+  s->dmin = F32ToF16Saturate(max_b / fmax_s);
+  float err = ChooseGroupScalesAsym(group, nmax, scale_max, x, w, a, b, s);
+
+  // Refit d and dmin jointly: x ~ d * (sc_j q) - dmin * m_j over 256 values.
+  for (int r = 0; r < kSuperRefits; ++r) {
+    float tuu[kQK_K], tuv[kQK_K], tvv[kQK_K], tux[kQK_K], tvx[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) {
+      const float u = static_cast<float>(s->sc[i / group]) * s->L[i];
+      const float v = static_cast<float>(s->m[i / group]);
+      tuu[i] = w[i] * (u * u);
+      tuv[i] = w[i] * (u * v);
+      tvv[i] = w[i] * (v * v);
+      tux[i] = w[i] * (u * x[i]);
+      tvx[i] = w[i] * (v * x[i]);
+    }
+    const float suu = FixedSum(tuu, kQK_K), suv = FixedSum(tuv, kQK_K), svv = FixedSum(tvv, kQK_K);
+    const float sux = FixedSum(tux, kQK_K), svx = FixedSum(tvx, kQK_K);
+    float nd, ndm;
+    const float det = suu * svv - suv * suv;
+    if (det > 0.0f) {
+      nd = (sux * svv - suv * svx) / det;
+      ndm = -((suu * svx - suv * sux) / det);
+    } else if (suu > 0.0f) {  // no min terms in play
+      nd = sux / suu;
+      ndm = F16ToF32(s->dmin);
+    } else {
+      break;
+    }
+    if (!(nd >= 0.0f) || !(ndm >= 0.0f) || !std::isfinite(nd) || !std::isfinite(ndm)) break;
+    AsymSuper trial = *s;
+    trial.d = F32ToF16Saturate(nd);
+    trial.dmin = F32ToF16Saturate(ndm);
+    if (trial.d == s->d && trial.dmin == s->dmin) break;
+    const float trial_err = ChooseGroupScalesAsym(group, nmax, scale_max, x, w, a, b, &trial);
+    if (!(trial_err < err)) break;
+    err = trial_err;
+    *s = trial;
+  }
+}
+
+// Super-block state shared by the symmetric K-quants (value = A_j q).
+struct SymSuper {
+  uint16_t d = 0;
+  int8_t s[16] = {};
+  float L[kQK_K] = {};
+};
+
+inline float AssignSym(int qmax, const float* x, const float* w, SymSuper* st) {
+  const float fd = F16ToF32(st->d);
+  const float fqmax = static_cast<float>(qmax);
+  float t[kQK_K];
+  for (int j = 0; j < 16; ++j) {
+    const float a = fd * static_cast<float>(st->s[j]);
+    const float ia = a != 0.0f ? 1.0f / a : 0.0f;
+    for (int i = 16 * j; i < 16 * (j + 1); ++i) {
+      st->L[i] = a != 0.0f ? ClampRound(x[i] * ia, -fqmax - 1.0f, fqmax) : 0.0f;
+      const float diff = a * st->L[i] - x[i];
+      t[i] = w[i] * (diff * diff);
+    }
+  }
+  return FixedSum(t, kQK_K);
+}
+
+// Levels 1 and 2 for Q3_K (q -4..3, scales -32..31) and Q6_K (q -32..31,
+// scales -128..127); both have 16 groups of 16. The largest group scale maps
+// to the negative end of the scale range, which is one step longer.
+inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const float* importance,
+                             SymSuper* st) {
+  float w[kQK_K], a[16];
+  float amax = 0.0f, extreme = 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    GroupWeights(16, importance ? importance + 16 * j : nullptr, w + 16 * j);
+    a[j] = FitSymmetric(16, qmax, x + 16 * j, w + 16 * j, st->L + 16 * j);
+    if (std::fabs(a[j]) > amax) {
+      amax = std::fabs(a[j]);
+      extreme = a[j];
+    }
+  }
+  const float fneg = static_cast<float>(scale_neg_end);  // -32 or -128
+  st->d = F32ToF16Saturate(extreme / fneg);
+  const float fd = F16ToF32(st->d);
+  const float id = fd != 0.0f ? 1.0f / fd : 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    st->s[j] = static_cast<int8_t>(ClampRound(a[j] * id, fneg, -fneg - 1.0f));
+  }
+  float err = AssignSym(qmax, x, w, st);
+
+  // Refit d: x ~ d * (s_j q) over 256 values.
+  for (int r = 0; r < kSuperRefits; ++r) {
+    float tuu[kQK_K], tux[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) {
+      const float u = static_cast<float>(st->s[i / 16]) * st->L[i];
+      tuu[i] = w[i] * (u * u);
+      tux[i] = w[i] * (u * x[i]);
+    }
+    const float suu = FixedSum(tuu, kQK_K), sux = FixedSum(tux, kQK_K);
+    if (!(suu > 0.0f)) break;
+    const float nd = sux / suu;
+    if (!std::isfinite(nd)) break;
+    SymSuper trial = *st;
+    trial.d = F32ToF16Saturate(nd);
+    if (trial.d == st->d) break;
+    const float trial_err = AssignSym(qmax, x, w, &trial);
+    if (!(trial_err < err)) break;
+    err = trial_err;
+    *st = trial;
+  }
+}
+
+// Q2_K and Q3_K share the 2-bit layout: element 128h + 32j + l at bit shift
+// 2j of byte 32h + l.
+inline void PackLow2(const uint8_t* q, uint8_t* qs) {
+  std::memset(qs, 0, kQK_K / 4);
+  for (int i = 0; i < kQK_K; ++i) {
+    const int h = i / 128, j = (i % 128) / 32, l = i % 32;
+    qs[32 * h + l] = static_cast<uint8_t>(qs[32 * h + l] | ((q[i] & 3) << (2 * j)));
+  }
+}
+
+// Q4_K and Q5_K share the nibble layout: chunk c of 64 values, byte 32c + l
+// holds value 64c + l (low nibble) and 64c + 32 + l (high nibble).
+inline void PackNibblesK(const uint8_t* q, uint8_t* qs) {
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      qs[32 * c + l] = static_cast<uint8_t>((q[64 * c + l] & 0xF) | ((q[64 * c + 32 + l] & 0xF) << 4));
+    }
+  }
+}
+
+inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    AsymSuper s;
+    const int64_t off = b * kQK_K;
+    QuantizeSuperAsym(16, 3, 15, x + off, importance ? importance + off : nullptr, &s);
+    uint8_t q[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+    for (int g = 0; g < 16; ++g) y[b].scales[g] = static_cast<uint8_t>(s.sc[g] | (s.m[g] << 4));
+    PackLow2(q, y[b].qs);
+    y[b].d = s.d;
+    y[b].dmin = s.dmin;
+  }
+}
+
+inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t n, const float* importance) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    SymSuper s;
+    const int64_t off = b * kQK_K;
+    QuantizeSuperSym(3, -32, x + off, importance ? importance + off : nullptr, &s);
+    uint8_t code[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) code[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 4);
+    PackLow2(code, y[b].qs);
+    std::memset(y[b].hmask, 0, sizeof(y[b].hmask));
+    for (int i = 0; i < kQK_K; ++i) {
+      if (code[i] >= 4) y[b].hmask[i % 32] = static_cast<uint8_t>(y[b].hmask[i % 32] | (1 << (i / 32)));
+    }
+    uint8_t S[16];
+    for (int g = 0; g < 16; ++g) S[g] = static_cast<uint8_t>(s.s[g] + 32);
+    PackScalesQ3K(S, y[b].scales);
+    y[b].d = s.d;
+  }
+}
+
+inline void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t n, const float* importance) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    AsymSuper s;
+    const int64_t off = b * kQK_K;
+    QuantizeSuperAsym(32, 15, 63, x + off, importance ? importance + off : nullptr, &s);
+    uint8_t q[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+    PackScaleMinK4(s.sc, s.m, y[b].scales);
+    PackNibblesK(q, y[b].qs);
+    y[b].d = s.d;
+    y[b].dmin = s.dmin;
+  }
+}
+
+inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t n, const float* importance) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    AsymSuper s;
+    const int64_t off = b * kQK_K;
+    QuantizeSuperAsym(32, 31, 63, x + off, importance ? importance + off : nullptr, &s);
+    uint8_t q[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+    PackScaleMinK4(s.sc, s.m, y[b].scales);
+    PackNibblesK(q, y[b].qs);
+    std::memset(y[b].qh, 0, sizeof(y[b].qh));
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        const int lo_bit = (q[64 * c + l] >> 4) & 1, hi_bit = (q[64 * c + 32 + l] >> 4) & 1;
+        y[b].qh[l] = static_cast<uint8_t>(y[b].qh[l] | (lo_bit << (2 * c)) | (hi_bit << (2 * c + 1)));
+      }
+    }
+    y[b].d = s.d;
+    y[b].dmin = s.dmin;
+  }
+}
+
+inline void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t n, const float* importance) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    SymSuper s;
+    const int64_t off = b * kQK_K;
+    QuantizeSuperSym(31, -128, x + off, importance ? importance + off : nullptr, &s);
+    uint8_t q[kQK_K];
+    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 32);
+    for (int h = 0; h < 2; ++h) {
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* e = q + 128 * h;
+        y[b].ql[64 * h + l] = static_cast<uint8_t>((e[l] & 0xF) | ((e[64 + l] & 0xF) << 4));
+        y[b].ql[64 * h + 32 + l] = static_cast<uint8_t>((e[32 + l] & 0xF) | ((e[96 + l] & 0xF) << 4));
+        y[b].qh[32 * h + l] = static_cast<uint8_t>((e[l] >> 4) | ((e[32 + l] >> 4) << 2) |
+                                                   ((e[64 + l] >> 4) << 4) | ((e[96 + l] >> 4) << 6));
+      }
+    }
+    for (int g = 0; g < 16; ++g) y[b].scales[g] = s.s[g];
+    y[b].d = s.d;
+  }
+}
+
 }  // namespace ref
 }  // namespace v0
 }  // namespace blockquant
-#endif
+
+#endif  // BLOCKQUANT_QUANT_K_QUANTS_H_
