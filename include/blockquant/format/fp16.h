@@ -67,6 +67,14 @@ BLOCKQUANT_HOST_DEVICE inline uint16_t F32ToF16(float f) {
   return static_cast<uint16_t>(sign | m);
 }
 
+// f32 -> f16 that saturates to +-65504 instead of overflowing to Inf: what
+// quantizers use for scales, so no stored scale is ever Inf (NaN input still
+// gives NaN; quantizers never see NaN).
+BLOCKQUANT_HOST_DEVICE inline uint16_t F32ToF16Saturate(float f) {
+  const float kMax = 65504.0f;
+  return F32ToF16(f > kMax ? kMax : (f < -kMax ? -kMax : f));
+}
+
 BLOCKQUANT_HOST_DEVICE inline float BF16ToF32(uint16_t h) {
   return BitsToFloat(static_cast<uint32_t>(h) << 16);
 }

@@ -44,13 +44,6 @@ inline float ClampRound(float v, float lo, float hi) {
   return r < lo ? lo : (r > hi ? hi : r);
 }
 
-// f32 -> f16 that saturates to +-65504 instead of overflowing to Inf, so no
-// stored scale is ever Inf or NaN.
-inline uint16_t F32ToF16Saturate(float f) {
-  const float kMax = 65504.0f;
-  return F32ToF16(f > kMax ? kMax : (f < -kMax ? -kMax : f));
-}
-
 // Weighted error sum_i w_i (a * L_i + c - x_i)^2 in fixed order.
 inline float FitError(int n, const float* x, const float* w, const float* L, float a, float c) {
   float t[32];
