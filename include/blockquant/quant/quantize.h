@@ -80,8 +80,8 @@ inline void ConvertRowToF32(QuantType src_type, const void* src, float* dst, int
 // Quantizes a row-major rows x cols tensor of src_type (F32/F16/BF16) into
 // dst, which must hold rows * RowBytes(type, cols) bytes. Rows are split over
 // parallel_for; the bytes do not depend on the split. NaN/Inf anywhere raises
-// kNonFinite naming the first bad row and column (no row is left half-written
-// in a way a caller could mistake for success: the call throws).
+// kNonFinite, and an F16 target with values past 65504 raises kLimit, naming
+// the first bad row and column; dst is then incomplete and the call throws.
 inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, int64_t rows,
                            int64_t cols, void* dst, const float* importance = nullptr,
                            const ParallelFor& parallel_for = SerialFor()) {
@@ -103,8 +103,11 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
       }
     }
   }
-  std::mutex bad_mu;  // guards the lowest row holding a NaN/Inf, and its column
+  // The lowest bad row wins, so the error names the same place whatever the
+  // thread split. kind 1: NaN/Inf; kind 2: finite but past the F16 range.
+  std::mutex bad_mu;
   int64_t bad_row = rows, bad_col = 0;
+  int bad_kind = 0;
   parallel_for(static_cast<size_t>(rows), [&](size_t begin, size_t end) {
     std::vector<float> buf(src_type == QuantType::kF32 ? 0 : static_cast<size_t>(cols));
     for (size_t r = begin; r < end; ++r) {
@@ -114,12 +117,20 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
         ConvertRowToF32(src_type, in, buf.data(), cols);
         row = buf.data();
       }
-      const int64_t bad = FindNonFinite(row, cols);
+      int kind = 1;
+      int64_t bad = FindNonFinite(row, cols);
+      if (bad < 0 && type == QuantType::kF16) {
+        kind = 2;
+        for (int64_t i = 0; i < cols && bad < 0; ++i) {
+          if (std::fabs(row[i]) >= 65520.0f) bad = i;  // rounds to Inf in f16
+        }
+      }
       if (bad >= 0) {
         std::lock_guard<std::mutex> lock(bad_mu);
         if (static_cast<int64_t>(r) < bad_row) {
           bad_row = static_cast<int64_t>(r);
           bad_col = bad;
+          bad_kind = kind;
         }
         return;
       }
@@ -127,9 +138,13 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
                            importance);
     }
   });
-  if (bad_row < rows) {
+  if (bad_kind == 1) {
     BLOCKQUANT_THROW(ErrorCode::kNonFinite, "non-finite value at row " + std::to_string(bad_row) +
                                                 ", column " + std::to_string(bad_col));
+  }
+  if (bad_kind == 2) {
+    BLOCKQUANT_THROW(ErrorCode::kLimit, "value at row " + std::to_string(bad_row) + ", column " +
+                                            std::to_string(bad_col) + " is beyond the F16 range (65504)");
   }
 }
 

@@ -1,0 +1,186 @@
+"""blockquant: GGUF-compatible block quantization.
+
+    >>> import numpy as np, blockquant as bq
+    >>> qt = bq.quantize(np.random.randn(8, 256).astype(np.float32), "q4_k")
+    >>> qt.type, qt.shape, qt.nbytes
+    ('Q4_K', (8, 256), 1152)
+    >>> w = bq.dequantize(qt)   # float32, shape (8, 256)
+
+The bytes in ``qt.data`` are exactly what a GGUF file stores for the tensor,
+so ``gguf.quants.dequantize`` (llama.cpp's Python package) decodes them to
+the same floats, bit for bit.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from ._core import (
+    DeviceError,
+    Error,
+    FormatError,
+    InvalidArgumentError,
+    IoError,
+    LimitError,
+    NonFiniteError,
+    ShapeError,
+    UnsupportedTypeError,
+    ValidationError,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "QuantizedTensor", "TypeInfo", "quantize", "dequantize", "types",
+    "Error", "InvalidArgumentError", "UnsupportedTypeError", "ShapeError", "NonFiniteError",
+    "IoError", "FormatError", "LimitError", "DeviceError", "ValidationError",
+]
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """Facts about one tensor type (GGUF's ggml_type)."""
+
+    name: str
+    id: int
+    block_elems: int
+    block_bytes: int
+    bits_per_weight: float
+    quantized: bool
+    storable: bool
+
+
+def types() -> List[TypeInfo]:
+    """Every type blockquant knows, with its block size and bits per weight."""
+    return [TypeInfo(**t) for t in _core.types()]
+
+
+def _threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return os.cpu_count() or 1
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return int(threads)
+
+
+class QuantizedTensor:
+    """A tensor held as GGUF blocks: ``data`` is the raw block bytes (uint8)."""
+
+    __slots__ = ("_type", "_shape", "_data")
+
+    def __init__(self, type: str, shape: Sequence[int], data: np.ndarray) -> None:
+        self._type = _core.canonical_type_name(type)
+        self._shape = tuple(int(s) for s in shape)
+        if len(self._shape) == 0 or any(s <= 0 for s in self._shape):
+            raise ShapeError(f"shape must have positive dimensions, got {self._shape}")
+        rows = int(np.prod(self._shape[:-1], dtype=np.int64)) if len(self._shape) > 1 else 1
+        expected = rows * _core.row_bytes(self._type, self._shape[-1])
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 1:
+            raise TypeError("data must be a 1-D numpy uint8 array")
+        if data.nbytes != expected:
+            raise ShapeError(
+                f"{data.nbytes} bytes do not hold a {self._type} tensor of shape {self._shape} "
+                f"({expected} bytes)")
+        self._data = data
+
+    @classmethod
+    def from_bytes(cls, type: str, shape: Sequence[int], buffer: Any) -> "QuantizedTensor":
+        """Wraps raw GGUF block bytes (bytes, bytearray, memoryview or uint8 array) without copying
+        when the buffer allows it."""
+        data = np.frombuffer(buffer, dtype=np.uint8) if not isinstance(buffer, np.ndarray) else buffer
+        if isinstance(buffer, np.ndarray):
+            if buffer.dtype != np.uint8:
+                raise TypeError(f"buffer must hold uint8 bytes, got dtype {buffer.dtype}")
+            if not buffer.flags.c_contiguous:
+                raise TypeError("buffer must be C-contiguous")
+            data = buffer.reshape(-1)
+        return cls(type, shape, data)
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self._shape
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._data.nbytes)
+
+    @property
+    def n_elements(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.nbytes / self.n_elements
+
+    @property
+    def _rows_cols(self) -> Tuple[int, int]:
+        return self.n_elements // self._shape[-1], self._shape[-1]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantizedTensor):
+            return NotImplemented
+        return (self._type == other._type and self._shape == other._shape
+                and np.array_equal(self._data, other._data))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"QuantizedTensor(type={self._type!r}, shape={self._shape}, nbytes={self.nbytes}, "
+                f"bits_per_weight={self.bits_per_weight:.4g})")
+
+
+def _check_array(array: Any) -> np.ndarray:
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(array).__name__}")
+    if array.ndim == 0 or array.size == 0:
+        raise ShapeError(f"expected a non-empty array with at least one axis, got shape {array.shape}")
+    if not array.flags.c_contiguous:
+        raise TypeError("array must be C-contiguous (np.ascontiguousarray makes a copy if you accept one)")
+    return array
+
+
+def quantize(array: np.ndarray, type: str, importance: Optional[np.ndarray] = None,
+             threads: Optional[int] = None, source_dtype: Optional[str] = None) -> QuantizedTensor:
+    """Quantizes ``array`` (float32, float16 or bfloat16; rows along the last axis) to ``type``.
+
+    ``importance``: optional float32 weights, one per column (an importance-matrix row);
+    the quantizer then minimises the importance-weighted squared error.
+    ``source_dtype="bf16"`` marks a uint16 array as raw bfloat16 bits (for numpy without
+    ml_dtypes). The GIL is released while the quantizer runs on ``threads`` threads
+    (default: every core). The bytes do not depend on ``threads``.
+    """
+    array = _check_array(array)
+    if source_dtype is None and array.dtype not in (np.float32, np.float16) and array.dtype.name != "bfloat16":
+        raise TypeError(f"expected float32, float16 or bfloat16 data, got dtype {array.dtype}")
+    if source_dtype is not None and source_dtype.lower() not in ("f32", "f16", "bf16"):
+        raise ValueError(f"source_dtype must be 'f32', 'f16' or 'bf16', got {source_dtype!r}")
+    if importance is not None:
+        if not isinstance(importance, np.ndarray) or importance.dtype != np.float32:
+            raise TypeError("importance must be a float32 numpy array")
+        if not importance.flags.c_contiguous or importance.ndim != 1:
+            raise TypeError("importance must be a 1-D C-contiguous array")
+    cols = int(array.shape[-1])
+    rows = int(array.size // cols)
+    data = _core.quantize(array.reshape(-1), rows, cols, type, importance, _threads(threads),
+                          source_dtype or "")
+    return QuantizedTensor(type, array.shape, data)
+
+
+def dequantize(qt: QuantizedTensor, threads: Optional[int] = None) -> np.ndarray:
+    """Decodes ``qt`` to a float32 array of ``qt.shape`` (GIL released)."""
+    if not isinstance(qt, QuantizedTensor):
+        raise TypeError(f"expected a QuantizedTensor, got {type(qt).__name__}")
+    rows, cols = qt._rows_cols
+    return _core.dequantize(qt.data, rows, cols, qt.type, _threads(threads)).reshape(qt.shape)

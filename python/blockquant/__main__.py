@@ -1,0 +1,5 @@
+import sys
+
+from blockquant.cli import main
+
+sys.exit(main())
