@@ -1,0 +1,307 @@
+// Per-format block decoders (Highway, per target). A codec only turns one
+// block into integers and scales; the kernels in kernels-inl.h accumulate.
+// Every format decodes into the same DecodedBlock shape (groups of 16 values),
+// so adding a format never touches a kernel.
+//
+// Toggle guard: this file is re-included once per target by foreach_target.h.
+#if defined(BLOCKQUANT_CPU_CODEC_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BLOCKQUANT_CPU_CODEC_INL_H_
+#undef BLOCKQUANT_CPU_CODEC_INL_H_
+#else
+#define BLOCKQUANT_CPU_CODEC_INL_H_
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "blockquant/format/blocks.h"
+#include "blockquant/format/fp16.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace blockquant {
+inline namespace v0 {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// How the f32 value of element i (group g = i / 16) is formed, matching the
+// reference expression exactly (no FMA, same operand order):
+//   kMul:    a[g] * q[i]
+//   kMulSub: a[g] * q[i] - c[g]
+//   kMulAdd: a[g] * q[i] + c[g]   (Q4_1/Q5_1: kept apart from kMulSub so a
+//                                  NaN m keeps its sign bit, as in the ref)
+enum class FloatOp { kMul, kMulSub, kMulAdd };
+
+// One block, decoded. q holds signed integers already offset (Q4_0: q - 8,
+// Q6_K: q - 32, ...), so |q| <= 32 except Q8_0 (int8).
+//  f32 path:  value = a[g] * q[i] (op c[g])
+//  int path:  dot = d * sum_g sc[g] * sum_{i in g} q[i] * act[i]
+//                   - dmin * sum_g mn[g] * actsum_g          (K-quants)
+//                   + m * sum_i act[i]                        (Q4_1/Q5_1)
+// |q * sc| <= 4096 (Q6_K), so q * sc fits int16.
+struct DecodedBlock {
+  int8_t q[kQK_K];
+  int16_t sc[kQK_K / 16];
+  int16_t mn[kQK_K / 16];
+  float a[kQK_K / 16];
+  float c[kQK_K / 16];
+  float d;     // integer-path block scale
+  float dmin;  // K-quants with mins; 0 otherwise
+  float m;     // Q4_1/Q5_1 additive min; 0 otherwise
+};
+
+// Unpacks 4-bit nibbles: out[l] = (in[l] >> shift) & 0xF for l < count,
+// count a multiple of the vector length or 16/32.
+template <int kShift, int kBits>
+HWY_INLINE void UnpackBits(const uint8_t* HWY_RESTRICT in, int8_t* HWY_RESTRICT out, int count,
+                           int offset) {
+  const hn::CappedTag<uint8_t, 32> du8;
+  const hn::Rebind<int8_t, decltype(du8)> di8;
+  const auto mask = hn::Set(du8, static_cast<uint8_t>((1u << kBits) - 1));
+  const auto off = hn::Set(di8, static_cast<int8_t>(offset));
+  for (int l = 0; l < count; l += static_cast<int>(hn::Lanes(du8))) {
+    const auto v = hn::And(hn::ShiftRight<kShift>(hn::LoadU(du8, in + l)), mask);
+    hn::StoreU(hn::Sub(hn::BitCast(di8, v), off), di8, out + l);
+  }
+}
+
+// out[l] += add where bit (1 << bit) of bits[l] is set, for 32 bytes.
+HWY_INLINE void AddHighBit(const uint8_t* HWY_RESTRICT bits, int bit, int8_t add,
+                           int8_t* HWY_RESTRICT out) {
+  const hn::CappedTag<uint8_t, 32> du8;
+  const hn::Rebind<int8_t, decltype(du8)> di8;
+  const auto b = hn::Set(du8, static_cast<uint8_t>(1u << bit));
+  const auto addv = hn::Set(di8, add);
+  for (int l = 0; l < 32; l += static_cast<int>(hn::Lanes(du8))) {
+    const auto m = hn::RebindMask(di8, hn::TestBit(hn::LoadU(du8, bits + l), b));
+    const auto o = hn::LoadU(di8, out + l);
+    hn::StoreU(hn::Add(o, hn::IfThenElseZero(m, addv)), di8, out + l);
+  }
+}
+
+HWY_INLINE void FillGroups(DecodedBlock* o, int groups, float a, float c, int16_t sc) {
+  for (int g = 0; g < groups; ++g) {
+    o->a[g] = a;
+    o->c[g] = c;
+    o->sc[g] = sc;
+    o->mn[g] = 0;
+  }
+}
+
+struct CodecQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kElems = kQK;
+  static constexpr FloatOp kOp = FloatOp::kMul;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    UnpackBits<0, 4>(b.qs, o->q, 16, 8);
+    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 8);
+    const float d = F16ToF32(b.d);
+    FillGroups(o, 2, d, 0.0f, 1);
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = 0.0f;
+  }
+};
+
+struct CodecQ4_1 {
+  using Block = BlockQ4_1;
+  static constexpr int kElems = kQK;
+  static constexpr FloatOp kOp = FloatOp::kMulAdd;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    UnpackBits<0, 4>(b.qs, o->q, 16, 0);
+    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 0);
+    const float d = F16ToF32(b.d), m = F16ToF32(b.m);
+    FillGroups(o, 2, d, m, 1);
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = m;
+  }
+};
+
+// The fifth bit of Q5_0/Q5_1: bit j of qh (little-endian u32) for element j.
+HWY_INLINE void AddQ5High(const uint8_t* qh, int8_t* q) {
+  const uint32_t h = static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 |
+                     static_cast<uint32_t>(qh[2]) << 16 | static_cast<uint32_t>(qh[3]) << 24;
+  for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(q[j] + static_cast<int>(((h >> j) & 1u) << 4));
+}
+
+struct CodecQ5_0 {
+  using Block = BlockQ5_0;
+  static constexpr int kElems = kQK;
+  static constexpr FloatOp kOp = FloatOp::kMul;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    UnpackBits<0, 4>(b.qs, o->q, 16, 16);
+    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 16);
+    AddQ5High(b.qh, o->q);
+    const float d = F16ToF32(b.d);
+    FillGroups(o, 2, d, 0.0f, 1);
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = 0.0f;
+  }
+};
+
+struct CodecQ5_1 {
+  using Block = BlockQ5_1;
+  static constexpr int kElems = kQK;
+  static constexpr FloatOp kOp = FloatOp::kMulAdd;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    UnpackBits<0, 4>(b.qs, o->q, 16, 0);
+    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 0);
+    AddQ5High(b.qh, o->q);
+    const float d = F16ToF32(b.d), m = F16ToF32(b.m);
+    FillGroups(o, 2, d, m, 1);
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = m;
+  }
+};
+
+struct CodecQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kElems = kQK;
+  static constexpr FloatOp kOp = FloatOp::kMul;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    std::memcpy(o->q, b.qs, kQK);
+    const float d = F16ToF32(b.d);
+    FillGroups(o, 2, d, 0.0f, 1);
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = 0.0f;
+  }
+};
+
+// 2-bit fields: element 128h + 32j + l is (qs[32h + l] >> 2j) & 3.
+HWY_INLINE void Unpack2Bit(const uint8_t* qs, int8_t* q, int offset) {
+  for (int h = 0; h < 2; ++h) {
+    UnpackBits<0, 2>(qs + 32 * h, q + 128 * h + 0, 32, offset);
+    UnpackBits<2, 2>(qs + 32 * h, q + 128 * h + 32, 32, offset);
+    UnpackBits<4, 2>(qs + 32 * h, q + 128 * h + 64, 32, offset);
+    UnpackBits<6, 2>(qs + 32 * h, q + 128 * h + 96, 32, offset);
+  }
+}
+
+struct CodecQ2_K {
+  using Block = BlockQ2_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr FloatOp kOp = FloatOp::kMulSub;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    Unpack2Bit(b.qs, o->q, 0);
+    const float d = F16ToF32(b.d), dmin = F16ToF32(b.dmin);
+    for (int g = 0; g < 16; ++g) {
+      const int sc = b.scales[g] & 0xF, mn = b.scales[g] >> 4;
+      o->sc[g] = static_cast<int16_t>(sc);
+      o->mn[g] = static_cast<int16_t>(mn);
+      o->a[g] = d * static_cast<float>(sc);
+      o->c[g] = dmin * static_cast<float>(mn);
+    }
+    o->d = d;
+    o->dmin = dmin;
+    o->m = 0.0f;
+  }
+};
+
+struct CodecQ3_K {
+  using Block = BlockQ3_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr FloatOp kOp = FloatOp::kMul;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    // low2 + 4 * high - 4: offset -4 first, then +4 where the hmask bit is set.
+    Unpack2Bit(b.qs, o->q, 4);
+    for (int k = 0; k < 8; ++k) AddHighBit(b.hmask, k, 4, o->q + 32 * k);
+    const float d = F16ToF32(b.d);
+    for (int g = 0; g < 16; ++g) {
+      const int sc = static_cast<int>(UnpackScaleQ3K(g, b.scales)) - 32;
+      o->sc[g] = static_cast<int16_t>(sc);
+      o->mn[g] = 0;
+      o->a[g] = d * static_cast<float>(sc);
+      o->c[g] = 0.0f;
+    }
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = 0.0f;
+  }
+};
+
+HWY_INLINE void KScales(const uint8_t* scales, float d, float dmin, DecodedBlock* o) {
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, mn;
+    UnpackScaleMinK4(j, scales, &sc, &mn);
+    const float a = d * static_cast<float>(sc), c = dmin * static_cast<float>(mn);
+    for (int h = 0; h < 2; ++h) {
+      o->sc[2 * j + h] = sc;
+      o->mn[2 * j + h] = mn;
+      o->a[2 * j + h] = a;
+      o->c[2 * j + h] = c;
+    }
+  }
+  o->d = d;
+  o->dmin = dmin;
+  o->m = 0.0f;
+}
+
+struct CodecQ4_K {
+  using Block = BlockQ4_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr FloatOp kOp = FloatOp::kMulSub;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    for (int p = 0; p < 4; ++p) {
+      UnpackBits<0, 4>(b.qs + 32 * p, o->q + 64 * p, 32, 0);
+      UnpackBits<4, 4>(b.qs + 32 * p, o->q + 64 * p + 32, 32, 0);
+    }
+    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
+  }
+};
+
+struct CodecQ5_K {
+  using Block = BlockQ5_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr FloatOp kOp = FloatOp::kMulSub;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    for (int p = 0; p < 4; ++p) {
+      UnpackBits<0, 4>(b.qs + 32 * p, o->q + 64 * p, 32, 0);
+      UnpackBits<4, 4>(b.qs + 32 * p, o->q + 64 * p + 32, 32, 0);
+    }
+    for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, o->q + 32 * j);
+    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
+  }
+};
+
+struct CodecQ6_K {
+  using Block = BlockQ6_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr FloatOp kOp = FloatOp::kMul;
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+    // element 128h + 32k + l: low nibble of ql[64h + 32(k%2) + l] (k < 2) or
+    // its high nibble (k >= 2), plus ((qh[32h + l] >> 2k) & 3) << 4, minus 32.
+    for (int h = 0; h < 2; ++h) {
+      int8_t* q = o->q + 128 * h;
+      UnpackBits<0, 4>(b.ql + 64 * h, q, 32, 32);
+      UnpackBits<0, 4>(b.ql + 64 * h + 32, q + 32, 32, 32);
+      UnpackBits<4, 4>(b.ql + 64 * h, q + 64, 32, 32);
+      UnpackBits<4, 4>(b.ql + 64 * h + 32, q + 96, 32, 32);
+      const uint8_t* qh = b.qh + 32 * h;
+      for (int k = 0; k < 4; ++k) {
+        AddHighBit(qh, 2 * k, 16, q + 32 * k);
+        AddHighBit(qh, 2 * k + 1, 32, q + 32 * k);
+      }
+    }
+    const float d = F16ToF32(b.d);
+    for (int g = 0; g < 16; ++g) {
+      o->sc[g] = b.scales[g];
+      o->mn[g] = 0;
+      o->a[g] = d * static_cast<float>(b.scales[g]);
+      o->c[g] = 0.0f;
+    }
+    o->d = d;
+    o->dmin = 0.0f;
+    o->m = 0.0f;
+  }
+};
+
+}  // namespace HWY_NAMESPACE
+}  // namespace v0
+}  // namespace blockquant
+HWY_AFTER_NAMESPACE();
+
+#endif  // BLOCKQUANT_CPU_CODEC_INL_H_

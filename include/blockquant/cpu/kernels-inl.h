@@ -1,0 +1,559 @@
+// Highway kernels (per target): row dequantization (bit-exact with
+// quant/dequantize.h), activation quantization to Q8_K/Q8_0 (byte-identical
+// with quant/q8.h), dot products, matvec and matmul.
+//
+// Static dispatch (header-only): include this file in a .cc compiled for your
+// target and call blockquant::HWY_NAMESPACE::DequantizeRowF32(...) etc.
+// Dynamic dispatch: link blockquant::dispatch and include cpu/kernels.h.
+//
+// Toggle guard: this file is re-included once per target by foreach_target.h.
+#if defined(BLOCKQUANT_CPU_KERNELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BLOCKQUANT_CPU_KERNELS_INL_H_
+#undef BLOCKQUANT_CPU_KERNELS_INL_H_
+#else
+#define BLOCKQUANT_CPU_KERNELS_INL_H_
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "blockquant/cpu/codec-inl.h"
+#include "blockquant/error.h"
+#include "blockquant/format/blocks.h"
+#include "blockquant/format/fp16.h"
+#include "blockquant/format/quant_type.h"
+#include "blockquant/format/type_traits.h"
+#include "blockquant/parallel.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace blockquant {
+inline namespace v0 {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Float kernels use at most 16 f32 lanes: groups are 16 values. Zen 4 runs
+// 512-bit ops as two 256-bit halves, so the cap costs little there.
+using DF = hn::CappedTag<float, 16>;
+
+// ---------------------------------------------------------------- f16/bf16
+
+// Exact f16 -> f32 in integer ops (hardware cvtph quiets signaling NaNs; the
+// reference keeps the payload as is).
+template <class D>
+HWY_INLINE hn::Vec<D> F16BitsToF32(D df, hn::Vec<hn::RebindToUnsigned<D>> h) {
+  const hn::RebindToUnsigned<D> du;
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  const auto exp = hn::And(hn::ShiftRight<10>(h), hn::Set(du, 0x1Fu));
+  const auto mant = hn::And(h, hn::Set(du, 0x3FFu));
+  const auto normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exp, hn::Set(du, 112u))), hn::ShiftLeft<13>(mant));
+  const auto infnan = hn::Or(hn::Set(du, 0x7F800000u), hn::ShiftLeft<13>(mant));
+  // Subnormal (and zero): mant * 2^-24, exact.
+  const auto sub = hn::BitCast(du, hn::Mul(hn::ConvertTo(df, hn::BitCast(hn::RebindToSigned<D>(), mant)),
+                                           hn::Set(df, 5.9604644775390625e-8f)));
+  auto bits = hn::IfThenElse(hn::Eq(exp, hn::Zero(du)), sub, normal);
+  bits = hn::IfThenElse(hn::Eq(exp, hn::Set(du, 0x1Fu)), infnan, bits);
+  return hn::BitCast(df, hn::Or(bits, sign));
+}
+
+// f32 -> bf16 bits (as u32 lanes), as F32ToBF16: ties to even, NaN quieted.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToBF16Bits(D /*df*/, hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  const auto u = hn::BitCast(du, v);
+  const auto rounded = hn::ShiftRight<16>(
+      hn::Add(hn::Add(u, hn::Set(du, 0x7FFFu)), hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1u))));
+  const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du, 0x40u));
+  const auto is_nan = hn::Gt(hn::And(u, hn::Set(du, 0x7FFFFFFFu)), hn::Set(du, 0x7F800000u));
+  return hn::IfThenElse(hn::RebindMask(du, is_nan), nan, rounded);
+}
+
+// Writes count floats as f16 or bf16.
+HWY_INLINE void StoreF32AsF16(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, int64_t count) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  // F16C/AVX-512 vcvtps2ph rounds to nearest even, quiets NaN keeping the
+  // upper payload, and handles subnormals: identical to F32ToF16.
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> df16;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= count; i += N) {
+    hn::StoreU(hn::DemoteTo(df16, hn::LoadU(df, in + i)), df16,
+               reinterpret_cast<hwy::float16_t*>(out + i));
+  }
+  for (; i < count; ++i) out[i] = F32ToF16(in[i]);
+#else
+  for (int64_t i = 0; i < count; ++i) out[i] = F32ToF16(in[i]);
+#endif
+}
+
+HWY_INLINE void StoreF32AsBF16(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, int64_t count) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> du16;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= count; i += N) {
+    hn::StoreU(hn::TruncateTo(du16, F32ToBF16Bits(df, hn::LoadU(df, in + i))), du16, out + i);
+  }
+  (void)du;
+  for (; i < count; ++i) out[i] = F32ToBF16(in[i]);
+}
+
+// ---------------------------------------------------------------- dequantize
+
+// Decoded block -> kElems floats, the reference's expression per element.
+template <class Codec>
+HWY_INLINE void DecodedToF32(const DecodedBlock& b, float* HWY_RESTRICT y) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di32;
+  const hn::Rebind<int8_t, DF> di8;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int g = 0; g < Codec::kElems / 16; ++g) {
+    const auto a = hn::Set(df, b.a[g]);
+    const auto c = hn::Set(df, b.c[g]);
+    for (int l = 0; l < 16; l += N) {
+      const auto q = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, b.q + 16 * g + l)));
+      auto v = hn::Mul(a, q);
+      if (Codec::kOp == FloatOp::kMulSub) v = hn::Sub(v, c);
+      if (Codec::kOp == FloatOp::kMulAdd) v = hn::Add(v, c);
+      hn::StoreU(v, df, y + 16 * g + l);
+    }
+  }
+}
+
+template <class Codec>
+HWY_INLINE void DequantizeBlocks(const void* src, float* HWY_RESTRICT y, int64_t n) {
+  const auto* x = static_cast<const typename Codec::Block*>(src);
+  HWY_ALIGN DecodedBlock dec;
+  for (int64_t b = 0; b < n / Codec::kElems; ++b) {
+    Codec::Decode(x[b], &dec);
+    DecodedToF32<Codec>(dec, y + b * Codec::kElems);
+  }
+}
+
+HWY_INLINE void F16RowToF32(const uint16_t* HWY_RESTRICT h, float* HWY_RESTRICT y, int64_t n) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> du16;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(F16BitsToF32(df, hn::PromoteTo(du, hn::LoadU(du16, h + i))), df, y + i);
+  for (; i < n; ++i) y[i] = F16ToF32(h[i]);
+}
+
+HWY_INLINE void BF16RowToF32(const uint16_t* HWY_RESTRICT h, float* HWY_RESTRICT y, int64_t n) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> du16;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, h + i)))), df, y + i);
+  }
+  for (; i < n; ++i) y[i] = BF16ToF32(h[i]);
+}
+
+// Note: type switches are spelled out. A generic lambda dispatching on the
+// codec miscompiled under GCC 12's per-target pragmas (dst left unwritten for
+// Q2_K/Q4_K/Q5_K on AVX2 at -O1 and above), so no lambdas in target code.
+inline void CheckRow(QuantType type, int64_t n, const char* what) {
+  if (type == QuantType::kQ8_K) {
+    BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, std::string(what) + ": Q8_K is an activation type");
+  }
+  RowBytes(type, n);  // throws kShape when the block does not divide n
+}
+
+// Dequantizes one row of n elements to f32; bit-exact with
+// DequantizeRowReference.
+inline void DequantizeRowF32(QuantType type, const void* src, float* dst, int64_t n) {
+  CheckRow(type, n, "DequantizeRow");
+  switch (type) {
+    case QuantType::kF32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case QuantType::kF16: F16RowToF32(static_cast<const uint16_t*>(src), dst, n); return;
+    case QuantType::kBF16: BF16RowToF32(static_cast<const uint16_t*>(src), dst, n); return;
+    default: break;
+  }
+  switch (type) {
+    case QuantType::kQ4_0: return DequantizeBlocks<CodecQ4_0>(src, dst, n);
+    case QuantType::kQ4_1: return DequantizeBlocks<CodecQ4_1>(src, dst, n);
+    case QuantType::kQ5_0: return DequantizeBlocks<CodecQ5_0>(src, dst, n);
+    case QuantType::kQ5_1: return DequantizeBlocks<CodecQ5_1>(src, dst, n);
+    case QuantType::kQ8_0: return DequantizeBlocks<CodecQ8_0>(src, dst, n);
+    case QuantType::kQ2_K: return DequantizeBlocks<CodecQ2_K>(src, dst, n);
+    case QuantType::kQ3_K: return DequantizeBlocks<CodecQ3_K>(src, dst, n);
+    case QuantType::kQ4_K: return DequantizeBlocks<CodecQ4_K>(src, dst, n);
+    case QuantType::kQ5_K: return DequantizeBlocks<CodecQ5_K>(src, dst, n);
+    case QuantType::kQ6_K: return DequantizeBlocks<CodecQ6_K>(src, dst, n);
+    default: break;
+  }
+}
+
+// To f16/bf16 bits: the f32 result rounded with F32ToF16 / F32ToBF16.
+inline void DequantizeRowHalf(QuantType type, const void* src, uint16_t* dst, int64_t n, bool bf16) {
+  CheckRow(type, n, "DequantizeRow");
+  if (type == QuantType::kF16 && !bf16) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * 2);
+    return;
+  }
+  if (type == QuantType::kBF16 && bf16) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * 2);
+    return;
+  }
+  // In chunks of 1024 values (a multiple of every block size) through L1.
+  HWY_ALIGN float buf[1024];
+  const int64_t step = 1024;
+  for (int64_t i = 0; i < n; i += step) {
+    const int64_t cnt = std::min(step, n - i);
+    DequantizeRowF32(type, static_cast<const uint8_t*>(src) + RowBytes(type, i), buf, cnt);
+    if (bf16) {
+      StoreF32AsBF16(buf, dst + i, cnt);
+    } else {
+      StoreF32AsF16(buf, dst + i, cnt);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Q8 activations
+
+template <class D>
+HWY_INLINE float MaxAbs(D df, const float* HWY_RESTRICT x, int count) {
+  auto m = hn::Zero(df);
+  for (int j = 0; j < count; j += static_cast<int>(hn::Lanes(df))) m = hn::Max(m, hn::Abs(hn::LoadU(df, x + j)));
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// Byte-identical with ref::QuantizeRowQ8_K (ties to even: hn::Round).
+inline void QuantizeRowQ8K(const float* HWY_RESTRICT x, BlockQ8_K* HWY_RESTRICT y, int64_t n) {
+  if (n % kQK_K != 0) BLOCKQUANT_THROW(ErrorCode::kShape, "QuantizeActivationsQ8K: n not a multiple of 256");
+  const DF df;
+  const hn::Rebind<int32_t, DF> di32;
+  const hn::Rebind<int8_t, DF> di8;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    const float amax = MaxAbs(df, x, kQK_K);
+    if (amax == 0.0f) {
+      std::memset(&y[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    const auto id = hn::Set(df, 127.0f / amax);
+    const auto hi = hn::Set(df, 127.0f), lo = hn::Set(df, -127.0f);
+    for (int j = 0; j < kQK_K; j += N) {
+      const auto v = hn::Min(hi, hn::Max(lo, hn::Round(hn::Mul(hn::LoadU(df, x + j), id))));
+      hn::StoreU(hn::DemoteTo(di8, hn::ConvertTo(di32, v)), di8, y[b].qs + j);
+    }
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sum = 0;
+      for (int l = 0; l < 16; ++l) sum += y[b].qs[16 * g + l];
+      y[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    y[b].d = amax / 127.0f;
+  }
+}
+
+// Byte-identical with ref::QuantizeRowQ8_0 (round half away from zero).
+inline void QuantizeRowQ80(const float* HWY_RESTRICT x, BlockQ8_0* HWY_RESTRICT y, int64_t n) {
+  if (n % kQK != 0) BLOCKQUANT_THROW(ErrorCode::kShape, "QuantizeActivationsQ8_0: n not a multiple of 32");
+  const DF df;
+  const hn::Rebind<int32_t, DF> di32;
+  const hn::Rebind<int8_t, DF> di8;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float amax = MaxAbs(df, x, kQK);
+    const float d = amax / 127.0f;
+    const float idf = d != 0.0f ? 1.0f / d : 0.0f;
+    const auto id = hn::Set(df, idf);
+    const auto half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
+    y[b].d = F32ToF16Saturate(d);
+    for (int j = 0; j < kQK; j += N) {
+      const auto t = hn::Mul(hn::LoadU(df, x + j), id);
+      // round(t) = trunc(t) + sign(t) where |t - trunc(t)| >= 0.5 (t - trunc(t)
+      // is exact, so no double rounding).
+      const auto tr = hn::Trunc(t);
+      const auto frac = hn::Abs(hn::Sub(t, tr));
+      const auto r = hn::Add(tr, hn::IfThenElseZero(hn::Ge(frac, half), hn::CopySign(one, t)));
+      hn::StoreU(hn::DemoteTo(di8, hn::ConvertTo(di32, r)), di8, y[b].qs + j);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dot products
+
+// Up to kMaxTile activation rows share each decoded weight block.
+constexpr int kMaxTile = 4;
+
+using DI16 = hn::CappedTag<int16_t, 16>;
+
+// Accumulates sum_i w16[i] * a[i] over one 16-value group into acc (i32).
+template <class V32>
+HWY_INLINE V32 GroupDot(const int16_t* HWY_RESTRICT w16, const int8_t* HWY_RESTRICT act, V32 acc, V32& acc1) {
+  const DI16 d16;
+  const hn::Rebind<int8_t, DI16> d8;
+  const hn::Repartition<int32_t, DI16> d32;
+  for (int l = 0; l < 16; l += static_cast<int>(hn::Lanes(d16))) {
+    const auto a = hn::PromoteTo(d16, hn::LoadU(d8, act + l));
+    acc = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, w16 + l), a, acc, acc1);
+  }
+  return acc;
+}
+
+// Weight ints times group scales: w16[i] = q[i] * sc[i / 16].
+template <int kElems>
+HWY_INLINE void ScaledWeights(const DecodedBlock& b, int16_t* HWY_RESTRICT w16) {
+  const DI16 d16;
+  const hn::Rebind<int8_t, DI16> d8;
+  for (int g = 0; g < kElems / 16; ++g) {
+    const auto s = hn::Set(d16, b.sc[g]);
+    for (int l = 0; l < 16; l += static_cast<int>(hn::Lanes(d16))) {
+      hn::StoreU(hn::Mul(hn::PromoteTo(d16, hn::LoadU(d8, b.q + 16 * g + l)), s), d16, w16 + 16 * g + l);
+    }
+  }
+}
+
+// Activation partner views: the q8 block's ints, scale and 16-group sums.
+struct ActQ8K {
+  using Block = BlockQ8_K;
+  static HWY_INLINE float Scale(const Block& a) { return a.d; }
+  static HWY_INLINE int GroupSum(const Block& a, int g) { return a.bsums[g]; }
+};
+struct ActQ80 {
+  using Block = BlockQ8_0;
+  static HWY_INLINE float Scale(const Block& a) { return F16ToF32(a.d); }
+  static HWY_INLINE int GroupSum(const Block& a, int g) {
+    int s = 0;
+    for (int l = 0; l < 16; ++l) s += a.qs[16 * g + l];
+    return s;
+  }
+};
+
+// out[r] = dot(weight row, act row r) for r < tile, act rows quantized to the
+// codec's q8 partner. Each weight block is decoded once per call.
+template <class Codec, class Act>
+HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const* acts, int tile,
+                            int64_t n, float* out) {
+  constexpr int kE = Codec::kElems;
+  const auto* w = static_cast<const typename Codec::Block*>(w_row);
+  const DF df;
+  const DI16 d16;
+  const hn::Repartition<int32_t, DI16> d32;
+  const hn::Rebind<float, decltype(d32)> df32;
+  HWY_ALIGN DecodedBlock dec;
+  HWY_ALIGN int16_t w16[kQK_K];
+  using VF = hn::Vec<decltype(df32)>;
+  VF acc[kMaxTile];
+  float corr[kMaxTile];
+  for (int r = 0; r < kMaxTile; ++r) {
+    acc[r] = hn::Zero(df32);
+    corr[r] = 0.0f;
+  }
+  (void)df;
+  (void)d16;
+  for (int64_t b = 0; b < n / kE; ++b) {
+    Codec::Decode(w[b], &dec);
+    ScaledWeights<kE>(dec, w16);
+    for (int r = 0; r < tile; ++r) {
+      // Q8_0 blocks are 32 values: a 256-value K block would span 8 of them,
+      // but K-quants pair with Q8_K and legacy types with Q8_0, so one weight
+      // block always matches one activation block.
+      const typename Act::Block& a = acts[r][b];
+      auto isum = hn::Zero(d32), isum1 = hn::Zero(d32);
+      for (int g = 0; g < kE / 16; ++g) isum = GroupDot(w16 + 16 * g, a.qs + 16 * g, isum, isum1);
+      isum = hn::RearrangeToOddPlusEven(isum, isum1);
+      const float da = Act::Scale(a);
+      acc[r] = hn::MulAdd(hn::ConvertTo(df32, isum), hn::Set(df32, dec.d * da), acc[r]);
+      if (dec.dmin != 0.0f) {
+        int msum = 0;
+        for (int g = 0; g < kE / 16; ++g) msum += dec.mn[g] * Act::GroupSum(a, g);
+        corr[r] -= dec.dmin * da * static_cast<float>(msum);
+      }
+      if (dec.m != 0.0f) {
+        const int asum = Act::GroupSum(a, 0) + Act::GroupSum(a, 1);
+        corr[r] += dec.m * da * static_cast<float>(asum);
+      }
+    }
+  }
+  for (int r = 0; r < tile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, acc[r])) + corr[r];
+}
+
+// out[r] = dot(weight row, x row r) with float activations: each block is
+// decoded to f32 (bit-exact dequantization) and multiplied in with FMA.
+template <class Codec>
+HWY_NOINLINE void DotF32Tile(const void* w_row, const float* const* xs, int tile, int64_t n, float* out) {
+  constexpr int kE = Codec::kElems;
+  const auto* w = static_cast<const typename Codec::Block*>(w_row);
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  HWY_ALIGN DecodedBlock dec;
+  HWY_ALIGN float wf[kQK_K];
+  using VF = hn::Vec<DF>;
+  VF acc[kMaxTile];
+  for (int r = 0; r < kMaxTile; ++r) acc[r] = hn::Zero(df);
+  for (int64_t b = 0; b < n / kE; ++b) {
+    Codec::Decode(w[b], &dec);
+    DecodedToF32<Codec>(dec, wf);
+    for (int r = 0; r < tile; ++r) {
+      const float* x = xs[r] + b * kE;
+      for (int i = 0; i < kE; i += N) acc[r] = hn::MulAdd(hn::LoadU(df, wf + i), hn::LoadU(df, x + i), acc[r]);
+    }
+  }
+  for (int r = 0; r < tile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+}
+
+// F32/F16/BF16 weights x f32 activations: the float baselines.
+template <int kKind>  // 0 f32, 1 f16, 2 bf16
+HWY_NOINLINE void DotFloatTile(const void* w_row, const float* const* xs, int tile, int64_t n, float* out) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> du16;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  using VF = hn::Vec<DF>;
+  VF acc[kMaxTile], acc2[kMaxTile];
+  for (int r = 0; r < kMaxTile; ++r) acc[r] = acc2[r] = hn::Zero(df);
+  auto load = [&](int64_t i) {
+    if (kKind == 0) return hn::LoadU(df, static_cast<const float*>(w_row) + i);
+    const auto h = hn::PromoteTo(du, hn::LoadU(du16, static_cast<const uint16_t*>(w_row) + i));
+    if (kKind == 1) return F16BitsToF32(df, h);
+    return hn::BitCast(df, hn::ShiftLeft<16>(h));
+  };
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto w0 = load(i), w1 = load(i + N);
+    for (int r = 0; r < tile; ++r) {
+      acc[r] = hn::MulAdd(w0, hn::LoadU(df, xs[r] + i), acc[r]);
+      acc2[r] = hn::MulAdd(w1, hn::LoadU(df, xs[r] + i + N), acc2[r]);
+    }
+  }
+  for (; i + N <= n; i += N) {
+    const auto w0 = load(i);
+    for (int r = 0; r < tile; ++r) acc[r] = hn::MulAdd(w0, hn::LoadU(df, xs[r] + i), acc[r]);
+  }
+  for (int r = 0; r < tile; ++r) {
+    float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[r], acc2[r])));
+    for (int64_t k = i; k < n; ++k) {
+      float wv;
+      if (kKind == 0) {
+        wv = static_cast<const float*>(w_row)[k];
+      } else if (kKind == 1) {
+        wv = F16ToF32(static_cast<const uint16_t*>(w_row)[k]);
+      } else {
+        wv = BF16ToF32(static_cast<const uint16_t*>(w_row)[k]);
+      }
+      s += wv * xs[r][k];
+    }
+    out[r] = s;
+  }
+}
+
+// One weight row times `tile` activation rows (pointers to their rows).
+// q8 == true: activations are Q8_K (K-quants) or Q8_0 blocks; else f32.
+inline void DotRowTile(QuantType type, const void* w_row, const void* const* acts, int tile, int64_t n,
+                       bool q8, float* out) {
+  if (!q8 || type == QuantType::kF32 || type == QuantType::kF16 || type == QuantType::kBF16) {
+    const float* const* xs = reinterpret_cast<const float* const*>(acts);
+    switch (type) {
+      case QuantType::kF32: return DotFloatTile<0>(w_row, xs, tile, n, out);
+      case QuantType::kF16: return DotFloatTile<1>(w_row, xs, tile, n, out);
+      case QuantType::kBF16: return DotFloatTile<2>(w_row, xs, tile, n, out);
+      default: break;
+    }
+    switch (type) {
+      case QuantType::kQ4_0: return DotF32Tile<CodecQ4_0>(w_row, xs, tile, n, out);
+      case QuantType::kQ4_1: return DotF32Tile<CodecQ4_1>(w_row, xs, tile, n, out);
+      case QuantType::kQ5_0: return DotF32Tile<CodecQ5_0>(w_row, xs, tile, n, out);
+      case QuantType::kQ5_1: return DotF32Tile<CodecQ5_1>(w_row, xs, tile, n, out);
+      case QuantType::kQ8_0: return DotF32Tile<CodecQ8_0>(w_row, xs, tile, n, out);
+      case QuantType::kQ2_K: return DotF32Tile<CodecQ2_K>(w_row, xs, tile, n, out);
+      case QuantType::kQ3_K: return DotF32Tile<CodecQ3_K>(w_row, xs, tile, n, out);
+      case QuantType::kQ4_K: return DotF32Tile<CodecQ4_K>(w_row, xs, tile, n, out);
+      case QuantType::kQ5_K: return DotF32Tile<CodecQ5_K>(w_row, xs, tile, n, out);
+      case QuantType::kQ6_K: return DotF32Tile<CodecQ6_K>(w_row, xs, tile, n, out);
+      default: return;
+    }
+  }
+  const auto* k8 = reinterpret_cast<const BlockQ8_K* const*>(acts);
+  const auto* l8 = reinterpret_cast<const BlockQ8_0* const*>(acts);
+  switch (type) {
+    case QuantType::kQ4_0: return DotQ8Tile<CodecQ4_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ4_1: return DotQ8Tile<CodecQ4_1, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ5_0: return DotQ8Tile<CodecQ5_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ5_1: return DotQ8Tile<CodecQ5_1, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ8_0: return DotQ8Tile<CodecQ8_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ2_K: return DotQ8Tile<CodecQ2_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ3_K: return DotQ8Tile<CodecQ3_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ4_K: return DotQ8Tile<CodecQ4_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ5_K: return DotQ8Tile<CodecQ5_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ6_K: return DotQ8Tile<CodecQ6_K, ActQ8K>(w_row, k8, tile, n, out);
+    default: return;
+  }
+}
+
+// Quantized (or float) weight row x q8 partner activation row.
+inline float VecDotQ8(QuantType type, const void* w_row, const void* act_row, int64_t n) {
+  CheckRow(type, n, "VecDot");
+  float out;
+  const void* acts[1] = {act_row};
+  DotRowTile(type, w_row, acts, 1, n, true, &out);
+  return out;
+}
+
+inline float VecDotF32(QuantType type, const void* w_row, const float* x, int64_t n) {
+  CheckRow(type, n, "VecDotF32");
+  float out;
+  const void* acts[1] = {x};
+  DotRowTile(type, w_row, acts, 1, n, false, &out);
+  return out;
+}
+
+// y[j][r] = sum_k x[j][k] * W[r][k] for j < n, r < rows. q8: activations are
+// first quantized to the weight type's q8 partner (F32/F16/BF16 weights
+// always use f32 activations). Parallel over chunks of output rows; each task
+// writes its own rows, so results do not depend on the ParallelFor.
+inline void MatMul(QuantType type, const void* w, int64_t rows, int64_t cols, const float* x, int64_t n,
+                   float* y, bool q8, const ParallelFor& pf) {
+  CheckRow(type, cols, "MatMul");
+  if (rows < 0 || n < 0) BLOCKQUANT_THROW(ErrorCode::kShape, "MatMul: negative rows or n");
+  const bool use_q8 = q8 && Traits(type).is_quantized;
+  const bool k_partner = Traits(type).vec_dot_type == QuantType::kQ8_K;
+  const int64_t row_bytes = RowBytes(type, cols);
+  std::vector<uint8_t> qact;
+  int64_t act_bytes = cols * 4;
+  if (use_q8) {
+    act_bytes = RowBytes(k_partner ? QuantType::kQ8_K : QuantType::kQ8_0, cols);
+    qact.resize(static_cast<size_t>(act_bytes * n));
+    for (int64_t j = 0; j < n; ++j) {
+      if (k_partner) {
+        QuantizeRowQ8K(x + j * cols, reinterpret_cast<BlockQ8_K*>(qact.data() + j * act_bytes), cols);
+      } else {
+        QuantizeRowQ80(x + j * cols, reinterpret_cast<BlockQ8_0*>(qact.data() + j * act_bytes), cols);
+      }
+    }
+  }
+  const uint8_t* act_base = use_q8 ? qact.data() : reinterpret_cast<const uint8_t*>(x);
+  // Rows per task: enough to amortize scheduling, few enough to balance.
+  const int64_t kRowsPerTask = 16;
+  const size_t tasks = static_cast<size_t>((rows + kRowsPerTask - 1) / kRowsPerTask);
+  pf(tasks, [&](size_t begin, size_t end) {
+    const int64_t r0 = static_cast<int64_t>(begin) * kRowsPerTask;
+    const int64_t r1 = std::min(rows, static_cast<int64_t>(end) * kRowsPerTask);
+    for (int64_t j0 = 0; j0 < n; j0 += kMaxTile) {
+      const int tile = static_cast<int>(std::min<int64_t>(kMaxTile, n - j0));
+      const void* acts[kMaxTile];
+      for (int t = 0; t < tile; ++t) acts[t] = act_base + (j0 + t) * act_bytes;
+      float out[kMaxTile];
+      for (int64_t r = r0; r < r1; ++r) {
+        DotRowTile(type, static_cast<const uint8_t*>(w) + r * row_bytes, acts, tile, cols, use_q8, out);
+        for (int t = 0; t < tile; ++t) y[(j0 + t) * rows + r] = out[t];
+      }
+    }
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace v0
+}  // namespace blockquant
+HWY_AFTER_NAMESPACE();
+
+#endif  // BLOCKQUANT_CPU_KERNELS_INL_H_
