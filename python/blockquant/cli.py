@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from typing import List, Optional
@@ -37,6 +39,87 @@ def cmd_error_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_verdict(report: dict) -> None:
+    t = report["totals"]
+    print(f"{report['verdict']}: {report['output']} — {t['file_bytes'] / 1e6:.2f} MB, "
+          f"{t['bits_per_weight']:.4f} bits/weight, {t['compression_vs_source']:.2f}x smaller than the source, "
+          f"{t['seconds']:.1f} s")
+    for f in report["failing"]:
+        print(f"  failing: {f}")
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        p = bq.plan(args.input, args.policy)
+        print(p["text"], end="")
+        return 0
+    report = bq.quantize_model(args.input, args.output, policy=args.policy, threads=args.threads,
+                               accept=args.accept or (), manifest=not args.no_manifest,
+                               compress=args.compress, progress=False if args.quiet else None)
+    _print_verdict(report)
+    if "compressed" in report:
+        c = report["compressed"]
+        print(f"{c['codec']}: {c['path']} {c['compressed_bytes'] / 1e6:.2f} MB, "
+              f"ratio {c['ratio']:.4f} (compressed / original)")
+    for f in report["files"][1:]:
+        print(f"wrote {f}")
+    return 0 if report["verdict"] == "GO" else 1
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = bq.inspect(args.file)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: GGUF v{info['version']}, alignment {info['alignment']}, "
+          f"{info['file_bytes'] / 1e6:.2f} MB, {len(info['tensors'])} tensors, "
+          f"{info['bits_per_weight']:.4f} bits/weight")
+    print("\nmetadata:")
+    for k, v in info["metadata"].items():
+        print(f"  {k} = {v}")
+    print("\n| type | tensors | elements | MB |\n|---|---|---|---|")
+    for name, h in sorted(info["type_histogram"].items()):
+        print(f"| {name} | {h['tensors']} | {h['elements']} | {h['bytes'] / 1e6:.2f} |")
+    print("\n| tensor | type | shape | bytes |\n|---|---|---|---|")
+    for t in info["tensors"]:
+        print(f"| {t['name']} | {t['type']} | {'x'.join(map(str, t['shape']))} | {t['bytes']} |")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = bq.validate_model(args.original, args.quantized, accept=args.accept or (), threads=args.threads)
+    if args.report:
+        with open(args.report + ".json", "w") as f:
+            json.dump({k: v for k, v in report.items() if k != "markdown"}, f, indent=2)
+        with open(args.report + ".md", "w") as f:
+            f.write(report["markdown"])
+    print(report["markdown"] if args.verbose else "", end="")
+    print(f"{report['verdict']}: {len(report['tensors'])} tensors compared")
+    for f in report["failing"]:
+        print(f"  failing: {f}")
+    return 0 if report["verdict"] == "GO" else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    os.makedirs(args.dir, exist_ok=True)
+    src = os.path.join(args.dir, "demo-f16.gguf")
+    out = os.path.join(args.dir, "demo-q4_k_m.gguf")
+    t0 = time.perf_counter()
+    params = bq.make_demo_model(src, small=args.small, threads=args.threads)
+    print(f"generated {src}: llama-shaped F16 model, {params / 1e6:.1f} M parameters "
+          f"({time.perf_counter() - t0:.1f} s)")
+    report = bq.quantize_model(src, out, policy=args.policy, threads=args.threads, compress=args.compress)
+    _print_verdict(report)
+    if "compressed" in report:
+        c = report["compressed"]
+        print(f"{c['codec']}: {c['compressed_bytes'] / 1e6:.2f} MB, ratio {c['ratio']:.4f} (compressed / original)")
+    check = bq.validate_model(src, out, threads=args.threads)
+    print(f"validate {out} against {src}: {check['verdict']}")
+    for f in report["files"]:
+        print(f"  {f}")
+    return 0 if report["verdict"] == "GO" and check["verdict"] == "GO" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blockquant", description="GGUF-compatible block quantization")
     p.add_argument("--version", action="version", version=f"blockquant {bq.__version__}")
@@ -51,14 +134,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_error_table)
+
+    s = sub.add_parser("quantize", help="quantize a GGUF model, validate every tensor, export report and manifest")
+    s.add_argument("input")
+    s.add_argument("output", nargs="?", default="")
+    s.add_argument("--policy", default="Q4_K_M",
+                   help="Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, int8-core, aggressive, balanced[:GLOBS]")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--accept", action="append", metavar="KEY=VALUE",
+                   help="threshold override: rel_rmse.Q4_K=0.08, rel_rmse=0.1, cosine.min=0.99")
+    s.add_argument("--compress", choices=["gzip", "zstd"])
+    s.add_argument("--no-manifest", action="store_true")
+    s.add_argument("--dry-run", action="store_true", help="print the plan (rule, type, bytes per tensor) and stop")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_quantize)
+
+    s = sub.add_parser("inspect", help="header, metadata, tensor table and type histogram of a GGUF file")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("validate", help="compare a quantized GGUF with its original, tensor by tensor")
+    s.add_argument("original")
+    s.add_argument("quantized")
+    s.add_argument("--accept", action="append", metavar="KEY=VALUE")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--report", help="write REPORT.json and REPORT.md")
+    s.add_argument("--verbose", action="store_true")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("demo", help="generate the embedded model and run quantize -> validate -> export on it")
+    s.add_argument("--dir", default="demo-out")
+    s.add_argument("--policy", default="Q4_K_M")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--compress", choices=["gzip", "zstd"], default="gzip")
+    s.add_argument("--small", action="store_true", help="a ~1M-parameter model (for tests)")
+    s.set_defaults(func=cmd_demo)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "quantize" and not args.dry_run and not args.output:
+        print("blockquant quantize: an output path is required (or --dry-run)", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args))
-    except bq.Error as e:
+    except (bq.Error, OSError, ImportError) as e:
         print(f"blockquant: error: {e}", file=sys.stderr)
         return 2
 

@@ -172,6 +172,8 @@ py::list Types() {
 
 }  // namespace
 
+void RegisterFlow(py::module_& m);  // flow_bindings.cc
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "blockquant native kernels (use the blockquant package, not this module)";
   static ErrorClasses errors;
@@ -210,4 +212,5 @@ PYBIND11_MODULE(_core, m) {
         "Quantize a C-contiguous rows x cols array into GGUF block bytes (uint8).");
   m.def("dequantize", &Dequantize, py::arg("data"), py::arg("rows"), py::arg("cols"), py::arg("type"),
         py::arg("threads") = 1, "Decode block bytes into a flat float32 array of rows * cols values.");
+  RegisterFlow(m);
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -64,6 +65,17 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   const uint8_t* data() const { return data_; }
+
+  // Drops the pages of [offset, offset + n) from this process's resident set
+  // once they are no longer needed (streaming passes keep RSS at O(chunk));
+  // the data stay readable and are paged in again on access.
+  void Release(uint64_t offset, uint64_t n) const {
+    if (data_ == nullptr || n == 0 || offset >= size_) return;
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t begin = (offset + page - 1) / page * page;  // whole pages only
+    const uint64_t end = std::min(offset + n, size_) / page * page;
+    if (end > begin) ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+  }
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
   // Identity of the file, to refuse writing over the input.

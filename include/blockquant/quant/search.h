@@ -46,7 +46,7 @@ inline float ClampRound(float v, float lo, float hi) {
 
 // Weighted error sum_i w_i (a * L_i + c - x_i)^2 in fixed order.
 inline float FitError(int n, const float* x, const float* w, const float* L, float a, float c) {
-  float t[32];
+  float t[32] = {};
   for (int i = 0; i < n; ++i) {
     const float diff = a * L[i] + c - x[i];
     t[i] = w[i] * (diff * diff);
@@ -74,7 +74,7 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
     return fit;
   }
   const float inv = 1.0f / amax;
-  float x[32];
+  float x[32] = {};
   float lo = x_in[0] * inv, hi = lo;
   for (int i = 0; i < n; ++i) {
     x[i] = x_in[i] * inv;
@@ -87,7 +87,7 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
     fit.offset = lo * amax;
     return fit;
   }
-  float t[32];
+  float t[32] = {};
   for (int i = 0; i < n; ++i) t[i] = w[i];
   const float sw = FixedSum(t, n);
   for (int i = 0; i < n; ++i) t[i] = w[i] * x[i];
@@ -97,7 +97,7 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
   // Weighted least squares of x ~ a * L + c for given L; c clamped to <= 0
   // when required (then a is refit alone).
   auto solve = [&](const float* Lc, float* a, float* c) {
-    float u[32];
+    float u[32] = {};
     for (int i = 0; i < n; ++i) u[i] = w[i] * Lc[i];
     const float sl = FixedSum(u, n);
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * Lc[i]);
@@ -119,7 +119,7 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
   };
 
   float best_a = 0.0f, best_c = 0.0f, best_err = 0.0f;
-  float cand[32];
+  float cand[32] = {};
   const float range = hi - lo;
   for (int k = 0; k <= 2 * kCandHalf; ++k) {
     const float iscale = (fmax_q + kCandStep * static_cast<float>(k - kCandHalf)) / range;
@@ -168,12 +168,12 @@ inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, fl
     return 0.0f;
   }
   const float inv = 1.0f / amax;
-  float x[32];
+  float x[32] = {};
   for (int i = 0; i < n; ++i) x[i] = x_in[i] * inv;
   const float ext = extreme * inv;  // +1 or -1
 
   auto solve = [&](const float* Lc) {
-    float u[32];
+    float u[32] = {};
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * Lc[i]);
     const float sl2 = FixedSum(u, n);
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * x[i]);
@@ -182,7 +182,7 @@ inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, fl
   };
 
   float best_a = 0.0f, best_err = 0.0f;
-  float cand[32];
+  float cand[32] = {};
   // Orientation 0 maps the extreme to the negative end (qmin), 1 to qmax.
   for (int orient = 0; orient < 2; ++orient) {
     const float end = orient == 0 ? fqmin : fqmax;

@@ -1,0 +1,145 @@
+// The quantize -> validate -> export flow for Python: thin wrappers over
+// include/blockquant/flow/. Reports cross as JSON text (parsed in Python) so
+// the C++ tool, the CLI and notebooks see exactly the same fields.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "blockquant/flow/quantize_model.h"
+#include "blockquant/flow/synthetic_model.h"
+
+namespace py = pybind11;
+namespace bq = blockquant;
+
+namespace {
+
+py::object ToPython(const bq::GgufValue& v, size_t max_array) {
+  switch (v.type) {
+    case bq::GgufType::kString: return py::str(v.s);
+    case bq::GgufType::kBool: return py::bool_(v.u != 0);
+    case bq::GgufType::kF32:
+    case bq::GgufType::kF64: return py::float_(v.f);
+    case bq::GgufType::kArray: {
+      py::list items;
+      for (size_t i = 0; i < v.array.size() && i < max_array; ++i) items.append(ToPython(v.array[i], max_array));
+      if (v.array.size() > max_array) {
+        py::dict d;
+        d["type"] = std::string("array of ") + bq::GgufTypeName(v.elem_type);
+        d["count"] = v.array.size();
+        d["first"] = items;
+        return std::move(d);
+      }
+      return std::move(items);
+    }
+    default: return v.IsSigned() ? py::object(py::int_(v.i)) : py::object(py::int_(v.u));
+  }
+}
+
+py::dict Inspect(const std::string& path, size_t max_array) {
+  const bq::GgufFile f = bq::GgufFile::Open(path);
+  py::dict out;
+  out["path"] = path;
+  out["version"] = f.version();
+  out["alignment"] = f.alignment();
+  out["file_bytes"] = f.file().size();
+  py::dict meta;
+  for (const bq::GgufKV& kv : f.metadata()) meta[py::str(kv.first)] = ToPython(kv.second, max_array);
+  out["metadata"] = meta;
+  py::list tensors;
+  for (const bq::GgufTensor& t : f.tensors()) {
+    py::dict d;
+    d["name"] = t.name;
+    d["type"] = bq::TypeName(t.type);
+    d["shape"] = t.dims;
+    d["offset"] = t.offset;
+    d["bytes"] = t.n_bytes;
+    d["elements"] = t.n_elements;
+    tensors.append(d);
+  }
+  out["tensors"] = tensors;
+  return out;
+}
+
+struct FlowOutput {
+  std::string report_json, report_markdown, plan_text;
+  std::vector<std::string> files;
+  bool go = true;
+};
+
+FlowOutput QuantizeModel(const std::string& input, const std::string& output, const std::string& policy,
+                         int threads, const std::vector<std::string>& accept, bool dry_run, bool write_reports,
+                         bool manifest, bool progress) {
+  FlowOutput out;
+  py::gil_scoped_release release;
+  bq::QuantizeModelOptions o;
+  o.input = input;
+  o.output = output;
+  o.policy = policy;
+  o.threads = threads;
+  o.accept = accept;
+  o.dry_run = dry_run;
+  if (progress) {
+    o.progress = [](const bq::FlowProgress& p) {
+      const double mbps = p.seconds > 0 ? static_cast<double>(p.done_bytes) / p.seconds / 1e6 : 0.0;
+      const double eta = mbps > 0 ? static_cast<double>(p.total_bytes - p.done_bytes) / 1e6 / mbps : 0.0;
+      std::fprintf(stderr, "\r[%zu/%zu] %-32.32s %7.1f MB/s  ETA %5.1f s", p.index + 1, p.count, p.name.c_str(), mbps,
+                   eta);
+      if (p.index + 1 == p.count) std::fprintf(stderr, "\n");
+    };
+  }
+  const bq::FlowReport r = bq::QuantizeModel(o);
+  out.report_json = r.ToJson();
+  out.report_markdown = r.ToMarkdown();
+  out.plan_text = r.plan.ToText();
+  out.go = r.go;
+  if (!dry_run) {
+    out.files.push_back(output);
+    if (write_reports) {
+      for (const std::string& p : bq::ExportReport(r, manifest)) out.files.push_back(p);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterFlow(py::module_& m) {
+  py::class_<FlowOutput>(m, "FlowOutput")
+      .def_readonly("report_json", &FlowOutput::report_json)
+      .def_readonly("report_markdown", &FlowOutput::report_markdown)
+      .def_readonly("plan_text", &FlowOutput::plan_text)
+      .def_readonly("files", &FlowOutput::files)
+      .def_readonly("go", &FlowOutput::go);
+  m.def("quantize_model", &QuantizeModel, py::arg("input"), py::arg("output"), py::arg("policy"), py::arg("threads"),
+        py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"));
+  m.def("inspect", &Inspect, py::arg("path"), py::arg("max_array") = 16);
+  m.def("compare_models", [](const std::string& a, const std::string& b, const std::vector<std::string>& accept,
+                             int threads) {
+          std::string json, md;
+          {
+            py::gil_scoped_release release;
+            const bq::FlowReport r = bq::CompareModels(a, b, accept, threads);
+            json = r.ToJson();
+            md = r.ToMarkdown();
+          }
+          return py::make_tuple(json, md);
+        },
+        py::arg("original"), py::arg("quantized"), py::arg("accept"), py::arg("threads"));
+  m.def("make_demo_model", [](const std::string& path, int n_layer, int n_embd, int n_ff, int n_vocab, int threads) {
+          py::gil_scoped_release release;
+          bq::SyntheticModelConfig c;
+          c.n_layer = n_layer;
+          c.n_embd = n_embd;
+          c.n_ff = n_ff;
+          c.n_vocab = n_vocab;
+          if (n_layer != 12 || n_embd != 768) c.name = "blockquant-synthetic-small";
+          bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
+          return bq::WriteSyntheticModel(path, c, pool.AsParallelFor());
+        },
+        py::arg("path"), py::arg("n_layer") = 12, py::arg("n_embd") = 768, py::arg("n_ff") = 2048,
+        py::arg("n_vocab") = 32000, py::arg("threads") = 1);
+}

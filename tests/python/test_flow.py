@@ -1,0 +1,134 @@
+"""The quantize -> validate -> export flow on a small generated model, checked
+with llama.cpp's gguf package."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import blockquant as bq
+
+gguf = pytest.importorskip("gguf")
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("flow")
+    path = str(d / "small-f16.gguf")
+    params = bq.make_demo_model(path, small=True, threads=2)
+    assert params > 1_000_000
+    return d, path
+
+
+def test_quantize_model_writes_a_file_gguf_reads(small_model):
+    d, src = small_model
+    out = str(d / "small-q4_k_m.gguf")
+    report = bq.quantize_model(src, out, policy="Q4_K_M", threads=2)
+    assert report["verdict"] == "GO"
+    assert os.path.exists(out + ".report.json") and os.path.exists(out + ".manifest.json")
+    reader = gguf.GGUFReader(out)
+    src_reader = gguf.GGUFReader(src)
+    assert len(reader.tensors) == len(src_reader.tensors)
+    fields = {f.name: f for f in reader.fields.values()}
+    assert "general.architecture" in fields and "tokenizer.ggml.tokens" in fields
+    ftype = fields["general.file_type"]
+    assert int(ftype.parts[ftype.data[0]][0]) == 15  # MOSTLY_Q4_K_M
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == "Q4_K"
+    assert types["output.weight"] == "Q6_K"
+    assert types["blk.0.attn_norm.weight"] == "F32"
+    by_name = {t["name"]: t for t in report["tensors"]}
+    for t in reader.tensors:
+        assert by_name[t.name]["type"] == t.tensor_type.name
+        if t.tensor_type.name in ("Q4_K", "Q6_K"):
+            theirs = gguf.quants.dequantize(t.data, t.tensor_type)
+            rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+            ours = bq.dequantize(bq.QuantizedTensor.from_bytes(
+                t.tensor_type.name, (rows, int(t.shape[0])), np.ascontiguousarray(t.data).reshape(-1)))
+            assert np.array_equal(ours.reshape(-1).view(np.uint32),
+                                  theirs.astype(np.float32).reshape(-1).view(np.uint32))
+
+
+def test_manifest_hashes_the_written_file(small_model):
+    import hashlib
+    d, src = small_model
+    out = str(d / "small-q8.gguf")
+    bq.quantize_model(src, out, policy="Q8_0", threads=1)
+    manifest = json.load(open(out + ".manifest.json"))
+    entry = manifest["files"][0]
+    assert entry["path"] == os.path.basename(out)
+    assert entry["size"] == os.path.getsize(out)
+    assert entry["sha256"] == hashlib.sha256(open(out, "rb").read()).hexdigest()
+    assert manifest["tensor_count"] == len(manifest["tensors"])
+
+
+def test_thread_count_does_not_change_the_file(small_model):
+    d, src = small_model
+    a, b = str(d / "t1.gguf"), str(d / "t2.gguf")
+    bq.quantize_model(src, a, policy="Q3_K_M", threads=1, reports=False)
+    bq.quantize_model(src, b, policy="Q3_K_M", threads=2, reports=False)
+    assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_plan_inspect_validate_and_compress(small_model):
+    d, src = small_model
+    p = bq.plan(src, "Q4_K_M")
+    assert p["dry_run"] is True and p["totals"]["tensor_bytes"] > 0
+    assert all(t["decided_by"] for t in p["tensors"])
+    out = str(d / "small-q2.gguf")
+    report = bq.quantize_model(src, out, policy="Q2_K", threads=2, compress="gzip")
+    c = report["compressed"]
+    assert c["path"].endswith(".gz") and 0.5 < c["ratio"] <= 1.01  # quantized bits barely compress
+    manifest = json.load(open(out + ".manifest.json"))
+    assert [f["path"] for f in manifest["files"]] == [os.path.basename(out), os.path.basename(out) + ".gz"]
+    info = bq.inspect(out)
+    assert info["type_histogram"]["Q2_K"]["tensors"] > 0
+    assert info["metadata"]["quantize.policy"] == "Q2_K"
+    v = bq.validate_model(src, out)
+    assert v["verdict"] == "GO" and len(v["tensors"]) == len(info["tensors"])
+    strict = bq.validate_model(src, out, accept=["rel_rmse=0.01"])
+    assert strict["verdict"] == "NO-GO" and strict["failing"]
+
+
+def test_bad_inputs_leave_no_output(small_model, tmp_path):
+    d, src = small_model
+    out = str(tmp_path / "out.gguf")
+    truncated = str(tmp_path / "truncated.gguf")
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(truncated, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(bq.FormatError, match="past the end"):
+        bq.quantize_model(truncated, out)
+    assert not os.path.exists(out)
+    bad_magic = str(tmp_path / "magic.gguf")
+    with open(bad_magic, "wb") as f:
+        f.write(b"GGUX" + data[4:4096])
+    with pytest.raises(bq.FormatError, match="magic"):
+        bq.quantize_model(bad_magic, out)
+    with pytest.raises(bq.InvalidArgumentError, match="is the input"):
+        bq.quantize_model(src, src)
+    with pytest.raises(bq.IoError):
+        bq.quantize_model(src, str(tmp_path / "missing-dir" / "out.gguf"))
+    with pytest.raises(bq.InvalidArgumentError, match="unknown policy"):
+        bq.quantize_model(src, out, policy="Q4_K_X")
+    with pytest.raises(bq.InvalidArgumentError, match="acceptance"):
+        bq.quantize_model(src, out, accept=["rel_rmse.Q4_K"])
+    assert not os.path.exists(out)
+    assert not [p for p in os.listdir(tmp_path) if ".tmp." in p]
+
+
+def test_cli_exit_codes(small_model, capsys):
+    from blockquant.cli import main
+    d, src = small_model
+    out = str(d / "cli.gguf")
+    assert main(["quantize", src, out, "--policy", "Q4_K_M", "--quiet"]) == 0
+    assert "GO" in capsys.readouterr().out
+    assert main(["quantize", src, str(d / "nogo.gguf"), "--accept", "rel_rmse=0.001", "--quiet"]) == 1
+    assert "NO-GO" in capsys.readouterr().out
+    assert main(["quantize", src, "--dry-run"]) == 0
+    assert "Q4_K" in capsys.readouterr().out
+    assert main(["inspect", out]) == 0
+    assert "| Q4_K |" in capsys.readouterr().out
+    assert main(["validate", src, out]) == 0
+    assert main(["quantize", str(d / "nope.gguf"), out]) == 2
