@@ -50,19 +50,37 @@ struct DecodedBlock {
   float m;     // Q4_1/Q5_1 additive min; 0 otherwise
 };
 
-// Unpacks 4-bit nibbles: out[l] = (in[l] >> shift) & 0xF for l < count,
-// count a multiple of the vector length or 16/32.
-template <int kShift, int kBits>
-HWY_INLINE void UnpackBits(const uint8_t* HWY_RESTRICT in, int8_t* HWY_RESTRICT out, int count,
-                           int offset) {
-  const hn::CappedTag<uint8_t, 32> du8;
+// Unpacks bit fields: out[l] = ((in[l] >> kShift) & mask) - offset, l < kCount.
+// Vectors of exactly kCount bytes where the target has them, so no byte past
+// the block is read and each later 32-byte load forwards from one store.
+template <int kShift, int kBits, int kCount>
+HWY_INLINE void UnpackBits(const uint8_t* HWY_RESTRICT in, int8_t* HWY_RESTRICT out, int offset) {
+  const hn::CappedTag<uint8_t, kCount> du8;
   const hn::Rebind<int8_t, decltype(du8)> di8;
   const auto mask = hn::Set(du8, static_cast<uint8_t>((1u << kBits) - 1));
   const auto off = hn::Set(di8, static_cast<int8_t>(offset));
-  for (int l = 0; l < count; l += static_cast<int>(hn::Lanes(du8))) {
+  for (int l = 0; l < kCount; l += static_cast<int>(hn::Lanes(du8))) {
     const auto v = hn::And(hn::ShiftRight<kShift>(hn::LoadU(du8, in + l)), mask);
     hn::StoreU(hn::Sub(hn::BitCast(di8, v), off), di8, out + l);
   }
+}
+
+// Both nibbles of 16 bytes: out[0..15] = low - offset, out[16..31] = high -
+// offset. One 32-byte store where vectors are that wide (a later 32-byte load
+// then forwards from it).
+HWY_INLINE void UnpackNibbles16(const uint8_t* HWY_RESTRICT in, int8_t* HWY_RESTRICT out, int offset) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const hn::Full128<uint8_t> d16;
+  const hn::Full256<uint8_t> d32;
+  const hn::Full256<int8_t> di8;
+  const auto v = hn::LoadU(d16, in);
+  const auto both = hn::Combine(d32, hn::ShiftRight<4>(v), v);
+  const auto q = hn::BitCast(di8, hn::And(both, hn::Set(d32, 0x0F)));
+  hn::StoreU(hn::Sub(q, hn::Set(di8, static_cast<int8_t>(offset))), di8, out);
+#else
+  UnpackBits<0, 4, 16>(in, out, offset);
+  UnpackBits<4, 4, 16>(in, out + 16, offset);
+#endif
 }
 
 // out[l] += add where bit (1 << bit) of bits[l] is set, for 32 bytes.
@@ -93,8 +111,7 @@ struct CodecQ4_0 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
-    UnpackBits<0, 4>(b.qs, o->q, 16, 8);
-    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 8);
+    UnpackNibbles16(b.qs, o->q, 8);
     const float d = F16ToF32(b.d);
     FillGroups(o, 2, d, 0.0f, 1);
     o->d = d;
@@ -108,8 +125,7 @@ struct CodecQ4_1 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
-    UnpackBits<0, 4>(b.qs, o->q, 16, 0);
-    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 0);
+    UnpackNibbles16(b.qs, o->q, 0);
     const float d = F16ToF32(b.d), m = F16ToF32(b.m);
     FillGroups(o, 2, d, m, 1);
     o->d = d;
@@ -130,8 +146,7 @@ struct CodecQ5_0 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
-    UnpackBits<0, 4>(b.qs, o->q, 16, 16);
-    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 16);
+    UnpackNibbles16(b.qs, o->q, 16);
     AddQ5High(b.qh, o->q);
     const float d = F16ToF32(b.d);
     FillGroups(o, 2, d, 0.0f, 1);
@@ -146,8 +161,7 @@ struct CodecQ5_1 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
-    UnpackBits<0, 4>(b.qs, o->q, 16, 0);
-    UnpackBits<4, 4>(b.qs, o->q + 16, 16, 0);
+    UnpackNibbles16(b.qs, o->q, 0);
     AddQ5High(b.qh, o->q);
     const float d = F16ToF32(b.d), m = F16ToF32(b.m);
     FillGroups(o, 2, d, m, 1);
@@ -162,7 +176,8 @@ struct CodecQ8_0 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
-    std::memcpy(o->q, b.qs, kQK);
+    const hn::CappedTag<int8_t, kQK> d8;
+    for (int l = 0; l < kQK; l += static_cast<int>(hn::Lanes(d8))) hn::StoreU(hn::LoadU(d8, b.qs + l), d8, o->q + l);
     const float d = F16ToF32(b.d);
     FillGroups(o, 2, d, 0.0f, 1);
     o->d = d;
@@ -174,10 +189,10 @@ struct CodecQ8_0 {
 // 2-bit fields: element 128h + 32j + l is (qs[32h + l] >> 2j) & 3.
 HWY_INLINE void Unpack2Bit(const uint8_t* qs, int8_t* q, int offset) {
   for (int h = 0; h < 2; ++h) {
-    UnpackBits<0, 2>(qs + 32 * h, q + 128 * h + 0, 32, offset);
-    UnpackBits<2, 2>(qs + 32 * h, q + 128 * h + 32, 32, offset);
-    UnpackBits<4, 2>(qs + 32 * h, q + 128 * h + 64, 32, offset);
-    UnpackBits<6, 2>(qs + 32 * h, q + 128 * h + 96, 32, offset);
+    UnpackBits<0, 2, 32>(qs + 32 * h, q + 128 * h + 0, offset);
+    UnpackBits<2, 2, 32>(qs + 32 * h, q + 128 * h + 32, offset);
+    UnpackBits<4, 2, 32>(qs + 32 * h, q + 128 * h + 64, offset);
+    UnpackBits<6, 2, 32>(qs + 32 * h, q + 128 * h + 96, offset);
   }
 }
 
@@ -246,8 +261,8 @@ struct CodecQ4_K {
   static constexpr FloatOp kOp = FloatOp::kMulSub;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
     for (int p = 0; p < 4; ++p) {
-      UnpackBits<0, 4>(b.qs + 32 * p, o->q + 64 * p, 32, 0);
-      UnpackBits<4, 4>(b.qs + 32 * p, o->q + 64 * p + 32, 32, 0);
+      UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
+      UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
     KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
   }
@@ -259,8 +274,8 @@ struct CodecQ5_K {
   static constexpr FloatOp kOp = FloatOp::kMulSub;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
     for (int p = 0; p < 4; ++p) {
-      UnpackBits<0, 4>(b.qs + 32 * p, o->q + 64 * p, 32, 0);
-      UnpackBits<4, 4>(b.qs + 32 * p, o->q + 64 * p + 32, 32, 0);
+      UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
+      UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
     for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, o->q + 32 * j);
     KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
@@ -276,10 +291,10 @@ struct CodecQ6_K {
     // its high nibble (k >= 2), plus ((qh[32h + l] >> 2k) & 3) << 4, minus 32.
     for (int h = 0; h < 2; ++h) {
       int8_t* q = o->q + 128 * h;
-      UnpackBits<0, 4>(b.ql + 64 * h, q, 32, 32);
-      UnpackBits<0, 4>(b.ql + 64 * h + 32, q + 32, 32, 32);
-      UnpackBits<4, 4>(b.ql + 64 * h, q + 64, 32, 32);
-      UnpackBits<4, 4>(b.ql + 64 * h + 32, q + 96, 32, 32);
+      UnpackBits<0, 4, 32>(b.ql + 64 * h, q, 32);
+      UnpackBits<0, 4, 32>(b.ql + 64 * h + 32, q + 32, 32);
+      UnpackBits<4, 4, 32>(b.ql + 64 * h, q + 64, 32);
+      UnpackBits<4, 4, 32>(b.ql + 64 * h + 32, q + 96, 32);
       const uint8_t* qh = b.qh + 32 * h;
       for (int k = 0; k < 4; ++k) {
         AddHighBit(qh, 2 * k, 16, q + 32 * k);

@@ -287,30 +287,36 @@ constexpr int kMaxTile = 4;
 
 using DI16 = hn::CappedTag<int16_t, 16>;
 
-// Accumulates sum_i w16[i] * a[i] over one 16-value group into acc (i32).
-template <class V32>
-HWY_INLINE V32 GroupDot(const int16_t* HWY_RESTRICT w16, const int8_t* HWY_RESTRICT act, V32 acc, V32& acc1) {
+using VI32 = hn::Vec<hn::Repartition<int32_t, DI16>>;
+
+// acc += lanes whose total is sc0 * sum_{i<16} w[i] a[i] + sc1 * sum_{16<=i<32} w[i] a[i].
+// |w| <= 128, |a| <= 127, |sc| <= 128: pair sums fit int16 (maddubs does not
+// saturate here), and a 256-value block sums well inside int32.
+HWY_INLINE VI32 DotScaled32(const int8_t* HWY_RESTRICT w, const int8_t* HWY_RESTRICT a, int16_t sc0,
+                            int16_t sc1, VI32 acc) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  // x86: u8 x i8 pair products (vpmaddubsw) on |w| and a * sign(w), then
+  // vpmaddwd with the two group scales. Highway 1.0.3 has no op for this.
+  const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv));
+  const __m256i sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(sc0)), _mm_set1_epi16(sc1), 1);
+  return VI32{_mm256_add_epi32(acc.raw, _mm256_madd_epi16(p, sc))};
+#else
   const DI16 d16;
   const hn::Rebind<int8_t, DI16> d8;
   const hn::Repartition<int32_t, DI16> d32;
-  for (int l = 0; l < 16; l += static_cast<int>(hn::Lanes(d16))) {
-    const auto a = hn::PromoteTo(d16, hn::LoadU(d8, act + l));
-    acc = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, w16 + l), a, acc, acc1);
-  }
-  return acc;
-}
-
-// Weight ints times group scales: w16[i] = q[i] * sc[i / 16].
-template <int kElems>
-HWY_INLINE void ScaledWeights(const DecodedBlock& b, int16_t* HWY_RESTRICT w16) {
-  const DI16 d16;
-  const hn::Rebind<int8_t, DI16> d8;
-  for (int g = 0; g < kElems / 16; ++g) {
-    const auto s = hn::Set(d16, b.sc[g]);
-    for (int l = 0; l < 16; l += static_cast<int>(hn::Lanes(d16))) {
-      hn::StoreU(hn::Mul(hn::PromoteTo(d16, hn::LoadU(d8, b.q + 16 * g + l)), s), d16, w16 + 16 * g + l);
+  const int N = static_cast<int>(hn::Lanes(d16));
+  VI32 acc1 = hn::Zero(d32);
+  for (int h = 0; h < 2; ++h) {
+    const auto s = hn::Set(d16, h == 0 ? sc0 : sc1);
+    for (int l = 0; l < 16; l += N) {
+      const auto wq = hn::Mul(hn::PromoteTo(d16, hn::LoadU(d8, w + 16 * h + l)), s);
+      acc = hn::ReorderWidenMulAccumulate(d32, wq, hn::PromoteTo(d16, hn::LoadU(d8, a + 16 * h + l)), acc, acc1);
     }
   }
+  return hn::RearrangeToOddPlusEven(acc, acc1);
+#endif
 }
 
 // Activation partner views: the q8 block's ints, scale and 16-group sums.
@@ -341,7 +347,6 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
   const hn::Repartition<int32_t, DI16> d32;
   const hn::Rebind<float, decltype(d32)> df32;
   HWY_ALIGN DecodedBlock dec;
-  HWY_ALIGN int16_t w16[kQK_K];
   using VF = hn::Vec<decltype(df32)>;
   VF acc[kMaxTile];
   float corr[kMaxTile];
@@ -353,15 +358,13 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
   (void)d16;
   for (int64_t b = 0; b < n / kE; ++b) {
     Codec::Decode(w[b], &dec);
-    ScaledWeights<kE>(dec, w16);
     for (int r = 0; r < tile; ++r) {
       // Q8_0 blocks are 32 values: a 256-value K block would span 8 of them,
       // but K-quants pair with Q8_K and legacy types with Q8_0, so one weight
       // block always matches one activation block.
       const typename Act::Block& a = acts[r][b];
-      auto isum = hn::Zero(d32), isum1 = hn::Zero(d32);
-      for (int g = 0; g < kE / 16; ++g) isum = GroupDot(w16 + 16 * g, a.qs + 16 * g, isum, isum1);
-      isum = hn::RearrangeToOddPlusEven(isum, isum1);
+      VI32 isum = hn::Zero(d32);
+      for (int g = 0; g < kE / 16; g += 2) isum = DotScaled32(dec.q + 16 * g, a.qs + 16 * g, dec.sc[g], dec.sc[g + 1], isum);
       const float da = Act::Scale(a);
       acc[r] = hn::MulAdd(hn::ConvertTo(df32, isum), hn::Set(df32, dec.d * da), acc[r]);
       if (dec.dmin != 0.0f) {
