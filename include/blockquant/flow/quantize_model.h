@@ -27,6 +27,7 @@
 #include "blockquant/io/gguf_writer.h"
 #include "blockquant/parallel.h"
 #include "blockquant/policy/plan.h"
+#include "blockquant/policy/rule_file.h"
 #include "blockquant/quant/quantize.h"
 #include "blockquant/validate/metrics.h"
 #include "blockquant/version.h"
@@ -109,7 +110,7 @@ struct FlowProgress {
 struct QuantizeModelOptions {
   std::string input;            // a GGUF file (F32/F16/BF16 or already quantized tensors)
   std::string output;           // the GGUF to write
-  std::string policy = "Q4_K_M";  // a preset name or a Policy built by the caller
+  std::string policy = "Q4_K_M";  // a preset or hybrid name, or a JSON rule file (*.json)
   const Policy* policy_object = nullptr;  // overrides `policy` when set
   int threads = 0;              // 0 = hardware concurrency
   std::vector<std::string> accept;  // threshold overrides, KEY=VALUE
@@ -254,7 +255,7 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   const GgufFile in = GgufFile::Open(o.input);
   if (!o.dry_run) flow_detail::RefuseSameFile(in, o.output);
-  const Policy policy = o.policy_object ? *o.policy_object : Policy::Named(o.policy);
+  const Policy policy = o.policy_object ? *o.policy_object : ResolvePolicy(o.policy);
   Thresholds thresholds;
   for (const std::string& s : o.accept) thresholds.Apply(s);
 
