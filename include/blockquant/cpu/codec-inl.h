@@ -110,7 +110,8 @@ struct CodecQ4_0 {
   using Block = BlockQ4_0;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 8);
     const float d = F16ToF32(b.d);
     FillGroups(o, 2, d, 0.0f, 1);
@@ -124,7 +125,8 @@ struct CodecQ4_1 {
   using Block = BlockQ4_1;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 0);
     const float d = F16ToF32(b.d), m = F16ToF32(b.m);
     FillGroups(o, 2, d, m, 1);
@@ -145,7 +147,8 @@ struct CodecQ5_0 {
   using Block = BlockQ5_0;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 16);
     AddQ5High(b.qh, o->q);
     const float d = F16ToF32(b.d);
@@ -160,7 +163,8 @@ struct CodecQ5_1 {
   using Block = BlockQ5_1;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 0);
     AddQ5High(b.qh, o->q);
     const float d = F16ToF32(b.d), m = F16ToF32(b.m);
@@ -175,7 +179,8 @@ struct CodecQ8_0 {
   using Block = BlockQ8_0;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    (void)want_float;
     const hn::CappedTag<int8_t, kQK> d8;
     for (int l = 0; l < kQK; l += static_cast<int>(hn::Lanes(d8))) hn::StoreU(hn::LoadU(d8, b.qs + l), d8, o->q + l);
     const float d = F16ToF32(b.d);
@@ -200,15 +205,17 @@ struct CodecQ2_K {
   using Block = BlockQ2_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMulSub;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     Unpack2Bit(b.qs, o->q, 0);
     const float d = F16ToF32(b.d), dmin = F16ToF32(b.dmin);
     for (int g = 0; g < 16; ++g) {
       const int sc = b.scales[g] & 0xF, mn = b.scales[g] >> 4;
       o->sc[g] = static_cast<int16_t>(sc);
       o->mn[g] = static_cast<int16_t>(mn);
-      o->a[g] = d * static_cast<float>(sc);
-      o->c[g] = dmin * static_cast<float>(mn);
+      if (want_float) {
+        o->a[g] = d * static_cast<float>(sc);
+        o->c[g] = dmin * static_cast<float>(mn);
+      }
     }
     o->d = d;
     o->dmin = dmin;
@@ -220,7 +227,7 @@ struct CodecQ3_K {
   using Block = BlockQ3_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMul;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     // low2 + 4 * high - 4: offset -4 first, then +4 where the hmask bit is set.
     Unpack2Bit(b.qs, o->q, 4);
     for (int k = 0; k < 8; ++k) AddHighBit(b.hmask, k, 4, o->q + 32 * k);
@@ -229,8 +236,10 @@ struct CodecQ3_K {
       const int sc = static_cast<int>(UnpackScaleQ3K(g, b.scales)) - 32;
       o->sc[g] = static_cast<int16_t>(sc);
       o->mn[g] = 0;
-      o->a[g] = d * static_cast<float>(sc);
-      o->c[g] = 0.0f;
+      if (want_float) {
+        o->a[g] = d * static_cast<float>(sc);
+        o->c[g] = 0.0f;
+      }
     }
     o->d = d;
     o->dmin = 0.0f;
@@ -238,16 +247,27 @@ struct CodecQ3_K {
   }
 };
 
-HWY_INLINE void KScales(const uint8_t* scales, float d, float dmin, DecodedBlock* o) {
+// The 12 packed bytes of 6-bit scales and mins (UnpackScaleMinK4 for all 8
+// groups at once, in 32-bit words): bytes 0-3 low 6 bits = sc[0..3], bytes
+// 4-7 = mn[0..3], bytes 8-11 low/high nibbles + the top 2 bits of bytes 0-7 =
+// sc/mn[4..7].
+HWY_INLINE void KScales(const uint8_t* scales, float d, float dmin, DecodedBlock* o, bool want_float) {
+  uint32_t a, b, c;
+  std::memcpy(&a, scales, 4);
+  std::memcpy(&b, scales + 4, 4);
+  std::memcpy(&c, scales + 8, 4);
+  const uint32_t words[4] = {a & 0x3F3F3F3Fu, (c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4),
+                             b & 0x3F3F3F3Fu, ((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)};
+  uint8_t bytes[16];  // sc[0..7], mn[0..7]
+  std::memcpy(bytes, words, 16);
   for (int j = 0; j < 8; ++j) {
-    uint8_t sc, mn;
-    UnpackScaleMinK4(j, scales, &sc, &mn);
-    const float a = d * static_cast<float>(sc), c = dmin * static_cast<float>(mn);
-    for (int h = 0; h < 2; ++h) {
-      o->sc[2 * j + h] = sc;
-      o->mn[2 * j + h] = mn;
-      o->a[2 * j + h] = a;
-      o->c[2 * j + h] = c;
+    const uint8_t sc = bytes[j], mn = bytes[8 + j];
+    o->sc[2 * j] = o->sc[2 * j + 1] = sc;
+    o->mn[2 * j] = o->mn[2 * j + 1] = mn;
+    if (want_float) {
+      const float fa = d * static_cast<float>(sc), fc = dmin * static_cast<float>(mn);
+      o->a[2 * j] = o->a[2 * j + 1] = fa;
+      o->c[2 * j] = o->c[2 * j + 1] = fc;
     }
   }
   o->d = d;
@@ -259,12 +279,12 @@ struct CodecQ4_K {
   using Block = BlockQ4_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMulSub;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     for (int p = 0; p < 4; ++p) {
       UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
       UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
-    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
+    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o, want_float);
   }
 };
 
@@ -272,13 +292,13 @@ struct CodecQ5_K {
   using Block = BlockQ5_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMulSub;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     for (int p = 0; p < 4; ++p) {
       UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
       UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
     for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, o->q + 32 * j);
-    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o);
+    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o, want_float);
   }
 };
 
@@ -286,7 +306,7 @@ struct CodecQ6_K {
   using Block = BlockQ6_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMul;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o) {
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     // element 128h + 32k + l: low nibble of ql[64h + 32(k%2) + l] (k < 2) or
     // its high nibble (k >= 2), plus ((qh[32h + l] >> 2k) & 3) << 4, minus 32.
     for (int h = 0; h < 2; ++h) {
@@ -305,8 +325,10 @@ struct CodecQ6_K {
     for (int g = 0; g < 16; ++g) {
       o->sc[g] = b.scales[g];
       o->mn[g] = 0;
-      o->a[g] = d * static_cast<float>(b.scales[g]);
-      o->c[g] = 0.0f;
+      if (want_float) {
+        o->a[g] = d * static_cast<float>(b.scales[g]);
+        o->c[g] = 0.0f;
+      }
     }
     o->d = d;
     o->dmin = 0.0f;

@@ -320,14 +320,36 @@ HWY_INLINE VI32 DotScaled32(const int8_t* HWY_RESTRICT w, const int8_t* HWY_REST
 }
 
 // Activation partner views: the q8 block's ints, scale and 16-group sums.
+// Sum of mn[g] * bsums[g] over 16 groups, as i32 lanes (reduced later).
+HWY_INLINE VI32 MinDot16(const int16_t* HWY_RESTRICT mn, const int16_t* HWY_RESTRICT bsums, VI32 acc) {
+  const DI16 d16;
+  const hn::Repartition<int32_t, DI16> d32;
+  VI32 acc1 = hn::Zero(d32);
+  for (int l = 0; l < 16; l += static_cast<int>(hn::Lanes(d16))) {
+    acc = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, mn + l), hn::LoadU(d16, bsums + l), acc, acc1);
+  }
+  return hn::RearrangeToOddPlusEven(acc, acc1);
+}
+
+// f16 -> f32 for scales in the dot path: exact for finite values (Inf/NaN
+// scales give Inf/NaN results either way), branch-free unlike F16ToF32.
+HWY_INLINE float F16ToF32Dot(uint16_t h) {
+  const float mag = BitsToFloat(static_cast<uint32_t>(h & 0x7FFFu) << 13) * 5.192296858534828e33f;  // 2^112
+  return BitsToFloat(FloatBits(mag) | (static_cast<uint32_t>(h & 0x8000u) << 16));
+}
+
 struct ActQ8K {
   using Block = BlockQ8_K;
   static HWY_INLINE float Scale(const Block& a) { return a.d; }
+  static constexpr bool kHasBsums = true;
+  static HWY_INLINE const int16_t* Bsums(const Block& a) { return a.bsums; }
   static HWY_INLINE int GroupSum(const Block& a, int g) { return a.bsums[g]; }
 };
 struct ActQ80 {
   using Block = BlockQ8_0;
-  static HWY_INLINE float Scale(const Block& a) { return F16ToF32(a.d); }
+  static HWY_INLINE float Scale(const Block& a) { return F16ToF32Dot(a.d); }
+  static constexpr bool kHasBsums = false;
+  static HWY_INLINE const int16_t* Bsums(const Block&) { return nullptr; }
   static HWY_INLINE int GroupSum(const Block& a, int g) {
     int s = 0;
     for (int l = 0; l < 16; ++l) s += a.qs[16 * g + l];
@@ -348,16 +370,16 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
   const hn::Rebind<float, decltype(d32)> df32;
   HWY_ALIGN DecodedBlock dec;
   using VF = hn::Vec<decltype(df32)>;
-  VF acc[kMaxTile];
+  VF acc[kMaxTile], accm[kMaxTile];
   float corr[kMaxTile];
   for (int r = 0; r < kMaxTile; ++r) {
-    acc[r] = hn::Zero(df32);
+    acc[r] = accm[r] = hn::Zero(df32);
     corr[r] = 0.0f;
   }
   (void)df;
   (void)d16;
   for (int64_t b = 0; b < n / kE; ++b) {
-    Codec::Decode(w[b], &dec);
+    Codec::Decode(w[b], &dec, /*want_float=*/false);
     for (int r = 0; r < tile; ++r) {
       // Q8_0 blocks are 32 values: a 256-value K block would span 8 of them,
       // but K-quants pair with Q8_K and legacy types with Q8_0, so one weight
@@ -367,10 +389,9 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
       for (int g = 0; g < kE / 16; g += 2) isum = DotScaled32(dec.q + 16 * g, a.qs + 16 * g, dec.sc[g], dec.sc[g + 1], isum);
       const float da = Act::Scale(a);
       acc[r] = hn::MulAdd(hn::ConvertTo(df32, isum), hn::Set(df32, dec.d * da), acc[r]);
-      if (dec.dmin != 0.0f) {
-        int msum = 0;
-        for (int g = 0; g < kE / 16; ++g) msum += dec.mn[g] * Act::GroupSum(a, g);
-        corr[r] -= dec.dmin * da * static_cast<float>(msum);
+      if (Act::kHasBsums && dec.dmin != 0.0f) {
+        const VI32 msum = MinDot16(dec.mn, Act::Bsums(a), hn::Zero(d32));
+        accm[r] = hn::MulAdd(hn::ConvertTo(df32, msum), hn::Set(df32, dec.dmin * da), accm[r]);
       }
       if (dec.m != 0.0f) {
         const int asum = Act::GroupSum(a, 0) + Act::GroupSum(a, 1);
@@ -378,7 +399,7 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
       }
     }
   }
-  for (int r = 0; r < tile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, acc[r])) + corr[r];
+  for (int r = 0; r < tile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, hn::Sub(acc[r], accm[r]))) + corr[r];
 }
 
 // out[r] = dot(weight row, x row r) with float activations: each block is
