@@ -2,11 +2,14 @@
 // independent of the parser).
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "blockquant/policy/plan.h"
+#include "blockquant/policy/rule_file.h"
 #include "blockquant/policy/rules_json.h"
 #include "model_shapes.h"
 
@@ -150,4 +153,34 @@ TEST_CASE("rule file: errors name the rule index and field") {
   CHECK(ErrorOf(Obj({{"rules", Arr({})}, {"extra", Num(2)}})).find("unknown top-level field 'extra'") !=
         std::string::npos);
   CHECK(ErrorOf(Arr({})).find("top level must be an object") != std::string::npos);
+}
+
+TEST_CASE("the docs example as a file, through the JSON parser and ResolvePolicy") {
+  const std::string text = R"json({
+  "version": 1,
+  "rules": [
+    {"name": "keep-vision", "glob": "v.*", "type": "keep"},
+    {"name": "v-early",     "role": "attn_v", "layers": [0, 3], "type": "Q8_0"},
+    {"name": "down-edges",  "role": "ffn_down_all", "layers": [-2, -1], "type": "Q6_K"},
+    {"name": "small-f16",   "max_elements": 1048576, "type": "F16"},
+    {"name": "experts",     "role": "experts", "type": "Q3_K"},
+    {"name": "attn",        "regex": "attn_(q|k|output)", "type": "Q5_K"}
+  ],
+  "default": "Q4_K"
+})json";
+  const std::string path = "bq_policy_docs_example_rules.json";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+  }
+  const blockquant::Plan p = blockquant::MakePlan(bq_test::MakeLlama({}), blockquant::ResolvePolicy(path));
+  std::remove(path.c_str());
+  CHECK(p.At("blk.2.attn_v.weight").type == QuantType::kQ8_0);
+  CHECK(p.At("blk.2.attn_v.weight").decided_by.find("rule #1 'v-early' role=attn_v layers 0..3 -> Q8_0") !=
+        std::string::npos);
+  CHECK(p.At("blk.9.attn_v.weight").type == QuantType::kQ4_K);
+  CHECK(p.At("blk.31.ffn_down.weight").type == QuantType::kQ6_K);
+  CHECK(p.At("blk.0.attn_k.weight").type == QuantType::kQ5_K);
+  CHECK(p.At("output.weight").type == QuantType::kQ4_K);
+  CHECK(p.At("blk.0.attn_norm.weight").type == QuantType::kF32);
 }
