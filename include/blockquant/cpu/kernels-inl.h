@@ -320,6 +320,35 @@ HWY_INLINE VI32 DotScaled32(const int8_t* HWY_RESTRICT w, const int8_t* HWY_REST
 }
 
 // Activation partner views: the q8 block's ints, scale and 16-group sums.
+// The same product split in two so one weight chunk (32 values, two group
+// scales) is prepared once and reused for every activation row of a tile.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+struct PreparedW {
+  __m256i absw, w, sc;
+};
+HWY_INLINE PreparedW PrepareW(const int8_t* HWY_RESTRICT w, int16_t sc0, int16_t sc1) {
+  PreparedW p;
+  p.w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  p.absw = _mm256_sign_epi8(p.w, p.w);
+  p.sc = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(sc0)), _mm_set1_epi16(sc1), 1);
+  return p;
+}
+HWY_INLINE VI32 DotPrepared(const PreparedW& p, const int8_t* HWY_RESTRICT a, VI32 acc) {
+  const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+  const __m256i prod = _mm256_maddubs_epi16(p.absw, _mm256_sign_epi8(av, p.w));
+  return VI32{_mm256_add_epi32(acc.raw, _mm256_madd_epi16(prod, p.sc))};
+}
+#else
+struct PreparedW {
+  const int8_t* w;
+  int16_t sc0, sc1;
+};
+HWY_INLINE PreparedW PrepareW(const int8_t* HWY_RESTRICT w, int16_t sc0, int16_t sc1) { return {w, sc0, sc1}; }
+HWY_INLINE VI32 DotPrepared(const PreparedW& p, const int8_t* HWY_RESTRICT a, VI32 acc) {
+  return DotScaled32(p.w, a, p.sc0, p.sc1, acc);
+}
+#endif
+
 // Sum of mn[g] * bsums[g] over 16 groups, as i32 lanes (reduced later).
 HWY_INLINE VI32 MinDot16(const int16_t* HWY_RESTRICT mn, const int16_t* HWY_RESTRICT bsums, VI32 acc) {
   const DI16 d16;
@@ -357,38 +386,40 @@ struct ActQ80 {
   }
 };
 
-// out[r] = dot(weight row, act row r) for r < tile, act rows quantized to the
-// codec's q8 partner. Each weight block is decoded once per call.
-template <class Codec, class Act>
-HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const* acts, int tile,
-                            int64_t n, float* out) {
+// out[r] = dot(weight row, act row r) for r < kTile, act rows quantized to
+// the codec's q8 partner. Each weight block is decoded once, and each 32-value
+// chunk of it prepared once, for all kTile rows.
+template <class Codec, class Act, int kTile>
+HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const* acts, int64_t n,
+                            float* out) {
   constexpr int kE = Codec::kElems;
   const auto* w = static_cast<const typename Codec::Block*>(w_row);
-  const DF df;
   const DI16 d16;
   const hn::Repartition<int32_t, DI16> d32;
   const hn::Rebind<float, decltype(d32)> df32;
+  (void)d16;
   HWY_ALIGN DecodedBlock dec;
   using VF = hn::Vec<decltype(df32)>;
-  VF acc[kMaxTile], accm[kMaxTile];
-  float corr[kMaxTile];
-  for (int r = 0; r < kMaxTile; ++r) {
+  VF acc[kTile], accm[kTile];
+  float corr[kTile];
+  for (int r = 0; r < kTile; ++r) {
     acc[r] = accm[r] = hn::Zero(df32);
     corr[r] = 0.0f;
   }
-  (void)df;
-  (void)d16;
   for (int64_t b = 0; b < n / kE; ++b) {
     Codec::Decode(w[b], &dec, /*want_float=*/false);
-    for (int r = 0; r < tile; ++r) {
-      // Q8_0 blocks are 32 values: a 256-value K block would span 8 of them,
-      // but K-quants pair with Q8_K and legacy types with Q8_0, so one weight
-      // block always matches one activation block.
+    // One weight block always matches one activation block: K-quants pair
+    // with Q8_K (256 values), legacy types with Q8_0 (32 values).
+    VI32 isum[kTile];
+    for (int r = 0; r < kTile; ++r) isum[r] = hn::Zero(d32);
+    for (int g = 0; g < kE / 16; g += 2) {
+      const PreparedW pw = PrepareW(dec.q + 16 * g, dec.sc[g], dec.sc[g + 1]);
+      for (int r = 0; r < kTile; ++r) isum[r] = DotPrepared(pw, acts[r][b].qs + 16 * g, isum[r]);
+    }
+    for (int r = 0; r < kTile; ++r) {
       const typename Act::Block& a = acts[r][b];
-      VI32 isum = hn::Zero(d32);
-      for (int g = 0; g < kE / 16; g += 2) isum = DotScaled32(dec.q + 16 * g, a.qs + 16 * g, dec.sc[g], dec.sc[g + 1], isum);
       const float da = Act::Scale(a);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df32, isum), hn::Set(df32, dec.d * da), acc[r]);
+      acc[r] = hn::MulAdd(hn::ConvertTo(df32, isum[r]), hn::Set(df32, dec.d * da), acc[r]);
       if (Act::kHasBsums && dec.dmin != 0.0f) {
         const VI32 msum = MinDot16(dec.mn, Act::Bsums(a), hn::Zero(d32));
         accm[r] = hn::MulAdd(hn::ConvertTo(df32, msum), hn::Set(df32, dec.dmin * da), accm[r]);
@@ -399,7 +430,18 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
       }
     }
   }
-  for (int r = 0; r < tile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, hn::Sub(acc[r], accm[r]))) + corr[r];
+  for (int r = 0; r < kTile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, hn::Sub(acc[r], accm[r]))) + corr[r];
+}
+
+template <class Codec, class Act>
+HWY_INLINE void DotQ8TileN(const void* w_row, const typename Act::Block* const* acts, int tile, int64_t n,
+                           float* out) {
+  switch (tile) {
+    case 1: return DotQ8Tile<Codec, Act, 1>(w_row, acts, n, out);
+    case 2: return DotQ8Tile<Codec, Act, 2>(w_row, acts, n, out);
+    case 3: return DotQ8Tile<Codec, Act, 3>(w_row, acts, n, out);
+    default: return DotQ8Tile<Codec, Act, 4>(w_row, acts, n, out);
+  }
 }
 
 // out[r] = dot(weight row, x row r) with float activations: each block is
@@ -500,16 +542,16 @@ inline void DotRowTile(QuantType type, const void* w_row, const void* const* act
   const auto* k8 = reinterpret_cast<const BlockQ8_K* const*>(acts);
   const auto* l8 = reinterpret_cast<const BlockQ8_0* const*>(acts);
   switch (type) {
-    case QuantType::kQ4_0: return DotQ8Tile<CodecQ4_0, ActQ80>(w_row, l8, tile, n, out);
-    case QuantType::kQ4_1: return DotQ8Tile<CodecQ4_1, ActQ80>(w_row, l8, tile, n, out);
-    case QuantType::kQ5_0: return DotQ8Tile<CodecQ5_0, ActQ80>(w_row, l8, tile, n, out);
-    case QuantType::kQ5_1: return DotQ8Tile<CodecQ5_1, ActQ80>(w_row, l8, tile, n, out);
-    case QuantType::kQ8_0: return DotQ8Tile<CodecQ8_0, ActQ80>(w_row, l8, tile, n, out);
-    case QuantType::kQ2_K: return DotQ8Tile<CodecQ2_K, ActQ8K>(w_row, k8, tile, n, out);
-    case QuantType::kQ3_K: return DotQ8Tile<CodecQ3_K, ActQ8K>(w_row, k8, tile, n, out);
-    case QuantType::kQ4_K: return DotQ8Tile<CodecQ4_K, ActQ8K>(w_row, k8, tile, n, out);
-    case QuantType::kQ5_K: return DotQ8Tile<CodecQ5_K, ActQ8K>(w_row, k8, tile, n, out);
-    case QuantType::kQ6_K: return DotQ8Tile<CodecQ6_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ4_0: return DotQ8TileN<CodecQ4_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ4_1: return DotQ8TileN<CodecQ4_1, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ5_0: return DotQ8TileN<CodecQ5_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ5_1: return DotQ8TileN<CodecQ5_1, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ8_0: return DotQ8TileN<CodecQ8_0, ActQ80>(w_row, l8, tile, n, out);
+    case QuantType::kQ2_K: return DotQ8TileN<CodecQ2_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ3_K: return DotQ8TileN<CodecQ3_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ4_K: return DotQ8TileN<CodecQ4_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ5_K: return DotQ8TileN<CodecQ5_K, ActQ8K>(w_row, k8, tile, n, out);
+    case QuantType::kQ6_K: return DotQ8TileN<CodecQ6_K, ActQ8K>(w_row, k8, tile, n, out);
     default: return;
   }
 }
