@@ -198,3 +198,15 @@ TEST_CASE("budget: errors") {
                                    [](const TensorPlan&, QuantType) { return std::nan(""); }),
                        doctest::Contains("token_embd.weight"), blockquant::Error);
 }
+
+TEST_CASE("budget: tensors the base policy keeps stay fixed and count against the budget") {
+  const std::vector<TensorDesc> t = bq_test::MakeLlama({});
+  BudgetOptions o;
+  o.target_bpw = 4.5;
+  const BudgetResult r = SolveBudget(t, Policy::Named("balanced:blk.0.*"), {}, o, SyntheticError);
+  CHECK(r.plan.At("blk.0.ffn_up.weight").type == QuantType::kF16);
+  CHECK(r.plan.At("blk.0.ffn_up.weight").keep);
+  CHECK(r.plan.At("blk.1.ffn_up.weight").decided_by.rfind("budget: ", 0) == 0);
+  CHECK(r.plan.total_bytes <= r.budget_bytes);
+  CHECK(r.plan.BitsPerWeight() > 4.45);
+}
