@@ -44,11 +44,16 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message)
       : std::runtime_error(std::string(ErrorCodeName(code)) + ": " + message),
-        code_(code) {}
+        code_(code),
+        message_(message) {}
   ErrorCode code() const noexcept { return code_; }
+  // The message without the "code: " prefix that what() carries, for
+  // callers that add context and rethrow.
+  const std::string& message() const noexcept { return message_; }
 
  private:
   ErrorCode code_;
+  std::string message_;
 };
 
 }  // namespace v0

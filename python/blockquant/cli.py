@@ -50,10 +50,12 @@ def _print_verdict(report: dict) -> None:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     if args.dry_run:
-        p = bq.plan(args.input, args.policy)
+        p = bq.plan(args.input, args.policy, target_size=args.target_size, target_bpw=args.target_bpw,
+                    threads=args.threads)
         print(p["text"], end="")
         return 0
     report = bq.quantize_model(args.input, args.output, policy=args.policy, threads=args.threads,
+                               target_size=args.target_size, target_bpw=args.target_bpw,
                                accept=args.accept or (), manifest=not args.no_manifest,
                                compress=args.compress, progress=False if args.quiet else None)
     _print_verdict(report)
@@ -143,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--accept", action="append", metavar="KEY=VALUE",
                    help="threshold override: rel_rmse.Q4_K=0.08, rel_rmse=0.1, cosine.min=0.99")
+    s.add_argument("--target-size", help="size budget for the tensors, e.g. 2.0GB or 1.5GiB")
+    s.add_argument("--target-bpw", type=float, help="bits/weight budget, e.g. 4.3")
     s.add_argument("--compress", choices=["gzip", "zstd"])
     s.add_argument("--no-manifest", action="store_true")
     s.add_argument("--dry-run", action="store_true", help="print the plan (rule, type, bytes per tensor) and stop")
@@ -180,7 +184,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (bq.Error, OSError, ImportError) as e:
+    except (bq.Error, OSError, ImportError, ValueError) as e:
         print(f"blockquant: error: {e}", file=sys.stderr)
         return 2
 

@@ -22,21 +22,39 @@ def _threads(threads: Optional[int]) -> int:
     return threads if threads and threads > 0 else (os.cpu_count() or 1)
 
 
+def parse_size(text: str) -> int:
+    """"2.0GB", "1.5GiB", "500MB", "123456" -> bytes (GB = 10^9, GiB = 2^30)."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    t = text.strip().upper()
+    num = t.rstrip("KMGTIB")
+    unit = t[len(num):]
+    if unit not in units or not num:
+        raise ValueError(f"cannot read size {text!r} (use e.g. 2.0GB, 1.5GiB, 500MB)")
+    return int(float(num) * units[unit])
+
+
 def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Optional[int] = None,
                    accept: Iterable[str] = (), reports: bool = True, manifest: bool = True,
-                   compress: Optional[str] = None, progress: Optional[bool] = None) -> Dict[str, Any]:
+                   compress: Optional[str] = None, progress: Optional[bool] = None,
+                   target_size: Optional[Any] = None, target_bpw: Optional[float] = None) -> Dict[str, Any]:
     """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a preset such as
     "Q4_K_M", or "int8-core", "aggressive", "balanced[:GLOB,...]"), measures every tensor,
     and writes ``output``.report.json/.md and ``output``.manifest.json. ``accept`` overrides
     thresholds ("rel_rmse.Q4_K=0.08", "cosine.min=0.99"). ``compress``: "gzip" or "zstd"
     also writes a compressed copy and records its measured ratio. Returns the report (a dict);
-    ``report["verdict"]`` is "GO" or "NO-GO"."""
+    ``report["verdict"]`` is "GO" or "NO-GO". ``target_size`` (bytes or "2.0GB") or ``target_bpw``
+    let the budget solver pick per-tensor types that fit and minimise the total squared error,
+    measured per tensor and candidate type on a sample of rows."""
     if compress not in (None, "gzip", "zstd"):
         raise ValueError(f"compress must be 'gzip' or 'zstd', got {compress!r}")
     if progress is None:
         progress = sys.stderr.isatty()
+    target_bytes = -1 if target_size is None else (
+        parse_size(target_size) if isinstance(target_size, str) else int(target_size))
     out = _core.quantize_model(input, output, policy, _threads(threads), list(accept), False, reports,
-                               manifest and compress is None, bool(progress))
+                               manifest and compress is None, bool(progress), target_bytes,
+                               -1.0 if target_bpw is None else float(target_bpw))
     report = json.loads(out.report_json)
     report["files"] = list(out.files)
     if compress is not None:
@@ -47,9 +65,14 @@ def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Opt
     return report
 
 
-def plan(input: str, policy: str = "Q4_K_M") -> Dict[str, Any]:
-    """The per-tensor plan (type, rule, bytes) and totals, before any quantization."""
-    out = _core.quantize_model(input, "", policy, 1, [], True, False, False, False)
+def plan(input: str, policy: str = "Q4_K_M", target_size: Optional[Any] = None,
+         target_bpw: Optional[float] = None, threads: Optional[int] = None) -> Dict[str, Any]:
+    """The per-tensor plan (type, rule, bytes) and totals, before any quantization. With a
+    budget the solver samples each tensor's error per candidate type (a few seconds)."""
+    target_bytes = -1 if target_size is None else (
+        parse_size(target_size) if isinstance(target_size, str) else int(target_size))
+    out = _core.quantize_model(input, "", policy, _threads(threads), [], True, False, False, False,
+                               target_bytes, -1.0 if target_bpw is None else float(target_bpw))
     report = json.loads(out.report_json)
     report["text"] = out.plan_text
     return report

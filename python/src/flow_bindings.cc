@@ -72,7 +72,7 @@ struct FlowOutput {
 
 FlowOutput QuantizeModel(const std::string& input, const std::string& output, const std::string& policy,
                          int threads, const std::vector<std::string>& accept, bool dry_run, bool write_reports,
-                         bool manifest, bool progress) {
+                         bool manifest, bool progress, int64_t target_bytes, double target_bpw) {
   FlowOutput out;
   py::gil_scoped_release release;
   bq::QuantizeModelOptions o;
@@ -82,6 +82,8 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.threads = threads;
   o.accept = accept;
   o.dry_run = dry_run;
+  o.target_bytes = target_bytes;
+  o.target_bpw = target_bpw;
   if (progress) {
     o.progress = [](const bq::FlowProgress& p) {
       const double mbps = p.seconds > 0 ? static_cast<double>(p.done_bytes) / p.seconds / 1e6 : 0.0;
@@ -115,7 +117,8 @@ void RegisterFlow(py::module_& m) {
       .def_readonly("files", &FlowOutput::files)
       .def_readonly("go", &FlowOutput::go);
   m.def("quantize_model", &QuantizeModel, py::arg("input"), py::arg("output"), py::arg("policy"), py::arg("threads"),
-        py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"));
+        py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
+        py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0);
   m.def("inspect", &Inspect, py::arg("path"), py::arg("max_array") = 16);
   m.def("compare_models", [](const std::string& a, const std::string& b, const std::vector<std::string>& accept,
                              int threads) {

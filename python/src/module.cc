@@ -59,10 +59,10 @@ void RunWithoutGil(F&& f) {
     } catch (const bq::Error& e) {
       failed = true;
       code = e.code();
-      message = e.what();
+      message = e.message();
     }
   }
-  if (failed) throw bq::Error(code, message.substr(message.find(": ") + 2));
+  if (failed) throw bq::Error(code, message);
 }
 
 bq::QuantType SourceType(const py::array& a, const std::string& source) {

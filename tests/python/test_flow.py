@@ -132,3 +132,18 @@ def test_cli_exit_codes(small_model, capsys):
     assert "| Q4_K |" in capsys.readouterr().out
     assert main(["validate", src, out]) == 0
     assert main(["quantize", str(d / "nope.gguf"), out]) == 2
+
+
+def test_budget_fits_and_beats_a_uniform_mix(small_model):
+    d, src = small_model
+    info = bq.inspect(src)
+    n = sum(t["elements"] for t in info["tensors"])
+    p = bq.plan(src, "Q4_K_M", target_bpw=4.0, threads=2)
+    assert p["totals"]["bits_per_weight"] <= 4.0 + 1e-9
+    assert len({t["type"] for t in p["tensors"]}) >= 2  # a real mix, not one type
+    out = str(d / "budget.gguf")
+    report = bq.quantize_model(src, out, target_size=int(n * 4.0 / 8) + 4096, threads=2)
+    assert report["totals"]["tensor_bytes"] <= int(n * 4.0 / 8) + 4096
+    assert bq.flow.parse_size("2.0GB") == 2_000_000_000 and bq.flow.parse_size("1GiB") == 2**30
+    with pytest.raises(ValueError):
+        bq.flow.parse_size("2 parsecs")

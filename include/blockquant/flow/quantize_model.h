@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "blockquant/io/gguf_reader.h"
 #include "blockquant/io/gguf_writer.h"
 #include "blockquant/parallel.h"
+#include "blockquant/policy/budget.h"
 #include "blockquant/policy/plan.h"
 #include "blockquant/policy/rule_file.h"
 #include "blockquant/quant/quantize.h"
@@ -112,6 +114,9 @@ struct QuantizeModelOptions {
   std::string output;           // the GGUF to write
   std::string policy = "Q4_K_M";  // a preset or hybrid name, or a JSON rule file (*.json)
   const Policy* policy_object = nullptr;  // overrides `policy` when set
+  int64_t target_bytes = -1;    // size budget for all tensor data, or
+  double target_bpw = -1.0;     // bits/weight budget: per-tensor types are then chosen to fit
+                                // and minimise the total squared error (policy/budget.h)
   int threads = 0;              // 0 = hardware concurrency
   std::vector<std::string> accept;  // threshold overrides, KEY=VALUE
   bool dry_run = false;         // plan only: nothing is written
@@ -241,6 +246,33 @@ inline void RefuseSameFile(const GgufFile& in, const std::string& output) {
 
 }  // namespace flow_detail
 
+// The budget solver's error model: squared error of storing the tensor as
+// `type`, measured on up to 32 evenly spaced rows and scaled to all rows.
+inline BudgetErrorFn SampledErrorFn(const GgufFile& in, const ParallelFor& pf) {
+  auto cache = std::make_shared<std::map<std::pair<std::string, uint32_t>, double>>();
+  return [&in, pf, cache](const TensorPlan& p, QuantType type) {
+    const auto key = std::make_pair(p.name, static_cast<uint32_t>(type));
+    const auto hit = cache->find(key);
+    if (hit != cache->end()) return hit->second;
+    const GgufTensor* t = in.FindTensor(p.name);
+    const int64_t cols = t->row_length(), rows = t->rows();
+    const int64_t sample = std::min<int64_t>(rows, 32);
+    std::vector<float> x(static_cast<size_t>(sample * cols)), y(x.size());
+    for (int64_t k = 0; k < sample; ++k) {
+      const int64_t r = k * rows / sample;
+      DequantizeRowReference(t->type, t->data + r * RowBytes(t->type, cols), x.data() + k * cols, cols);
+    }
+    std::vector<uint8_t> q(static_cast<size_t>(sample * RowBytes(type, cols)));
+    QuantizeTensor(type, QuantType::kF32, x.data(), sample, cols, q.data(), nullptr, pf);
+    DequantizeTensor(type, q.data(), sample, cols, y.data(), pf);
+    double se = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) se += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    const double err = se * static_cast<double>(rows) / static_cast<double>(sample);
+    (*cache)[key] = err;
+    return err;
+  };
+}
+
 // Plans the model only (what --dry-run shows).
 inline Plan PlanModel(const std::string& input, const Policy& policy) {
   const GgufFile in = GgufFile::Open(input);
@@ -263,7 +295,18 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   report.input = o.input;
   report.output = o.output;
   report.dry_run = o.dry_run;
-  report.plan = MakePlan(flow_detail::Describe(in), policy, flow_detail::Facts(in));
+  const size_t n_threads = o.threads > 0 ? static_cast<size_t>(o.threads)
+                                         : std::max<size_t>(1, std::thread::hardware_concurrency());
+  ThreadPool pool(n_threads);
+  const ParallelFor pf = pool.AsParallelFor();
+  if (o.target_bytes >= 0 || o.target_bpw >= 0.0) {
+    BudgetOptions b;
+    b.target_bytes = o.target_bytes;
+    b.target_bpw = o.target_bpw;
+    report.plan = SolveBudget(flow_detail::Describe(in), policy, flow_detail::Facts(in), b, SampledErrorFn(in, pf)).plan;
+  } else {
+    report.plan = MakePlan(flow_detail::Describe(in), policy, flow_detail::Facts(in));
+  }
   report.policy = report.plan.policy;
   const Plan& plan = report.plan;
   for (const TensorPlan& p : plan.tensors) report.tensors.push_back(TensorResult{p, {}, false, "", 0.0});
@@ -281,10 +324,6 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   for (const TensorPlan& p : plan.tensors) w.AddTensor(p.name, p.type, p.dims);
   w.Begin();
 
-  const size_t n_threads = o.threads > 0 ? static_cast<size_t>(o.threads)
-                                         : std::max<size_t>(1, std::thread::hardware_concurrency());
-  ThreadPool pool(n_threads);
-  const ParallelFor pf = pool.AsParallelFor();
   FlowProgress progress;
   progress.count = plan.tensors.size();
   progress.total_bytes = plan.source_bytes;
@@ -318,7 +357,7 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
           }
         } catch (const Error& e) {
           BLOCKQUANT_THROW(e.code(), "'" + o.input + "' tensor '" + p.name + "' (rows from " + std::to_string(r0) +
-                                         "): " + std::string(e.what()));
+                                         "): " + e.message());
         }
         w.Write(i, q.data(), static_cast<uint64_t>(nr * dst_row_bytes));
         DequantizeTensor(p.type, q.data(), nr, cols, deq.data(), pf);

@@ -26,7 +26,7 @@ inline Policy LoadRuleFile(const std::string& path) {
     return Policy::Rules(RuleSetFromJson<detail::JsonAdapter>(root),
                          "rules:" + (slash == std::string::npos ? path : path.substr(slash + 1)));
   } catch (const Error& e) {
-    BLOCKQUANT_THROW(e.code(), "rule file '" + path + "': " + e.what());
+    BLOCKQUANT_THROW(e.code(), "rule file '" + path + "': " + e.message());
   }
 }
 

@@ -122,7 +122,7 @@ RuleSet RuleSetFromJson(const V& root) {
           try {
             rule.roles |= ParseRoleMask(w);
           } catch (const Error& e) {
-            RuleFileError(field, e.what());
+            RuleFileError(field, e.message());
           }
         }
       } else if (key == "layers") {
