@@ -38,7 +38,7 @@ def main():
         runs = [
             ["--types", "Q4_K,Q8_0,Q4_0,Q6_K", "--shapes", "4096x4096", "--n", "1,32",
              "--threads", "1,2", "--cache", "hot", "--reps", "5", "--ref-max-ms", "200"],
-            ["--types", "Q4_K,Q2_K", "--shapes", "14336x4096", "--n", "1",
+            ["--types", "Q4_K,Q2_K,Q3_K,Q5_K,Q6_K,Q8_0,Q4_0", "--shapes", "14336x4096", "--n", "1",
              "--threads", "1,2", "--cache", "cold", "--reps", "5", "--ref-max-ms", "0"],
         ]
     else:
