@@ -97,24 +97,36 @@ HWY_INLINE void AddHighBit(const uint8_t* HWY_RESTRICT bits, int bit, int8_t add
   }
 }
 
-HWY_INLINE void FillGroups(DecodedBlock* o, int groups, float a, float c, int16_t sc) {
+// f16 -> f32 for scales in the dot path: exact for finite values (Inf/NaN
+// scales give Inf/NaN results either way), branch-free unlike F16ToF32.
+HWY_INLINE float F16ToF32Dot(uint16_t h) {
+  const float mag = BitsToFloat(static_cast<uint32_t>(h & 0x7FFFu) << 13) * 5.192296858534828e33f;  // 2^112
+  return BitsToFloat(FloatBits(mag) | (static_cast<uint32_t>(h & 0x8000u) << 16));
+}
+
+HWY_INLINE void FillGroups(DecodedBlock* o, int groups, float a, float c, int16_t sc, bool want_float) {
   for (int g = 0; g < groups; ++g) {
-    o->a[g] = a;
-    o->c[g] = c;
+    if (want_float) {
+      o->a[g] = a;
+      o->c[g] = c;
+    }
     o->sc[g] = sc;
     o->mn[g] = 0;
   }
 }
+
+// Exact F16ToF32 for the bit-exact float path; the branch-free conversion
+// (exact for finite values) for the integer path.
+HWY_INLINE float ScaleF16(uint16_t h, bool want_float) { return want_float ? F16ToF32(h) : F16ToF32Dot(h); }
 
 struct CodecQ4_0 {
   using Block = BlockQ4_0;
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
-    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 8);
-    const float d = F16ToF32(b.d);
-    FillGroups(o, 2, d, 0.0f, 1);
+    const float d = ScaleF16(b.d, want_float);
+    FillGroups(o, 2, d, 0.0f, 1, want_float);
     o->d = d;
     o->dmin = 0.0f;
     o->m = 0.0f;
@@ -126,10 +138,9 @@ struct CodecQ4_1 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
-    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 0);
-    const float d = F16ToF32(b.d), m = F16ToF32(b.m);
-    FillGroups(o, 2, d, m, 1);
+    const float d = ScaleF16(b.d, want_float), m = ScaleF16(b.m, want_float);
+    FillGroups(o, 2, d, m, 1, want_float);
     o->d = d;
     o->dmin = 0.0f;
     o->m = m;
@@ -148,11 +159,10 @@ struct CodecQ5_0 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
-    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 16);
     AddQ5High(b.qh, o->q);
-    const float d = F16ToF32(b.d);
-    FillGroups(o, 2, d, 0.0f, 1);
+    const float d = ScaleF16(b.d, want_float);
+    FillGroups(o, 2, d, 0.0f, 1, want_float);
     o->d = d;
     o->dmin = 0.0f;
     o->m = 0.0f;
@@ -164,11 +174,10 @@ struct CodecQ5_1 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMulAdd;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
-    (void)want_float;
     UnpackNibbles16(b.qs, o->q, 0);
     AddQ5High(b.qh, o->q);
-    const float d = F16ToF32(b.d), m = F16ToF32(b.m);
-    FillGroups(o, 2, d, m, 1);
+    const float d = ScaleF16(b.d, want_float), m = ScaleF16(b.m, want_float);
+    FillGroups(o, 2, d, m, 1, want_float);
     o->d = d;
     o->dmin = 0.0f;
     o->m = m;
@@ -180,11 +189,10 @@ struct CodecQ8_0 {
   static constexpr int kElems = kQK;
   static constexpr FloatOp kOp = FloatOp::kMul;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
-    (void)want_float;
     const hn::CappedTag<int8_t, kQK> d8;
     for (int l = 0; l < kQK; l += static_cast<int>(hn::Lanes(d8))) hn::StoreU(hn::LoadU(d8, b.qs + l), d8, o->q + l);
-    const float d = F16ToF32(b.d);
-    FillGroups(o, 2, d, 0.0f, 1);
+    const float d = ScaleF16(b.d, want_float);
+    FillGroups(o, 2, d, 0.0f, 1, want_float);
     o->d = d;
     o->dmin = 0.0f;
     o->m = 0.0f;
@@ -207,7 +215,7 @@ struct CodecQ2_K {
   static constexpr FloatOp kOp = FloatOp::kMulSub;
   static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
     Unpack2Bit(b.qs, o->q, 0);
-    const float d = F16ToF32(b.d), dmin = F16ToF32(b.dmin);
+    const float d = ScaleF16(b.d, want_float), dmin = ScaleF16(b.dmin, want_float);
     for (int g = 0; g < 16; ++g) {
       const int sc = b.scales[g] & 0xF, mn = b.scales[g] >> 4;
       o->sc[g] = static_cast<int16_t>(sc);
@@ -231,7 +239,7 @@ struct CodecQ3_K {
     // low2 + 4 * high - 4: offset -4 first, then +4 where the hmask bit is set.
     Unpack2Bit(b.qs, o->q, 4);
     for (int k = 0; k < 8; ++k) AddHighBit(b.hmask, k, 4, o->q + 32 * k);
-    const float d = F16ToF32(b.d);
+    const float d = ScaleF16(b.d, want_float);
     for (int g = 0; g < 16; ++g) {
       const int sc = static_cast<int>(UnpackScaleQ3K(g, b.scales)) - 32;
       o->sc[g] = static_cast<int16_t>(sc);
@@ -284,7 +292,7 @@ struct CodecQ4_K {
       UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
       UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
-    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o, want_float);
+    KScales(b.scales, ScaleF16(b.d, want_float), ScaleF16(b.dmin, want_float), o, want_float);
   }
 };
 
@@ -298,7 +306,7 @@ struct CodecQ5_K {
       UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
     }
     for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, o->q + 32 * j);
-    KScales(b.scales, F16ToF32(b.d), F16ToF32(b.dmin), o, want_float);
+    KScales(b.scales, ScaleF16(b.d, want_float), ScaleF16(b.dmin, want_float), o, want_float);
   }
 };
 
@@ -321,7 +329,7 @@ struct CodecQ6_K {
         AddHighBit(qh, 2 * k + 1, 32, q + 32 * k);
       }
     }
-    const float d = F16ToF32(b.d);
+    const float d = ScaleF16(b.d, want_float);
     for (int g = 0; g < 16; ++g) {
       o->sc[g] = b.scales[g];
       o->mn[g] = 0;

@@ -360,13 +360,6 @@ HWY_INLINE VI32 MinDot16(const int16_t* HWY_RESTRICT mn, const int16_t* HWY_REST
   return hn::RearrangeToOddPlusEven(acc, acc1);
 }
 
-// f16 -> f32 for scales in the dot path: exact for finite values (Inf/NaN
-// scales give Inf/NaN results either way), branch-free unlike F16ToF32.
-HWY_INLINE float F16ToF32Dot(uint16_t h) {
-  const float mag = BitsToFloat(static_cast<uint32_t>(h & 0x7FFFu) << 13) * 5.192296858534828e33f;  // 2^112
-  return BitsToFloat(FloatBits(mag) | (static_cast<uint32_t>(h & 0x8000u) << 16));
-}
-
 struct ActQ8K {
   using Block = BlockQ8_K;
   static HWY_INLINE float Scale(const Block& a) { return a.d; }
