@@ -24,6 +24,7 @@
 #include "blockquant/export/sha256.h"
 #include "blockquant/format/type_traits.h"
 #include "blockquant/io/atomic_file.h"
+#include "blockquant/flow/model_source.h"
 #include "blockquant/io/gguf_reader.h"
 #include "blockquant/io/gguf_writer.h"
 #include "blockquant/parallel.h"
@@ -110,7 +111,8 @@ struct FlowProgress {
 };
 
 struct QuantizeModelOptions {
-  std::string input;            // a GGUF file (F32/F16/BF16 or already quantized tensors)
+  std::string input;            // a GGUF file (F32/F16/BF16 or already quantized tensors), or a
+                                // *.safetensors checkpoint (F32/F16/BF16, HF names mapped)
   std::string output;           // the GGUF to write
   std::string policy = "Q4_K_M";  // a preset or hybrid name, or a JSON rule file (*.json)
   const Policy* policy_object = nullptr;  // overrides `policy` when set
@@ -219,13 +221,13 @@ struct FlowReport {
 
 namespace flow_detail {
 
-inline std::vector<TensorDesc> Describe(const GgufFile& in) {
+inline std::vector<TensorDesc> Describe(const ModelSource& in) {
   std::vector<TensorDesc> out;
   for (const GgufTensor& t : in.tensors()) out.push_back({t.name, t.dims, t.type});
   return out;
 }
 
-inline ModelFacts Facts(const GgufFile& in) {
+inline ModelFacts Facts(const ModelSource& in) {
   ModelFacts f;
   f.arch = in.GetString("general.architecture");
   const std::string a = f.arch.empty() ? "llama" : f.arch;
@@ -236,7 +238,7 @@ inline ModelFacts Facts(const GgufFile& in) {
   return f;
 }
 
-inline void RefuseSameFile(const GgufFile& in, const std::string& output) {
+inline void RefuseSameFile(const ModelSource& in, const std::string& output) {
   struct stat st;
   if (::stat(output.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_dev) == in.file().device() &&
       static_cast<uint64_t>(st.st_ino) == in.file().inode()) {
@@ -248,7 +250,7 @@ inline void RefuseSameFile(const GgufFile& in, const std::string& output) {
 
 // The budget solver's error model: squared error of storing the tensor as
 // `type`, measured on up to 32 evenly spaced rows and scaled to all rows.
-inline BudgetErrorFn SampledErrorFn(const GgufFile& in, const ParallelFor& pf) {
+inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const ParallelFor& pf) {
   auto cache = std::make_shared<std::map<std::pair<std::string, uint32_t>, double>>();
   return [&in, pf, cache](const TensorPlan& p, QuantType type) {
     const auto key = std::make_pair(p.name, static_cast<uint32_t>(type));
@@ -275,7 +277,7 @@ inline BudgetErrorFn SampledErrorFn(const GgufFile& in, const ParallelFor& pf) {
 
 // Plans the model only (what --dry-run shows).
 inline Plan PlanModel(const std::string& input, const Policy& policy) {
-  const GgufFile in = GgufFile::Open(input);
+  const ModelSource in = ModelSource::Open(input);
   return MakePlan(flow_detail::Describe(in), policy, flow_detail::Facts(in));
 }
 
@@ -285,7 +287,7 @@ inline Plan PlanModel(const std::string& input, const Policy& policy) {
 inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  const GgufFile in = GgufFile::Open(o.input);
+  const ModelSource in = ModelSource::Open(o.input);
   if (!o.dry_run) flow_detail::RefuseSameFile(in, o.output);
   const Policy policy = o.policy_object ? *o.policy_object : ResolvePolicy(o.policy);
   Thresholds thresholds;
