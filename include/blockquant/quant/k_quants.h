@@ -87,7 +87,7 @@ inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x
     GroupWeights(group, importance ? importance + j * group : nullptr, w + j * group);
     const GroupFit fit = FitAsymmetric(group, nmax, x + j * group, w + j * group, s->L + j * group, true);
     a[j] = fit.scale;
-    b[j] = -fit.offset;
+    b[j] = 0.0f - fit.offset;  // +0, not -0, when there is no min
     max_a = std::fmax(max_a, a[j]);
     max_b = std::fmax(max_b, b[j]);
   }
@@ -114,7 +114,7 @@ inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x
     const float det = suu * svv - suv * suv;
     if (det > 0.0f) {
       nd = (sux * svv - suv * svx) / det;
-      ndm = -((suu * svx - suv * sux) / det);
+      ndm = 0.0f - (suu * svx - suv * sux) / det;  // +0 rather than -0
     } else if (suu > 0.0f) {  // no min terms in play
       nd = sux / suu;
       ndm = F16ToF32(s->dmin);

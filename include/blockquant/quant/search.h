@@ -25,8 +25,8 @@ namespace ref {
 // Groups below this magnitude quantize to zero: no f16 scale can reach them.
 inline constexpr float kTinyGroup = 1e-20f;
 // Candidate inverse scales: nmax + kCandStep * (k - kCandHalf), k = 0..2*kCandHalf.
-inline constexpr int kCandHalf = 10;
-inline constexpr float kCandStep = 0.1f;
+inline constexpr int kCandHalf = 5;
+inline constexpr float kCandStep = 0.2f;
 // Lloyd refinements (reassign q for the fitted scale/min, refit) per group.
 inline constexpr int kRefineIters = 2;
 
