@@ -37,7 +37,7 @@ from .flow import compress_file, inspect, make_demo_model, plan, quantize_model,
 __version__: str = _core.__version__
 
 __all__ = [
-    "QuantizedTensor", "TypeInfo", "quantize", "dequantize", "types",
+    "QuantizedTensor", "TypeInfo", "quantize", "dequantize", "types", "matmul", "cpu_targets",
     "quantize_model", "plan", "inspect", "validate_model", "make_demo_model", "compress_file",
     "Error", "InvalidArgumentError", "UnsupportedTypeError", "ShapeError", "NonFiniteError",
     "IoError", "FormatError", "LimitError", "DeviceError", "ValidationError",
@@ -179,6 +179,40 @@ def quantize(array: np.ndarray, type: str, importance: Optional[np.ndarray] = No
     data = _core.quantize(array.reshape(-1), rows, cols, type, importance, _threads(threads),
                           source_dtype or "")
     return QuantizedTensor(type, array.shape, data)
+
+
+def _require_kernels() -> None:
+    if not _core.has_kernels:
+        raise ImportError("this build of blockquant has no SIMD kernels (Highway was not found at build time)")
+
+
+def cpu_targets() -> dict:
+    """The Highway targets compiled in, those this CPU supports, and the one in use
+    (BLOCKQUANT_CPU_TARGET, read at the first kernel call, forces one)."""
+    _require_kernels()
+    return _core.cpu_targets()
+
+
+def matmul(qt: QuantizedTensor, x: np.ndarray, threads: Optional[int] = None,
+           activations: str = "q8") -> np.ndarray:
+    """``x @ W.T`` for a quantized weight ``qt`` of shape (out, in) and ``x`` of shape (in,) or
+    (n, in), float32 or float16; returns float32 (out,) or (n, out). ``activations="q8"``
+    (the default) quantizes each row of x to the weight type's q8 partner, as llama.cpp does;
+    ``"f32"`` keeps x in float. The GIL is released while the kernel runs."""
+    _require_kernels()
+    if not isinstance(qt, QuantizedTensor) or len(qt.shape) != 2:
+        raise TypeError("qt must be a 2-D QuantizedTensor (out, in)")
+    if activations not in ("q8", "f32"):
+        raise ValueError(f"activations must be 'q8' or 'f32', got {activations!r}")
+    x = _check_array(x)
+    if x.dtype not in (np.float32, np.float16):
+        raise TypeError(f"x must be float32 or float16, got dtype {x.dtype}")
+    if x.ndim not in (1, 2) or x.shape[-1] != qt.shape[1]:
+        raise ShapeError(f"x of shape {x.shape} does not match weights of shape {qt.shape}")
+    x2 = x.reshape(-1, qt.shape[1]).astype(np.float32, copy=False)
+    y = _core.matmul(qt.data, qt.shape[0], qt.shape[1], qt.type, np.ascontiguousarray(x2), x2.shape[0],
+                     activations == "q8", _threads(threads))
+    return y.reshape(qt.shape[0]) if x.ndim == 1 else y
 
 
 def dequantize(qt: QuantizedTensor, threads: Optional[int] = None) -> np.ndarray:

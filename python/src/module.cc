@@ -173,6 +173,9 @@ py::list Types() {
 }  // namespace
 
 void RegisterFlow(py::module_& m);  // flow_bindings.cc
+#if defined(BLOCKQUANT_HAS_DISPATCH)
+void RegisterKernels(py::module_& m);  // kernel_bindings.cc
+#endif
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "blockquant native kernels (use the blockquant package, not this module)";
@@ -213,4 +216,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("dequantize", &Dequantize, py::arg("data"), py::arg("rows"), py::arg("cols"), py::arg("type"),
         py::arg("threads") = 1, "Decode block bytes into a flat float32 array of rows * cols values.");
   RegisterFlow(m);
+#if defined(BLOCKQUANT_HAS_DISPATCH)
+  RegisterKernels(m);
+#else
+  m.attr("has_kernels") = false;
+#endif
 }
