@@ -85,13 +85,7 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.target_bytes = target_bytes;
   o.target_bpw = target_bpw;
   if (progress) {
-    o.progress = [](const bq::FlowProgress& p) {
-      const double mbps = p.seconds > 0 ? static_cast<double>(p.done_bytes) / p.seconds / 1e6 : 0.0;
-      const double eta = mbps > 0 ? static_cast<double>(p.total_bytes - p.done_bytes) / 1e6 / mbps : 0.0;
-      std::fprintf(stderr, "\r[%zu/%zu] %-32.32s %7.1f MB/s  ETA %5.1f s", p.index + 1, p.count, p.name.c_str(), mbps,
-                   eta);
-      if (p.index + 1 == p.count) std::fprintf(stderr, "\n");
-    };
+    o.progress = [](const bq::FlowProgress& p) { bq::PrintProgress(p); };
   }
   const bq::FlowReport r = bq::QuantizeModel(o);
   out.report_json = r.ToJson();

@@ -110,6 +110,15 @@ struct FlowProgress {
   double seconds = 0.0;
 };
 
+// The progress line the CLI and bq-quantize print on a terminal:
+// "[i/n] name  MB/s  ETA", rewritten in place, with a newline after the last.
+inline void PrintProgress(const FlowProgress& p, std::FILE* out = stderr) {
+  const double mbps = p.seconds > 0 ? static_cast<double>(p.done_bytes) / p.seconds / 1e6 : 0.0;
+  const double eta = mbps > 0 ? static_cast<double>(p.total_bytes - p.done_bytes) / 1e6 / mbps : 0.0;
+  std::fprintf(out, "\r[%zu/%zu] %-32.32s %7.1f MB/s  ETA %5.1f s", p.index + 1, p.count, p.name.c_str(), mbps, eta);
+  if (p.index + 1 == p.count) std::fprintf(out, "\n");
+}
+
 struct QuantizeModelOptions {
   std::string input;            // a GGUF file (F32/F16/BF16 or already quantized tensors), or a
                                 // *.safetensors checkpoint (F32/F16/BF16, HF names mapped)

@@ -63,16 +63,22 @@ inline const TypeTraits& Traits(QuantType type) {
 
 inline const char* TypeName(QuantType type) { return Traits(type).name; }
 
-// Case-insensitive: "q4_k", "Q4_K" and "q4_K" all name Q4_K.
-inline QuantType ParseQuantType(std::string_view name) {
+// Case-insensitive: "q4_k", "Q4_K" and "q4_K" all name Q4_K; nullptr when
+// no type has that name.
+inline const TypeTraits* FindTraitsByName(std::string_view name) {
   auto upper = [](char c) { return (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c; };
   for (const TypeTraits& t : kTypeTraits) {
     const std::string_view candidate(t.name);
     if (candidate.size() != name.size()) continue;
     bool same = true;
     for (size_t i = 0; i < name.size() && same; ++i) same = upper(name[i]) == candidate[i];
-    if (same) return t.type;
+    if (same) return &t;
   }
+  return nullptr;
+}
+
+inline QuantType ParseQuantType(std::string_view name) {
+  if (const TypeTraits* t = FindTraitsByName(name)) return t->type;
   BLOCKQUANT_THROW(ErrorCode::kUnsupportedType, "unknown type name '" + std::string(name) + "'");
 }
 

@@ -44,15 +44,7 @@ int64_t JsonInteger(const V& v, const std::string& where, int64_t lo, int64_t hi
 
 inline RuleAction ParseRuleAction(const std::string& word, const std::string& where) {
   if (word == "keep") return RuleAction::Keep();
-  const TypeTraits* found = nullptr;
-  auto upper = [](char c) { return (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c; };
-  for (const TypeTraits& t : kTypeTraits) {
-    const std::string_view name(t.name);
-    if (name.size() != word.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < word.size() && same; ++i) same = upper(word[i]) == name[i];
-    if (same) found = &t;
-  }
+  const TypeTraits* found = FindTraitsByName(word);
   if (found == nullptr || !found->storable) {
     std::string known;
     for (const TypeTraits& t : kTypeTraits) {
