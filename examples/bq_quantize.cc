@@ -1,6 +1,6 @@
 // bq-quantize: the whole quantize -> validate -> export flow from C++.
 //
-//   bq-quantize IN.gguf OUT.gguf [--policy Q4_K_M] [--threads N] [--accept KEY=VALUE]...
+//   bq-quantize IN.gguf OUT.gguf [--policy Q4_K_M] [--threads N] [--accept KEY=VALUE]... [--imatrix F]
 //               [--dry-run] [--no-manifest]
 //   bq-quantize --make-demo-model PATH     (writes the embedded ~125M-parameter F16 model)
 //
@@ -22,7 +22,7 @@ namespace {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: bq-quantize IN.gguf OUT.gguf [--policy P] [--threads N] [--accept KEY=VALUE]... "
+               "usage: bq-quantize IN.gguf OUT.gguf [--policy P] [--threads N] [--accept KEY=VALUE]... [--imatrix F] "
                "[--dry-run] [--no-manifest]\n"
                "       bq-quantize --make-demo-model OUT.gguf\n");
   return 2;
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
       if (a == "--policy") o.policy = value();
       else if (a == "--threads") o.threads = std::stoi(value());
       else if (a == "--accept") o.accept.push_back(value());
+      else if (a == "--imatrix") o.imatrix = value();
       else if (a == "--dry-run") o.dry_run = true;
       else if (a == "--no-manifest") manifest = false;
       else if (a.rfind("--", 0) == 0) return Usage();

@@ -55,7 +55,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(p["text"], end="")
         return 0
     report = bq.quantize_model(args.input, args.output, policy=args.policy, threads=args.threads,
-                               target_size=args.target_size, target_bpw=args.target_bpw,
+                               target_size=args.target_size, target_bpw=args.target_bpw, imatrix=args.imatrix,
                                accept=args.accept or (), manifest=not args.no_manifest,
                                compress=args.compress, progress=False if args.quiet else None)
     _print_verdict(report)
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threshold override: rel_rmse.Q4_K=0.08, rel_rmse=0.1, cosine.min=0.99")
     s.add_argument("--target-size", help="size budget for the tensors, e.g. 2.0GB or 1.5GiB")
     s.add_argument("--target-bpw", type=float, help="bits/weight budget, e.g. 4.3")
+    s.add_argument("--imatrix", help="llama.cpp importance matrix (imatrix.gguf or legacy .dat)")
     s.add_argument("--compress", choices=["gzip", "zstd"])
     s.add_argument("--no-manifest", action="store_true")
     s.add_argument("--dry-run", action="store_true", help="print the plan (rule, type, bytes per tensor) and stop")

@@ -37,7 +37,8 @@ def parse_size(text: str) -> int:
 def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Optional[int] = None,
                    accept: Iterable[str] = (), reports: bool = True, manifest: bool = True,
                    compress: Optional[str] = None, progress: Optional[bool] = None,
-                   target_size: Optional[Any] = None, target_bpw: Optional[float] = None) -> Dict[str, Any]:
+                   target_size: Optional[Any] = None, target_bpw: Optional[float] = None,
+                   imatrix: Optional[str] = None) -> Dict[str, Any]:
     """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a preset such as
     "Q4_K_M", or "int8-core", "aggressive", "balanced[:GLOB,...]"), measures every tensor,
     and writes ``output``.report.json/.md and ``output``.manifest.json. ``accept`` overrides
@@ -45,7 +46,8 @@ def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Opt
     also writes a compressed copy and records its measured ratio. Returns the report (a dict);
     ``report["verdict"]`` is "GO" or "NO-GO". ``target_size`` (bytes or "2.0GB") or ``target_bpw``
     let the budget solver pick per-tensor types that fit and minimise the total squared error,
-    measured per tensor and candidate type on a sample of rows."""
+    measured per tensor and candidate type on a sample of rows. ``imatrix``: a llama.cpp
+    importance matrix (GGUF or legacy .dat) whose per-column mean x^2 weights the rounding."""
     if compress not in (None, "gzip", "zstd"):
         raise ValueError(f"compress must be 'gzip' or 'zstd', got {compress!r}")
     if progress is None:
@@ -54,7 +56,7 @@ def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Opt
         parse_size(target_size) if isinstance(target_size, str) else int(target_size))
     out = _core.quantize_model(input, output, policy, _threads(threads), list(accept), False, reports,
                                manifest and compress is None, bool(progress), target_bytes,
-                               -1.0 if target_bpw is None else float(target_bpw))
+                               -1.0 if target_bpw is None else float(target_bpw), imatrix or "")
     report = json.loads(out.report_json)
     report["files"] = list(out.files)
     if compress is not None:

@@ -72,7 +72,8 @@ struct FlowOutput {
 
 FlowOutput QuantizeModel(const std::string& input, const std::string& output, const std::string& policy,
                          int threads, const std::vector<std::string>& accept, bool dry_run, bool write_reports,
-                         bool manifest, bool progress, int64_t target_bytes, double target_bpw) {
+                         bool manifest, bool progress, int64_t target_bytes, double target_bpw,
+                         const std::string& imatrix) {
   FlowOutput out;
   py::gil_scoped_release release;
   bq::QuantizeModelOptions o;
@@ -84,6 +85,7 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.dry_run = dry_run;
   o.target_bytes = target_bytes;
   o.target_bpw = target_bpw;
+  o.imatrix = imatrix;
   if (progress) {
     o.progress = [](const bq::FlowProgress& p) { bq::PrintProgress(p); };
   }
@@ -112,7 +114,7 @@ void RegisterFlow(py::module_& m) {
       .def_readonly("go", &FlowOutput::go);
   m.def("quantize_model", &QuantizeModel, py::arg("input"), py::arg("output"), py::arg("policy"), py::arg("threads"),
         py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
-        py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0);
+        py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "");
   m.def("inspect", &Inspect, py::arg("path"), py::arg("max_array") = 16);
   m.def("compare_models", [](const std::string& a, const std::string& b, const std::vector<std::string>& accept,
                              int threads) {

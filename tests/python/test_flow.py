@@ -147,3 +147,45 @@ def test_budget_fits_and_beats_a_uniform_mix(small_model):
     assert bq.flow.parse_size("2.0GB") == 2_000_000_000 and bq.flow.parse_size("1GiB") == 2**30
     with pytest.raises(ValueError):
         bq.flow.parse_size("2 parsecs")
+
+
+def write_legacy_imatrix(path, entries, chunks=4, dataset="calib.txt"):
+    import struct
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", len(entries)))
+        for name, values in sorted(entries.items()):
+            f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<ii", 1, len(values)))
+            f.write(np.asarray(values, np.float32).tobytes())
+        f.write(struct.pack("<i", chunks) + struct.pack("<i", len(dataset)) + dataset.encode())
+
+
+def test_imatrix_weights_the_rounding(small_model):
+    d, src = small_model
+    info = bq.inspect(src)
+    rng = np.random.default_rng(9)
+    entries, weights = {}, {}
+    for t in info["tensors"]:
+        if len(t["shape"]) == 2 and t["name"].startswith("blk."):
+            w = (rng.exponential(size=t["shape"][0]) ** 3).astype(np.float32)
+            entries[t["name"]] = w
+            weights[t["name"]] = w
+    imat = str(d / "imatrix.dat")
+    write_legacy_imatrix(imat, entries)
+    plain, weighted = str(d / "plain.gguf"), str(d / "weighted.gguf")
+    bq.quantize_model(src, plain, policy="Q3_K_M", threads=2, reports=False)
+    bq.quantize_model(src, weighted, policy="Q3_K_M", threads=2, reports=False, imatrix=imat)
+    meta = bq.inspect(weighted)["metadata"]
+    assert meta["quantize.imatrix.file"] == imat and meta["quantize.imatrix.dataset"] == "calib.txt"
+    assert meta["quantize.imatrix.entries_count"] == len(entries) and meta["quantize.imatrix.chunks_count"] == 4
+    src_r, p_r, w_r = (gguf.GGUFReader(p) for p in (src, plain, weighted))
+    src_t = {t.name: t for t in src_r.tensors}
+    better = 0
+    for name, w in weights.items():
+        x = np.asarray(src_t[name].data, np.float32)
+        errs = []
+        for r in (p_r, w_r):
+            t = next(t for t in r.tensors if t.name == name)
+            y = gguf.quants.dequantize(t.data, t.tensor_type).reshape(x.shape)
+            errs.append(float(np.sum(w * (x - y) ** 2)))
+        better += errs[1] < errs[0]
+    assert better == len(weights)  # the importance-weighted error drops on every tensor

@@ -27,6 +27,7 @@
 #include "blockquant/flow/model_source.h"
 #include "blockquant/io/gguf_reader.h"
 #include "blockquant/io/gguf_writer.h"
+#include "blockquant/io/imatrix.h"
 #include "blockquant/parallel.h"
 #include "blockquant/policy/budget.h"
 #include "blockquant/policy/plan.h"
@@ -125,6 +126,7 @@ struct QuantizeModelOptions {
   std::string output;           // the GGUF to write
   std::string policy = "Q4_K_M";  // a preset or hybrid name, or a JSON rule file (*.json)
   const Policy* policy_object = nullptr;  // overrides `policy` when set
+  std::string imatrix;          // llama.cpp importance matrix (GGUF or legacy .dat); optional
   int64_t target_bytes = -1;    // size budget for all tensor data, or
   double target_bpw = -1.0;     // bits/weight budget: per-tensor types are then chosen to fit
                                 // and minimise the total squared error (policy/budget.h)
@@ -299,6 +301,9 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   const ModelSource in = ModelSource::Open(o.input);
   if (!o.dry_run) flow_detail::RefuseSameFile(in, o.output);
   const Policy policy = o.policy_object ? *o.policy_object : ResolvePolicy(o.policy);
+  const Imatrix imatrix = o.imatrix.empty() ? Imatrix{} : LoadImatrix(o.imatrix);
+  ModelFacts facts = flow_detail::Facts(in);
+  facts.has_imatrix = !o.imatrix.empty();
   Thresholds thresholds;
   for (const std::string& s : o.accept) thresholds.Apply(s);
 
@@ -314,9 +319,9 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     BudgetOptions b;
     b.target_bytes = o.target_bytes;
     b.target_bpw = o.target_bpw;
-    report.plan = SolveBudget(flow_detail::Describe(in), policy, flow_detail::Facts(in), b, SampledErrorFn(in, pf)).plan;
+    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, pf)).plan;
   } else {
-    report.plan = MakePlan(flow_detail::Describe(in), policy, flow_detail::Facts(in));
+    report.plan = MakePlan(flow_detail::Describe(in), policy, facts);
   }
   report.policy = report.plan.policy;
   const Plan& plan = report.plan;
@@ -332,6 +337,12 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   w.Set("general.quantization_version", GgufValue::U32(2));
   w.Set("quantize.policy", GgufValue::String(plan.policy));
   w.Set("quantize.tool", GgufValue::String(std::string("blockquant ") + kVersionString));
+  if (!o.imatrix.empty()) {  // the keys llama-quantize writes
+    w.Set("quantize.imatrix.file", GgufValue::String(o.imatrix));
+    if (!imatrix.datasets.empty()) w.Set("quantize.imatrix.dataset", GgufValue::String(imatrix.datasets.back()));
+    w.Set("quantize.imatrix.entries_count", GgufValue::I32(static_cast<int32_t>(imatrix.entries.size())));
+    w.Set("quantize.imatrix.chunks_count", GgufValue::I32(static_cast<int32_t>(imatrix.chunk_count)));
+  }
   for (const TensorPlan& p : plan.tensors) w.AddTensor(p.name, p.type, p.dims);
   w.Begin();
 
@@ -356,15 +367,35 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
       std::vector<float> orig(static_cast<size_t>(std::min(chunk, rows) * cols)), deq(orig.size());
       std::vector<uint8_t> q(static_cast<size_t>(std::min(chunk, rows) * dst_row_bytes));
       MetricsAccumulator acc;
-      for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-        const int64_t nr = std::min(chunk, rows - r0);
+      // With an imatrix, each matrix (expert) of a 3-D tensor has its own
+      // importance row, so chunks never cross a matrix boundary.
+      const bool weighted = imatrix.entries.count(p.name) > 0;
+      const int64_t n_mat = weighted ? std::max<int64_t>(1, imatrix.entries.at(p.name).n_mat()) : 1;
+      if (rows % n_mat != 0) {
+        BLOCKQUANT_THROW(ErrorCode::kShape, "imatrix entry '" + p.name + "' has " + std::to_string(n_mat) +
+                                                " matrices; the tensor's " + std::to_string(rows) + " rows do not split");
+      }
+      const int64_t rows_per_mat = rows / n_mat;
+      std::vector<float> importance;
+      int64_t importance_mat = -1;
+      for (int64_t r0 = 0, nr = 0; r0 < rows; r0 += nr) {
+        nr = std::min(chunk, rows - r0);
+        if (weighted) {
+          const int64_t mat = r0 / rows_per_mat;
+          nr = std::min(nr, (mat + 1) * rows_per_mat - r0);
+          if (mat != importance_mat) {
+            importance = imatrix.Importance(p.name, cols, n_mat > 1 ? mat : 0);
+            importance_mat = mat;
+          }
+        }
+        const float* imp = weighted ? importance.data() : nullptr;
         const uint8_t* in_rows = src.data + r0 * src_row_bytes;
         DequantizeTensor(src.type, in_rows, nr, cols, orig.data(), pf);
         try {
           if (float_source) {
-            QuantizeTensor(p.type, src.type, in_rows, nr, cols, q.data(), nullptr, pf);
+            QuantizeTensor(p.type, src.type, in_rows, nr, cols, q.data(), imp, pf);
           } else {  // re-quantizing an already quantized tensor: from its decoded values
-            QuantizeTensor(p.type, QuantType::kF32, orig.data(), nr, cols, q.data(), nullptr, pf);
+            QuantizeTensor(p.type, QuantType::kF32, orig.data(), nr, cols, q.data(), imp, pf);
           }
         } catch (const Error& e) {
           BLOCKQUANT_THROW(e.code(), "'" + o.input + "' tensor '" + p.name + "' (rows from " + std::to_string(r0) +
