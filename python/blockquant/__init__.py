@@ -32,13 +32,13 @@ from ._core import (
     ValidationError,
 )
 
-from .flow import compress_file, inspect, make_demo_model, plan, quantize_model, validate_model
+from .flow import Policy, compress_file, inspect, make_demo_model, plan, quantize_model, validate_model
 
 __version__: str = _core.__version__
 
 __all__ = [
     "QuantizedTensor", "TypeInfo", "quantize", "dequantize", "types", "matmul", "cpu_targets",
-    "quantize_model", "plan", "inspect", "validate_model", "make_demo_model", "compress_file",
+    "quantize_model", "plan", "Policy", "inspect", "validate_model", "make_demo_model", "compress_file",
     "Error", "InvalidArgumentError", "UnsupportedTypeError", "ShapeError", "NonFiniteError",
     "IoError", "FormatError", "LimitError", "DeviceError", "ValidationError",
 ]

@@ -56,6 +56,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         return 0
     report = bq.quantize_model(args.input, args.output, policy=args.policy, threads=args.threads,
                                target_size=args.target_size, target_bpw=args.target_bpw, imatrix=args.imatrix,
+                               report_path=args.report,
                                accept=args.accept or (), manifest=not args.no_manifest,
                                compress=args.compress, progress=False if args.quiet else None)
     _print_verdict(report)
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-size", help="size budget for the tensors, e.g. 2.0GB or 1.5GiB")
     s.add_argument("--target-bpw", type=float, help="bits/weight budget, e.g. 4.3")
     s.add_argument("--imatrix", help="llama.cpp importance matrix (imatrix.gguf or legacy .dat)")
+    s.add_argument("--report", help="write the report to REPORT.json and REPORT.md (default: OUT.report.*)")
     s.add_argument("--compress", choices=["gzip", "zstd"])
     s.add_argument("--no-manifest", action="store_true")
     s.add_argument("--dry-run", action="store_true", help="print the plan (rule, type, bytes per tensor) and stop")

@@ -18,6 +18,41 @@ from typing import Any, Dict, Iterable, List, Optional
 from . import _core
 
 
+class Policy:
+    """Which tensor gets which type: a preset ("Q4_K_M", "Q3_K_S", ...), a hybrid ("int8-core",
+    "aggressive", "balanced:GLOB,..."), a rule-file path (*.json), or rules given inline as a
+    dict in the rule-file format (docs/policies.md), e.g.
+    ``bq.Policy({"version": 1, "default": "Q4_K", "rules": [{"role": "output", "type": "Q6_K"}]})``."""
+
+    def __init__(self, spec: Any) -> None:
+        self._tmp: Optional[str] = None
+        if isinstance(spec, Policy):
+            spec = spec.spec
+        if isinstance(spec, dict):
+            import tempfile
+            fd, self._tmp = tempfile.mkstemp(suffix=".json", prefix="bq-policy-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(spec, f)
+            self.spec = self._tmp
+            self.rules: Optional[Dict[str, Any]] = spec
+        elif isinstance(spec, str) and spec:
+            self.spec = spec
+            self.rules = None
+        else:
+            raise TypeError("a policy is a preset name, a rule-file path or a dict of rules")
+
+    def __del__(self) -> None:
+        if self._tmp and os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __repr__(self) -> str:
+        return f"Policy({self.rules if self.rules is not None else self.spec!r})"
+
+
+def _policy(policy: Any) -> str:
+    return policy.spec if isinstance(policy, Policy) else Policy(policy).spec if isinstance(policy, dict) else policy
+
+
 def _threads(threads: Optional[int]) -> int:
     return threads if threads and threads > 0 else (os.cpu_count() or 1)
 
@@ -34,31 +69,40 @@ def parse_size(text: str) -> int:
     return int(float(num) * units[unit])
 
 
-def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Optional[int] = None,
+def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Optional[int] = None,
                    accept: Iterable[str] = (), reports: bool = True, manifest: bool = True,
                    compress: Optional[str] = None, progress: Optional[bool] = None,
                    target_size: Optional[Any] = None, target_bpw: Optional[float] = None,
-                   imatrix: Optional[str] = None) -> Dict[str, Any]:
-    """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a preset such as
-    "Q4_K_M", or "int8-core", "aggressive", "balanced[:GLOB,...]"), measures every tensor,
+                   imatrix: Optional[str] = None, report_path: Optional[str] = None) -> Dict[str, Any]:
+    """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a ``Policy``, a preset
+    such as "Q4_K_M", a hybrid, a rule-file path or a dict of rules), measures every tensor,
     and writes ``output``.report.json/.md and ``output``.manifest.json. ``accept`` overrides
     thresholds ("rel_rmse.Q4_K=0.08", "cosine.min=0.99"). ``compress``: "gzip" or "zstd"
     also writes a compressed copy and records its measured ratio. Returns the report (a dict);
     ``report["verdict"]`` is "GO" or "NO-GO". ``target_size`` (bytes or "2.0GB") or ``target_bpw``
     let the budget solver pick per-tensor types that fit and minimise the total squared error,
     measured per tensor and candidate type on a sample of rows. ``imatrix``: a llama.cpp
-    importance matrix (GGUF or legacy .dat) whose per-column mean x^2 weights the rounding."""
+    importance matrix (GGUF or legacy .dat) whose per-column mean x^2 weights the rounding.
+    ``report_path``: write the report to REPORT_PATH.json/.md instead of beside the output."""
     if compress not in (None, "gzip", "zstd"):
         raise ValueError(f"compress must be 'gzip' or 'zstd', got {compress!r}")
     if progress is None:
         progress = sys.stderr.isatty()
     target_bytes = -1 if target_size is None else (
         parse_size(target_size) if isinstance(target_size, str) else int(target_size))
-    out = _core.quantize_model(input, output, policy, _threads(threads), list(accept), False, reports,
+    keep = Policy(policy) if isinstance(policy, dict) else policy  # keeps an inline rule file alive
+    out = _core.quantize_model(input, output, _policy(keep), _threads(threads), list(accept), False,
+                               reports and report_path is None,
                                manifest and compress is None, bool(progress), target_bytes,
                                -1.0 if target_bpw is None else float(target_bpw), imatrix or "")
     report = json.loads(out.report_json)
     report["files"] = list(out.files)
+    if report_path is not None:
+        for ext, text in ((".json", out.report_json), (".md", out.report_markdown)):
+            _write_atomic(report_path + ext, text)
+            report["files"].append(report_path + ext)
+        if manifest and compress is None:
+            _write_manifest_with(output, report)
     if compress is not None:
         report["compressed"] = compress_file(output, compress)
         report["files"].append(report["compressed"]["path"])
@@ -67,13 +111,14 @@ def quantize_model(input: str, output: str, policy: str = "Q4_K_M", threads: Opt
     return report
 
 
-def plan(input: str, policy: str = "Q4_K_M", target_size: Optional[Any] = None,
+def plan(input: str, policy: Any = "Q4_K_M", target_size: Optional[Any] = None,
          target_bpw: Optional[float] = None, threads: Optional[int] = None) -> Dict[str, Any]:
     """The per-tensor plan (type, rule, bytes) and totals, before any quantization. With a
     budget the solver samples each tensor's error per candidate type (a few seconds)."""
     target_bytes = -1 if target_size is None else (
         parse_size(target_size) if isinstance(target_size, str) else int(target_size))
-    out = _core.quantize_model(input, "", policy, _threads(threads), [], True, False, False, False,
+    keep = Policy(policy) if isinstance(policy, dict) else policy
+    out = _core.quantize_model(input, "", _policy(keep), _threads(threads), [], True, False, False, False,
                                target_bytes, -1.0 if target_bpw is None else float(target_bpw))
     report = json.loads(out.report_json)
     report["text"] = out.plan_text
@@ -145,12 +190,21 @@ def compress_file(path: str, codec: str, level: Optional[int] = None) -> Dict[st
             "ratio": compressed / original if original else 1.0, "seconds": time.perf_counter() - t0}
 
 
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _write_manifest_with(output: str, report: Dict[str, Any]) -> None:
-    """Manifest listing the GGUF and its compressed copy (sizes and SHA-256)."""
+    """Manifest listing the GGUF and, when there is one, its compressed copy (sizes and SHA-256)."""
     import hashlib
 
     files: List[Dict[str, Any]] = []
-    for p in [output, report["compressed"]["path"]]:
+    for p in [output] + ([report["compressed"]["path"]] if "compressed" in report else []):
         h = hashlib.sha256()
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -167,15 +221,11 @@ def _write_manifest_with(output: str, report: Dict[str, Any]) -> None:
         "bits_per_weight": report["totals"]["bits_per_weight"],
         "source_bytes": report["totals"]["source_bytes"],
         "compression_vs_source": report["totals"]["compression_vs_source"],
-        "compressed": {k: report["compressed"][k] for k in ("codec", "original_bytes", "compressed_bytes", "ratio")},
+        "compressed": ({k: report["compressed"][k] for k in ("codec", "original_bytes", "compressed_bytes", "ratio")}
+                       if "compressed" in report else None),
         "tensors": [{"name": t["name"], "type": t["type"], "shape": t["shape"], "bytes": t["bytes"]}
                     for t in report["tensors"]],
     }
     path = output + ".manifest.json"
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _write_atomic(path, json.dumps(manifest, indent=2))
     report["files"].append(path)

@@ -189,3 +189,17 @@ def test_imatrix_weights_the_rounding(small_model):
             errs.append(float(np.sum(w * (x - y) ** 2)))
         better += errs[1] < errs[0]
     assert better == len(weights)  # the importance-weighted error drops on every tensor
+
+
+def test_report_path_and_policy_object(small_model, tmp_path):
+    d, src = small_model
+    out, rep = str(tmp_path / "o.gguf"), str(tmp_path / "reports" / "run1")
+    os.makedirs(os.path.dirname(rep))
+    policy = bq.Policy({"version": 1, "default": "Q5_K", "rules": [{"glob": "blk.0.*", "type": "keep"}]})
+    report = bq.quantize_model(src, out, policy=policy, report_path=rep, threads=1)
+    assert os.path.exists(rep + ".json") and os.path.exists(rep + ".md")
+    assert not os.path.exists(out + ".report.json")
+    assert json.load(open(rep + ".json"))["verdict"] == report["verdict"]
+    assert json.load(open(out + ".manifest.json"))["files"][0]["path"] == "o.gguf"
+    types = {t["name"]: t["type"] for t in report["tensors"]}
+    assert types["blk.0.attn_q.weight"] == "F16" and types["blk.1.attn_q.weight"] == "Q5_K"
