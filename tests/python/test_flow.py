@@ -203,3 +203,17 @@ def test_report_path_and_policy_object(small_model, tmp_path):
     assert json.load(open(out + ".manifest.json"))["files"][0]["path"] == "o.gguf"
     types = {t["name"]: t["type"] for t in report["tensors"]}
     assert types["blk.0.attn_q.weight"] == "F16" and types["blk.1.attn_q.weight"] == "Q5_K"
+
+
+def test_budget_with_imatrix_fits(small_model):
+    d, src = small_model
+    info = bq.inspect(src)
+    rng = np.random.default_rng(4)
+    entries = {t["name"]: rng.exponential(size=t["shape"][0]).astype(np.float32)
+               for t in info["tensors"] if len(t["shape"]) == 2 and t["name"].startswith("blk.")}
+    imat = str(d / "budget-imatrix.dat")
+    write_legacy_imatrix(imat, entries)
+    out = str(d / "budget-imat.gguf")
+    report = bq.quantize_model(src, out, target_bpw=3.5, imatrix=imat, threads=2, reports=False)
+    assert report["totals"]["bits_per_weight"] <= 3.5 + 1e-9
+    assert bq.inspect(out)["metadata"]["quantize.imatrix.entries_count"] == len(entries)

@@ -260,26 +260,33 @@ inline void RefuseSameFile(const ModelSource& in, const std::string& output) {
 }  // namespace flow_detail
 
 // The budget solver's error model: squared error of storing the tensor as
-// `type`, measured on up to 32 evenly spaced rows and scaled to all rows.
-inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const ParallelFor& pf) {
+// `type`, measured on up to 32 evenly spaced rows and scaled to all rows;
+// importance-weighted (quantized and measured) when an imatrix covers it.
+inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const Imatrix& imatrix, const ParallelFor& pf) {
   auto cache = std::make_shared<std::map<std::pair<std::string, uint32_t>, double>>();
-  return [&in, pf, cache](const TensorPlan& p, QuantType type) {
+  return [&in, &imatrix, pf, cache](const TensorPlan& p, QuantType type) {
     const auto key = std::make_pair(p.name, static_cast<uint32_t>(type));
     const auto hit = cache->find(key);
     if (hit != cache->end()) return hit->second;
     const GgufTensor* t = in.FindTensor(p.name);
     const int64_t cols = t->row_length(), rows = t->rows();
     const int64_t sample = std::min<int64_t>(rows, 32);
-    std::vector<float> x(static_cast<size_t>(sample * cols)), y(x.size());
+    const auto entry = imatrix.entries.find(p.name);
+    const int64_t n_mat = entry == imatrix.entries.end() ? 0 : std::max<int64_t>(1, entry->second.n_mat());
+    std::vector<float> x(static_cast<size_t>(cols)), y(x.size()), w;
+    std::vector<uint8_t> q(static_cast<size_t>(RowBytes(type, cols)));
+    double se = 0.0;
     for (int64_t k = 0; k < sample; ++k) {
       const int64_t r = k * rows / sample;
-      DequantizeRowReference(t->type, t->data + r * RowBytes(t->type, cols), x.data() + k * cols, cols);
+      DequantizeRowReference(t->type, t->data + r * RowBytes(t->type, cols), x.data(), cols);
+      if (n_mat > 0) w = imatrix.Importance(p.name, cols, n_mat > 1 ? r / (rows / n_mat) : 0);
+      QuantizeTensor(type, QuantType::kF32, x.data(), 1, cols, q.data(), n_mat > 0 ? w.data() : nullptr, pf);
+      DequantizeRowReference(type, q.data(), y.data(), cols);
+      for (int64_t j = 0; j < cols; ++j) {
+        const double d = double(x[static_cast<size_t>(j)]) - y[static_cast<size_t>(j)];
+        se += (n_mat > 0 ? w[static_cast<size_t>(j)] : 1.0) * d * d;
+      }
     }
-    std::vector<uint8_t> q(static_cast<size_t>(sample * RowBytes(type, cols)));
-    QuantizeTensor(type, QuantType::kF32, x.data(), sample, cols, q.data(), nullptr, pf);
-    DequantizeTensor(type, q.data(), sample, cols, y.data(), pf);
-    double se = 0.0;
-    for (size_t i = 0; i < x.size(); ++i) se += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
     const double err = se * static_cast<double>(rows) / static_cast<double>(sample);
     (*cache)[key] = err;
     return err;
@@ -319,7 +326,7 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     BudgetOptions b;
     b.target_bytes = o.target_bytes;
     b.target_bpw = o.target_bpw;
-    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, pf)).plan;
+    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, imatrix, pf)).plan;
   } else {
     report.plan = MakePlan(flow_detail::Describe(in), policy, facts);
   }
