@@ -85,3 +85,22 @@ def test_read_only_directory(tmp_path):
             bq.quantize_model(src, str(ro / "out.gguf"))
     finally:
         ro.chmod(0o700)
+
+
+def test_nan_weights_are_reported_with_the_tensor_and_leave_no_file(tmp_path):
+    path = str(tmp_path / "nan.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    good = np.ones((4, 256), np.float16)
+    bad = np.ones((4, 256), np.float16)
+    bad[2, 17] = np.nan
+    w.add_tensor("blk.0.attn_q.weight", good)
+    w.add_tensor("blk.0.attn_k.weight", bad)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    out = str(tmp_path / "out.gguf")
+    with pytest.raises(bq.NonFiniteError, match=r"blk\.0\.attn_k\.weight.*row 2, column 17"):
+        bq.quantize_model(path, out, policy="Q4_K_M")
+    assert not os.path.exists(out)
+    assert not [p for p in os.listdir(tmp_path) if ".tmp." in p]
