@@ -1,0 +1,315 @@
+// GPU benchmark: blockquant's CUDA kernels beside cuBLAS fp16 and the
+// device-to-device copy bound, measured in the same process.
+//   bq_cuda_bench OUT_DIR [--quick]
+// Writes OUT_DIR/cuda_bench.json and OUT_DIR/cuda_bench.md.
+// Cold: weights rotate over enough buffers to exceed 3x L2, so each launch
+// reads its weights from HBM. Hot: one buffer, launched back to back.
+// Times are the median over 9 batches of back-to-back launches (CUDA events
+// around each batch, divided by its launch count), launch gaps included.
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "blockquant_cuda.h"
+#include "test_util.h"
+
+namespace {
+
+using blockquant::QuantType;
+namespace bqc = blockquant::cuda;
+using bqtest::TypeInfo;
+
+#define CUBLAS_CHECK(call)                                                     \
+  do {                                                                         \
+    const cublasStatus_t s_ = (call);                                          \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                         \
+      std::fprintf(stderr, "FATAL %s:%d cublas status %d\n", __FILE__, __LINE__, \
+                   static_cast<int>(s_));                                      \
+      std::exit(2);                                                            \
+    }                                                                          \
+  } while (0)
+
+struct Row {
+  std::string kernel, type, cache;
+  int64_t m, k, n;
+  double us, weight_bytes, bound_us;
+  std::string note;
+};
+
+std::vector<Row> g_rows;
+double g_copy_gbs = 0.0;
+size_t g_l2 = 0;
+
+// Median microseconds per launch of fn(i) (i = launch index).
+double TimeUs(const std::function<void(int)>& fn, int per_batch) {
+  cudaEvent_t a, b;
+  BQ_CUDA_CHECK(cudaEventCreate(&a));
+  BQ_CUDA_CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) fn(i);
+  BQ_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> t;
+  int idx = 0;
+  for (int rep = 0; rep < 9; ++rep) {
+    BQ_CUDA_CHECK(cudaEventRecord(a));
+    for (int i = 0; i < per_batch; ++i) fn(idx++);
+    BQ_CUDA_CHECK(cudaEventRecord(b));
+    BQ_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    BQ_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(1000.0 * ms / per_batch);
+  }
+  BQ_CUDA_CHECK(cudaGetLastError());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void MeasureCopy() {
+  const size_t bytes = size_t{1} << 30;
+  void *src, *dst;
+  BQ_CUDA_CHECK(cudaMalloc(&src, bytes));
+  BQ_CUDA_CHECK(cudaMalloc(&dst, bytes));
+  BQ_CUDA_CHECK(cudaMemset(src, 1, bytes));
+  const double us = TimeUs([&](int) { BQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice)); }, 5);
+  g_copy_gbs = 2.0 * bytes / (us * 1e-6) / 1e9;  // bytes read + bytes written
+  std::printf("copy bound: %.0f GB/s (1 GiB D2D, read+write counted)\n", g_copy_gbs);
+  cudaFree(src);
+  cudaFree(dst);
+}
+
+int BuffersForCold(size_t bytes) {
+  const size_t want = 3 * g_l2;
+  return static_cast<int>(std::max<size_t>(2, (want + bytes - 1) / bytes));
+}
+
+const TypeInfo& Info(QuantType t) {
+  for (const TypeInfo& i : bqtest::CudaTypes()) {
+    if (i.type == t) return i;
+  }
+  std::abort();
+}
+
+void AddRow(Row r) {
+  r.bound_us = r.weight_bytes / (g_copy_gbs * 1e9) * 1e6;
+  std::printf("%-8s %-8s %-5s %6lld x %6lld n=%4lld  %9.2f us  %7.0f GB/s  %5.1f%% of copy bound  %s\n",
+              r.kernel.c_str(), r.type.c_str(), r.cache.c_str(), static_cast<long long>(r.m),
+              static_cast<long long>(r.k), static_cast<long long>(r.n), r.us, r.weight_bytes / (r.us * 1e-6) / 1e9,
+              100.0 * r.bound_us / r.us, r.note.c_str());
+  std::fflush(stdout);
+  g_rows.push_back(r);
+}
+
+// Ours: weights of `type`, m x k, n f16 activations, each kernel in `kernels`.
+void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vector<bqc::MatMulKernel>& kernels,
+               bool hot_too) {
+  const TypeInfo& t = Info(type);
+  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
+  const size_t bytes = host.size();
+  const int nbuf = BuffersForCold(bytes);
+  std::vector<uint8_t*> w(nbuf);
+  for (int i = 0; i < nbuf; ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<__half> xh(static_cast<size_t>(n * k));
+  bqtest::Rng rng(3);
+  for (auto& v : xh) v = __float2half(rng.Symmetric());
+  __half* x;
+  float* y;
+  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
+  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  for (bqc::MatMulKernel kern : kernels) {
+    std::string name = bqc::MatMulKernelName(kern);
+    if (kern == bqc::MatMulKernel::kAuto) {
+      name = std::string("auto:") + bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, w[0], k, QuantType::kF16, x, n));
+    }
+    auto run = [&](int i, int which) {
+      const bqc::Status st = bqc::MatMul(type, w[which < 0 ? i % nbuf : 0], m, k, QuantType::kF16, x, n, y, nullptr, kern);
+      if (!st.ok()) {
+        std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
+        std::exit(2);
+      }
+    };
+    const int per_batch = m * k > 50'000'000 ? 20 : 100;
+    const double cold = TimeUs([&](int i) { run(i, -1); }, per_batch);
+    const double flops = 2.0 * m * k * n;
+    char note[96];
+    std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, nbuf);
+    AddRow({"ours " + name, t.name, "cold", m, k, n, cold, static_cast<double>(bytes), 0.0, note});
+    if (hot_too) {
+      const double hot = TimeUs([&](int i) { run(i, 0); }, per_batch);
+      std::snprintf(note, sizeof(note), "%.1f TFLOP/s", flops / (hot * 1e-6) / 1e12);
+      AddRow({"ours " + name, t.name, "hot", m, k, n, hot, static_cast<double>(bytes), 0.0, note});
+    }
+  }
+  for (uint8_t* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
+void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
+  const size_t bytes = static_cast<size_t>(m * k) * 2;
+  const int nbuf = BuffersForCold(bytes);
+  std::vector<__half> host(static_cast<size_t>(m * k));
+  bqtest::Rng rng(11);
+  for (auto& v : host) v = __float2half(0.05f * rng.Symmetric());
+  std::vector<__half*> w(nbuf);
+  for (int i = 0; i < nbuf; ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<__half> xh(static_cast<size_t>(n * k));
+  for (auto& v : xh) v = __float2half(rng.Symmetric());
+  __half *x, *y;
+  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 2));
+  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const float alpha = 1.0f, beta = 0.0f;
+  // Row-major y[n][m] = x[n][k] W[m][k]^T is column-major y^T = W^T(op T) x^T.
+  auto run = [&](int i, bool rotate) {
+    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                              static_cast<int>(k), &alpha, w[rotate ? i % nbuf : 0], CUDA_R_16F, static_cast<int>(k),
+                              x, CUDA_R_16F, static_cast<int>(k), &beta, y, CUDA_R_16F, static_cast<int>(m),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  };
+  const int per_batch = m * k > 50'000'000 ? 20 : 100;
+  const double flops = 2.0 * m * k * n;
+  const double cold = TimeUs([&](int i) { run(i, true); }, per_batch);
+  char note[96];
+  std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, nbuf);
+  AddRow({"cublas fp16", "F16", "cold", m, k, n, cold, static_cast<double>(bytes), 0.0, note});
+  if (hot_too) {
+    const double hot = TimeUs([&](int i) { run(i, false); }, per_batch);
+    std::snprintf(note, sizeof(note), "%.1f TFLOP/s", flops / (hot * 1e-6) / 1e12);
+    AddRow({"cublas fp16", "F16", "hot", m, k, n, hot, static_cast<double>(bytes), 0.0, note});
+  }
+  for (__half* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
+void BenchDequantQuant() {
+  const int64_t m = 28672, k = 8192;
+  const TypeInfo& t = Info(QuantType::kQ4_K);
+  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 5);
+  uint8_t* w;
+  __half* out;
+  BQ_CUDA_CHECK(cudaMalloc(&w, host.size()));
+  BQ_CUDA_CHECK(cudaMalloc(&out, static_cast<size_t>(m * k) * 2));
+  BQ_CUDA_CHECK(cudaMemcpy(w, host.data(), host.size(), cudaMemcpyHostToDevice));
+  const double us = TimeUs(
+      [&](int) {
+        const bqc::Status st = bqc::Dequantize(QuantType::kQ4_K, w, m, k, QuantType::kF16, out);
+        if (!st.ok()) std::exit(2);
+      },
+      10);
+  // The bound for dequantization counts the f16 writes too.
+  const double bytes = static_cast<double>(host.size()) + 2.0 * m * k;
+  AddRow({"ours dequantize->f16", "Q4_K", "cold", m, k, 0, us, bytes, 0.0, "bytes = blocks read + f16 written"});
+  cudaFree(out);
+  float* xf;
+  uint8_t* q;
+  BQ_CUDA_CHECK(cudaMalloc(&xf, static_cast<size_t>(m * k) * 4));
+  BQ_CUDA_CHECK(cudaMalloc(&q, static_cast<size_t>(m * k / 32 * 34)));
+  BQ_CUDA_CHECK(cudaMemset(xf, 0x3C, static_cast<size_t>(m * k) * 4));
+  const double qus = TimeUs(
+      [&](int) {
+        const bqc::Status st = bqc::Quantize(QuantType::kQ8_0, xf, m, k, q);
+        if (!st.ok()) std::exit(2);
+      },
+      10);
+  AddRow({"ours quantize f32->", "Q8_0", "cold", m, k, 0, qus, 4.0 * m * k + m * k / 32 * 34.0, 0.0,
+          "bytes = f32 read + blocks written"});
+  cudaFree(xf);
+  cudaFree(q);
+  cudaFree(w);
+}
+
+void Write(const std::string& dir, const cudaDeviceProp& prop) {
+  FILE* j = std::fopen((dir + "/cuda_bench.json").c_str(), "w");
+  FILE* md = std::fopen((dir + "/cuda_bench.md").c_str(), "w");
+  if (!j || !md) {
+    std::fprintf(stderr, "cannot write to %s\n", dir.c_str());
+    std::exit(2);
+  }
+  std::fprintf(j, "{\n  \"device\": \"%s\",\n  \"sms\": %d,\n  \"l2_bytes\": %zu,\n  \"copy_gbs\": %.1f,\n  \"rows\": [\n",
+               prop.name, prop.multiProcessorCount, g_l2, g_copy_gbs);
+  std::fprintf(md, "# CUDA bench: %s, %d SMs, L2 %.0f MB, D2D copy %.0f GB/s (read+write)\n\n", prop.name,
+               prop.multiProcessorCount, g_l2 / 1e6, g_copy_gbs);
+  std::fprintf(md, "| kernel | type | weights | out x in | n | time (us) | GB/s of weights | copy bound (us) | %% of bound | note |\n");
+  std::fprintf(md, "|---|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < g_rows.size(); ++i) {
+    const Row& r = g_rows[i];
+    std::fprintf(j,
+                 "    {\"kernel\": \"%s\", \"type\": \"%s\", \"cache\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, "
+                 "\"us\": %.3f, \"bytes\": %.0f, \"bound_us\": %.3f, \"note\": \"%s\"}%s\n",
+                 r.kernel.c_str(), r.type.c_str(), r.cache.c_str(), static_cast<long long>(r.m),
+                 static_cast<long long>(r.k), static_cast<long long>(r.n), r.us, r.weight_bytes, r.bound_us,
+                 r.note.c_str(), i + 1 < g_rows.size() ? "," : "");
+    std::fprintf(md, "| %s | %s | %s | %lld x %lld | %lld | %.1f | %.0f | %.1f | %.0f%% | %s |\n", r.kernel.c_str(),
+                 r.type.c_str(), r.cache.c_str(), static_cast<long long>(r.m), static_cast<long long>(r.k),
+                 static_cast<long long>(r.n), r.us, r.weight_bytes / (r.us * 1e-6) / 1e9, r.bound_us,
+                 100.0 * r.bound_us / r.us, r.note.c_str());
+  }
+  std::fprintf(j, "  ]\n}\n");
+  std::fclose(j);
+  std::fclose(md);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick]\n", argv[0]);
+    return 2;
+  }
+  const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
+  cudaDeviceProp prop;
+  BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  g_l2 = static_cast<size_t>(prop.l2CacheSize);
+  std::printf("device: %s, %d SMs, L2 %zu bytes\n", prop.name, prop.multiProcessorCount, g_l2);
+  MeasureCopy();
+  cublasHandle_t h;
+  CUBLAS_CHECK(cublasCreate(&h));
+
+  using K = bqc::MatMulKernel;
+  const int64_t M = 28672, Kd = 8192;
+  // GEMV, n = 1.
+  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kSimple}, true);
+  if (!quick) {
+    for (QuantType t : {QuantType::kQ8_0, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ5_K,
+                        QuantType::kQ4_0}) {
+      BenchOurs(t, M, Kd, 1, {K::kAuto}, false);
+    }
+  }
+  BenchCublas(h, M, Kd, 1, false);
+  // Small batches and GEMM.
+  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto}, false);
+  BenchCublas(h, M, Kd, 8, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kMma8}, false);
+  BenchCublas(h, M, Kd, 16, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma16, K::kMma32}, false);
+  BenchCublas(h, M, Kd, 64, false);
+  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma32}, true);
+  BenchCublas(h, 4096, 14336, 512, true);
+  // Launch-bound shape.
+  BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
+  BenchCublas(h, 4096, 4096, 1, true);
+  if (!quick) BenchDequantQuant();
+
+  cublasDestroy(h);
+  Write(argv[1], prop);
+  std::printf("wrote %s/cuda_bench.json and cuda_bench.md\n", argv[1]);
+  return 0;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One call on the lent GPU: build the CUDA targets, run the device tests, the
+# benchmark, and compute-sanitizer (memcheck, racecheck) on the small test
+# set. Logs and results go to $OUT (default: ./out-cuda).
+#   bash bench/cuda/device_run.sh [--quick]
+set -u
+OUT=${OUT:-$PWD/out-cuda}
+mkdir -p "$OUT"
+QUICK=${1:-}
+BUILD=build-cuda-device
+{
+  nvidia-smi -L; nvcc --version | tail -1; cmake --version | head -1
+} 2>&1 | tee "$OUT/env.log"
+
+set -o pipefail
+if ! { cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DBLOCKQUANT_BUILD_TESTS=OFF \
+         -DBLOCKQUANT_BUILD_EXAMPLES=OFF -DBLOCKQUANT_INSTALL=OFF -DBLOCKQUANT_CUDA=ON &&
+       cmake --build $BUILD -j16 --target bq_cuda_test bq_cuda_bench; } > "$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
+fi
+echo "build ok"
+T=$BUILD/cuda/tests/bq_cuda_test
+B=$BUILD/cuda/bench/bq_cuda_bench
+
+$T > "$OUT/test.log" 2>&1; test_rc=$?
+grep -E "^FAIL" "$OUT/test.log" | head -40
+tail -1 "$OUT/test.log"; echo "test exit code: $test_rc"
+
+$B "$OUT" $QUICK 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
+cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi4ELi4EEEvPKhllPKT0_lPf' \
+  $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
+
+for tool in memcheck racecheck; do
+  timeout 200 compute-sanitizer --tool $tool --error-exitcode 3 $T --small > "$OUT/$tool.log" 2>&1
+  echo "$tool exit code: $? ; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1) ; $(tail -1 "$OUT/$tool.log" | cut -c1-80)"
+done

@@ -1,0 +1,76 @@
+// Host launch API for blockquant's CUDA kernels. No CUDA types appear here:
+// device pointers are void* / float*, a stream is a cudaStream_t passed as
+// void* (nullptr = the legacy default stream), sizes are int64_t, and every
+// call returns a Status instead of throwing. Link blockquant::cuda.
+//
+// Layouts (all row-major, device memory):
+//   weights: rows x cols elements of a block type, i.e. rows * RowBytes(cols)
+//            bytes exactly as in a GGUF tensor (cols = GGUF dims[0]);
+//   x:       n x cols activations (f16, bf16 or f32);
+//   y:       n x rows f32, y[c * rows + r] = sum_k W[r][k] * x[c][k].
+// Calls are asynchronous on the stream; errors in argument checks and
+// launches are reported, faults inside a kernel surface at the next
+// synchronizing call.
+#ifndef BLOCKQUANT_CUDA_BLOCKQUANT_CUDA_H_
+#define BLOCKQUANT_CUDA_BLOCKQUANT_CUDA_H_
+
+#include <cstdint>
+#include <string>
+
+#include "blockquant/format/quant_type.h"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+
+// code is 0 on success, else a blockquant::ErrorCode value
+// (1 invalid_argument, 2 unsupported_type, 3 shape, 8 device).
+struct Status {
+  int code = 0;
+  std::string message;
+  bool ok() const { return code == 0; }
+};
+
+// Matrix-product kernels. kAuto picks by n (see ChooseMatMulKernel); the
+// others force a kernel, for benchmarks and tests.
+enum class MatMulKernel : int {
+  kAuto = 0,
+  kSimple = 1,  // one warp per row, exact f32 decode, CUDA cores; any shape
+  kMma8 = 2,    // tensor cores, 8 activation columns per CTA (n <= 8)
+  kMma16 = 3,   // 16 columns per CTA
+  kMma32 = 4,   // 32 columns per CTA
+  kMma64 = 5,   // 64 columns per CTA, 128 rows per CTA (batched GEMM)
+};
+
+const char* MatMulKernelName(MatMulKernel kernel);
+
+// Types with CUDA kernels: Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+bool MatMulSupported(QuantType type);
+
+// The kernel kAuto runs for these arguments (kSimple when the tensor-core
+// path's requirements fail: cols % 256, 16-byte aligned weights and x, f16
+// or bf16 activations).
+MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
+                                const void* x, int64_t n);
+
+// y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
+// simple kernel only). y must not overlap the inputs.
+Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
+              const void* x, int64_t n, float* y, void* stream = nullptr,
+              MatMulKernel kernel = MatMulKernel::kAuto);
+
+// rows x cols blocks -> rows x cols values of out_type (kF32, kF16, kBF16).
+// f32 output is bit-identical to ref::DequantizeRowXxx.
+Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, QuantType out_type, void* dst,
+                  void* stream = nullptr);
+
+// rows x cols f32 -> blocks of type, byte-identical to the CPU reference.
+// Supported: Q8_0. Inputs must be finite (not checked on the GPU).
+Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst,
+                void* stream = nullptr);
+
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant
+
+#endif  // BLOCKQUANT_CUDA_BLOCKQUANT_CUDA_H_

@@ -1,0 +1,212 @@
+// blockquant_cuda.h: argument checks, kernel choice and launches.
+#include "blockquant_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bq_dequantize.cuh"
+#include "bq_quantize.cuh"
+#include "launch.cuh"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+namespace {
+
+constexpr int kInvalidArgument = 1, kUnsupportedType = 2, kShape = 3, kDevice = 8;
+
+Status Fail(int code, const std::string& message) { return Status{code, message}; }
+
+Status FromCuda(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return Status{};
+  return Fail(kDevice, std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+// Elements and bytes per block of the types with CUDA kernels; 0 otherwise.
+void BlockShape(QuantType type, int64_t* elems, int64_t* bytes) {
+  *elems = 0;
+  *bytes = 0;
+  switch (type) {
+    case QuantType::kQ4_0: *elems = 32; *bytes = 18; return;
+    case QuantType::kQ8_0: *elems = 32; *bytes = 34; return;
+    case QuantType::kQ2_K: *elems = 256; *bytes = 84; return;
+    case QuantType::kQ3_K: *elems = 256; *bytes = 110; return;
+    case QuantType::kQ4_K: *elems = 256; *bytes = 144; return;
+    case QuantType::kQ5_K: *elems = 256; *bytes = 176; return;
+    case QuantType::kQ6_K: *elems = 256; *bytes = 210; return;
+    default: return;
+  }
+}
+
+std::string TypeLabel(QuantType type) { return "type id " + std::to_string(static_cast<uint32_t>(type)); }
+
+bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
+
+Status CheckMatrix(QuantType type, const void* src, int64_t rows, int64_t cols, const char* what) {
+  int64_t elems, bytes;
+  BlockShape(type, &elems, &bytes);
+  if (elems == 0) return Fail(kUnsupportedType, std::string(what) + ": no CUDA kernel for " + TypeLabel(type));
+  if (src == nullptr) return Fail(kInvalidArgument, std::string(what) + ": null weights pointer");
+  if (rows <= 0 || cols <= 0) {
+    return Fail(kShape, std::string(what) + ": shape must be positive, got " + std::to_string(rows) + " x " +
+                            std::to_string(cols));
+  }
+  if (cols % elems != 0) {
+    return Fail(kShape, std::string(what) + ": row length " + std::to_string(cols) +
+                            " is not a multiple of the block (" + std::to_string(elems) + ")");
+  }
+  if (!Aligned(src, 2)) return Fail(kInvalidArgument, std::string(what) + ": weights must be 2-byte aligned");
+  if (rows > (int64_t{1} << 31) * 8) return Fail(kShape, std::string(what) + ": too many rows");
+  return Status{};
+}
+
+template <QuantType kType, typename Out>
+cudaError_t LaunchDequantOut(const uint8_t* w, int64_t rows, int64_t cols, void* dst, cudaStream_t stream) {
+  const int64_t total = rows * (cols / 8);
+  const int64_t blocks64 = (total + 255) / 256;
+  const unsigned blocks = static_cast<unsigned>(blocks64 < (int64_t{1} << 20) ? blocks64 : (int64_t{1} << 20));
+  Out* y = static_cast<Out*>(dst);
+  if (Aligned(dst, 16)) {
+    DequantizeKernel<kType, Out, true><<<blocks, 256, 0, stream>>>(w, rows, cols, y);
+  } else {
+    DequantizeKernel<kType, Out, false><<<blocks, 256, 0, stream>>>(w, rows, cols, y);
+  }
+  return cudaGetLastError();
+}
+
+template <QuantType kType>
+cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantType out, void* dst,
+                          cudaStream_t stream) {
+  switch (out) {
+    case QuantType::kF16: return LaunchDequantOut<kType, __half>(w, rows, cols, dst, stream);
+    case QuantType::kBF16: return LaunchDequantOut<kType, __nv_bfloat16>(w, rows, cols, dst, stream);
+    default: return LaunchDequantOut<kType, float>(w, rows, cols, dst, stream);
+  }
+}
+
+}  // namespace
+
+const char* MatMulKernelName(MatMulKernel kernel) {
+  switch (kernel) {
+    case MatMulKernel::kAuto: return "auto";
+    case MatMulKernel::kSimple: return "simple";
+    case MatMulKernel::kMma8: return "mma8";
+    case MatMulKernel::kMma16: return "mma16";
+    case MatMulKernel::kMma32: return "mma32";
+    case MatMulKernel::kMma64: return "mma64";
+  }
+  return "unknown";
+}
+
+bool MatMulSupported(QuantType type) {
+  int64_t elems, bytes;
+  BlockShape(type, &elems, &bytes);
+  return elems != 0;
+}
+
+MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
+                                const void* x, int64_t n) {
+  (void)type;
+  const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
+                      (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
+  if (!mma_ok) return MatMulKernel::kSimple;
+  // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
+  // weight traffic, narrower ones waste fewer MMA columns and keep more
+  // CTAs per SM.
+  if (n <= 8) return MatMulKernel::kMma8;
+  if (n <= 16) return MatMulKernel::kMma16;
+  if (n <= 32) return MatMulKernel::kMma32;
+  return MatMulKernel::kMma64;
+}
+
+Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
+              int64_t n, float* y, void* stream, MatMulKernel kernel) {
+  Status st = CheckMatrix(type, weights, rows, cols, "MatMul");
+  if (!st.ok()) return st;
+  if (x == nullptr || y == nullptr) return Fail(kInvalidArgument, "MatMul: null activation or output pointer");
+  if (n <= 0 || n > (int64_t{1} << 22)) return Fail(kShape, "MatMul: n must be in 1..2^22, got " + std::to_string(n));
+  if (act_type != QuantType::kF16 && act_type != QuantType::kBF16 && act_type != QuantType::kF32) {
+    return Fail(kUnsupportedType, "MatMul: activations must be F16, BF16 or F32, got " + TypeLabel(act_type));
+  }
+  if (!Aligned(x, act_type == QuantType::kF32 ? 4 : 2) || !Aligned(y, 4)) {
+    return Fail(kInvalidArgument, "MatMul: activations or output misaligned for their element type");
+  }
+  if (kernel == MatMulKernel::kAuto) kernel = ChooseMatMulKernel(type, weights, cols, act_type, x, n);
+  if (kernel != MatMulKernel::kSimple) {
+    if (cols % 256 != 0 || !Aligned(weights, 16) || !Aligned(x, 16) || act_type == QuantType::kF32) {
+      return Fail(kInvalidArgument, std::string("MatMul: kernel ") + MatMulKernelName(kernel) +
+                                        " needs cols % 256 == 0, 16-byte aligned weights and x, F16/BF16 x");
+    }
+    if (kernel != MatMulKernel::kMma8 && kernel != MatMulKernel::kMma16 && kernel != MatMulKernel::kMma32 &&
+        kernel != MatMulKernel::kMma64) {
+      return Fail(kInvalidArgument, "MatMul: unknown kernel id " + std::to_string(static_cast<int>(kernel)));
+    }
+  }
+  const uint8_t* w = static_cast<const uint8_t*>(weights);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  cudaError_t err = cudaSuccess;
+  switch (type) {
+    case QuantType::kQ4_0: err = detail::LaunchMatMul<QuantType::kQ4_0>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ8_0: err = detail::LaunchMatMul<QuantType::kQ8_0>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ2_K: err = detail::LaunchMatMul<QuantType::kQ2_K>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ3_K: err = detail::LaunchMatMul<QuantType::kQ3_K>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ4_K: err = detail::LaunchMatMul<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ5_K: err = detail::LaunchMatMul<QuantType::kQ5_K>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    case QuantType::kQ6_K: err = detail::LaunchMatMul<QuantType::kQ6_K>(w, rows, cols, act_type, x, n, y, s, kernel); break;
+    default: return Fail(kUnsupportedType, "MatMul: no CUDA kernel for " + TypeLabel(type));
+  }
+  return FromCuda(err, "MatMul launch");
+}
+
+Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, QuantType out_type, void* dst,
+                  void* stream) {
+  Status st = CheckMatrix(type, src, rows, cols, "Dequantize");
+  if (!st.ok()) return st;
+  if (dst == nullptr) return Fail(kInvalidArgument, "Dequantize: null output pointer");
+  if (out_type != QuantType::kF32 && out_type != QuantType::kF16 && out_type != QuantType::kBF16) {
+    return Fail(kUnsupportedType, "Dequantize: output must be F32, F16 or BF16, got " + TypeLabel(out_type));
+  }
+  if (!Aligned(dst, out_type == QuantType::kF32 ? 4 : 2)) {
+    return Fail(kInvalidArgument, "Dequantize: output misaligned for its element type");
+  }
+  const uint8_t* w = static_cast<const uint8_t*>(src);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  cudaError_t err = cudaSuccess;
+  switch (type) {
+    case QuantType::kQ4_0: err = LaunchDequant<QuantType::kQ4_0>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ8_0: err = LaunchDequant<QuantType::kQ8_0>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ2_K: err = LaunchDequant<QuantType::kQ2_K>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ3_K: err = LaunchDequant<QuantType::kQ3_K>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ4_K: err = LaunchDequant<QuantType::kQ4_K>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ5_K: err = LaunchDequant<QuantType::kQ5_K>(w, rows, cols, out_type, dst, s); break;
+    case QuantType::kQ6_K: err = LaunchDequant<QuantType::kQ6_K>(w, rows, cols, out_type, dst, s); break;
+    default: return Fail(kUnsupportedType, "Dequantize: no CUDA kernel for " + TypeLabel(type));
+  }
+  return FromCuda(err, "Dequantize launch");
+}
+
+Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst, void* stream) {
+  if (type != QuantType::kQ8_0) {
+    return Fail(kUnsupportedType, "Quantize: the GPU quantizes to Q8_0 only so far, got " + TypeLabel(type));
+  }
+  if (src == nullptr || dst == nullptr) return Fail(kInvalidArgument, "Quantize: null pointer");
+  if (rows <= 0 || cols <= 0 || cols % 32 != 0) {
+    return Fail(kShape, "Quantize: shape must be positive with cols % 32 == 0, got " + std::to_string(rows) + " x " +
+                            std::to_string(cols));
+  }
+  if (!Aligned(src, 4) || !Aligned(dst, 2)) return Fail(kInvalidArgument, "Quantize: misaligned pointer");
+  const int64_t blocks = rows * (cols / 32);
+  const int64_t ctas64 = (blocks + 7) / 8;
+  const unsigned ctas = static_cast<unsigned>(ctas64 < (int64_t{1} << 20) ? ctas64 : (int64_t{1} << 20));
+  QuantizeQ8_0Kernel<float><<<ctas, 256, 0, static_cast<cudaStream_t>(stream)>>>(src, blocks,
+                                                                                 static_cast<uint8_t*>(dst));
+  return FromCuda(cudaGetLastError(), "Quantize launch");
+}
+
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant

@@ -1,0 +1,83 @@
+// Internal: typed launchers behind blockquant_cuda.h. Each matmul_<type>.cu
+// instantiates one type, so the kernels compile in parallel.
+#ifndef BLOCKQUANT_CUDA_SRC_LAUNCH_CUH_
+#define BLOCKQUANT_CUDA_SRC_LAUNCH_CUH_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "blockquant_cuda.h"
+#include "bq_matmul.cuh"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+namespace detail {
+
+template <QuantType kType, typename Act, int kNT, int kWarps, int kStages>
+cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
+                      cudaStream_t stream) {
+  constexpr int kSmem = MmaSmemBytes<kType, kNT, kWarps, kStages>();
+  auto kernel = MmaMatMulKernel<kType, Act, kNT, kWarps, kStages>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>((rows + kWarps * 16 - 1) / (kWarps * 16)),
+                  static_cast<unsigned>((n + kNT * 8 - 1) / (kNT * 8)));
+  kernel<<<grid, kWarps * 32, kSmem, stream>>>(w, rows, cols, static_cast<const Act*>(x), n, y);
+  return cudaGetLastError();
+}
+
+template <QuantType kType, typename Act>
+cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
+                            cudaStream_t stream, MatMulKernel kernel) {
+  switch (kernel) {
+    case MatMulKernel::kMma8: return LaunchMma<kType, Act, 1, 4, 4>(w, rows, cols, x, n, y, stream);
+    case MatMulKernel::kMma16: return LaunchMma<kType, Act, 2, 4, 4>(w, rows, cols, x, n, y, stream);
+    case MatMulKernel::kMma32: return LaunchMma<kType, Act, 4, 4, 3>(w, rows, cols, x, n, y, stream);
+    case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
+    default: break;
+  }
+  constexpr int kRowsPerBlock = 8;
+  const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  SimpleMatMulKernel<kType, Act>
+      <<<blocks, kRowsPerBlock * 32, 0, stream>>>(w, rows, cols, static_cast<const Act*>(x), n, y);
+  return cudaGetLastError();
+}
+
+// kernel is resolved (never kAuto); act_type is F16/BF16 (F32: simple only).
+template <QuantType kType>
+cudaError_t LaunchMatMul(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
+                         int64_t n, float* y, cudaStream_t stream, MatMulKernel kernel) {
+  switch (act_type) {
+    case QuantType::kF16: return LaunchMatMulAct<kType, __half>(w, rows, cols, x, n, y, stream, kernel);
+    case QuantType::kBF16:
+      return LaunchMatMulAct<kType, __nv_bfloat16>(w, rows, cols, x, n, y, stream, kernel);
+    default: break;
+  }
+  constexpr int kRowsPerBlock = 8;
+  const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  SimpleMatMulKernel<kType, float>
+      <<<blocks, kRowsPerBlock * 32, 0, stream>>>(w, rows, cols, static_cast<const float*>(x), n, y);
+  return cudaGetLastError();
+}
+
+#define BLOCKQUANT_CUDA_DECLARE_MATMUL(T)                                                               \
+  extern template cudaError_t LaunchMatMul<QuantType::T>(const uint8_t*, int64_t, int64_t, QuantType, \
+                                                           const void*, int64_t, float*, cudaStream_t, \
+                                                           MatMulKernel)
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ4_0);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ8_0);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ2_K);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ3_K);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ4_K);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ5_K);
+BLOCKQUANT_CUDA_DECLARE_MATMUL(kQ6_K);
+#undef BLOCKQUANT_CUDA_DECLARE_MATMUL
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant
+
+#endif  // BLOCKQUANT_CUDA_SRC_LAUNCH_CUH_

@@ -1,0 +1,314 @@
+// Device tests for blockquant's CUDA kernels against the scalar CPU
+// reference (quant/dequantize.h, quant/q8.h). Plain executable: one PASS or
+// FAIL line per case, a summary, exit code 1 on any failure.
+//   bq_cuda_test [--small]     --small: fewer shapes (for compute-sanitizer)
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "blockquant/format/fp16.h"
+#include "blockquant/quant/dequantize.h"
+#include "blockquant/quant/q8.h"
+#include "blockquant_cuda.h"
+#include "test_util.h"
+
+namespace {
+
+using blockquant::QuantType;
+namespace bqc = blockquant::cuda;
+using bqtest::BlockMode;
+using bqtest::DeviceBuffer;
+using bqtest::TypeInfo;
+
+int g_pass = 0, g_fail = 0;
+
+void Report(bool ok, const std::string& name, const std::string& detail = "") {
+  if (ok) {
+    ++g_pass;
+    std::printf("PASS %s\n", name.c_str());
+  } else {
+    ++g_fail;
+    std::printf("FAIL %s%s%s\n", name.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+  }
+}
+
+const char* ModeName(BlockMode m) {
+  return m == BlockMode::kRealistic ? "realistic" : (m == BlockMode::kRaw ? "raw" : "extreme");
+}
+
+std::vector<float> ReferenceDequant(const TypeInfo& t, const std::vector<uint8_t>& blocks, int64_t rows,
+                                    int64_t cols) {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  const int64_t row_bytes = cols / t.elems * t.bytes;
+  for (int64_t r = 0; r < rows; ++r) {
+    blockquant::DequantizeRowReference(t.type, blocks.data() + r * row_bytes, out.data() + r * cols, cols);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+void TestDequantize(const TypeInfo& t, int64_t rows, int64_t cols, BlockMode mode, QuantType out_type,
+                    bool misaligned_out) {
+  const std::string name = std::string("dequantize ") + t.name + " " + ModeName(mode) + " " + std::to_string(rows) +
+                           "x" + std::to_string(cols) + " -> " +
+                           (out_type == QuantType::kF32 ? "f32" : out_type == QuantType::kF16 ? "f16" : "bf16") +
+                           (misaligned_out ? " (unaligned dst)" : "");
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, mode, 1000 + rows * 7 + cols);
+  const std::vector<float> ref = ReferenceDequant(t, blocks, rows, cols);
+  const size_t esize = out_type == QuantType::kF32 ? 4 : 2;
+  const size_t n = static_cast<size_t>(rows * cols);
+  DeviceBuffer<uint8_t> dw(blocks.size());
+  DeviceBuffer<uint8_t> dy(n * esize + 16);
+  const size_t off = misaligned_out ? esize : 0;
+  BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0x55, n * esize + 16));  // poison
+  const bqc::Status st = bqc::Dequantize(t.type, dw.ptr, rows, cols, out_type, dy.ptr + off);
+  if (!st.ok()) return Report(false, name, st.message);
+  BQ_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint8_t> got(n * esize);
+  BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr + off, n * esize, cudaMemcpyDeviceToHost));
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < n; ++i) {
+    bool ok;
+    if (out_type == QuantType::kF32) {
+      float g;
+      std::memcpy(&g, &got[i * 4], 4);
+      ok = std::memcmp(&g, &ref[i], 4) == 0 || (std::isnan(g) && std::isnan(ref[i]));
+    } else {
+      uint16_t g, r;
+      std::memcpy(&g, &got[i * 2], 2);
+      r = out_type == QuantType::kF16 ? blockquant::F32ToF16(ref[i]) : blockquant::F32ToBF16(ref[i]);
+      const bool gnan = out_type == QuantType::kF16 ? ((g & 0x7C00) == 0x7C00 && (g & 0x3FF)) : ((g & 0x7F80) == 0x7F80 && (g & 0x7F));
+      ok = g == r || (gnan && std::isnan(ref[i]));
+    }
+    if (!ok) {
+      if (first < 0) first = static_cast<int64_t>(i);
+      ++bad;
+    }
+  }
+  Report(bad == 0, name, bad ? std::to_string(bad) + " mismatches, first at " + std::to_string(first) : "");
+}
+
+// ---------------------------------------------------------------------------
+struct MatMulCase {
+  int64_t rows, cols, n;
+};
+
+// Activations as the kernel reads them and as the reference sees them (the
+// exact float of each f16/bf16 value).
+void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<uint8_t>* raw, std::vector<float>* f) {
+  bqtest::Rng rng(seed);
+  const size_t esize = act == QuantType::kF32 ? 4 : 2;
+  raw->assign(static_cast<size_t>(count) * esize, 0);
+  f->assign(static_cast<size_t>(count), 0.0f);
+  for (int64_t i = 0; i < count; ++i) {
+    const float v = rng.Symmetric();
+    if (act == QuantType::kF32) {
+      std::memcpy(&(*raw)[i * 4], &v, 4);
+      (*f)[i] = v;
+    } else {
+      const uint16_t h = act == QuantType::kF16 ? blockquant::F32ToF16(v) : blockquant::F32ToBF16(v);
+      std::memcpy(&(*raw)[i * 2], &h, 2);
+      (*f)[i] = act == QuantType::kF16 ? blockquant::F16ToF32(h) : blockquant::BF16ToF32(h);
+    }
+  }
+}
+
+// Tolerance: errors come only from f32 accumulation (weights and the
+// products are exact), so they are bounded relative to sum |w x|.
+constexpr double kRelTol = 3e-5;
+
+void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
+                const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w) {
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, mode, 7 + c.rows * 31 + c.cols + c.n);
+  const std::vector<float> wf = ReferenceDequant(t, blocks, c.rows, c.cols);
+  std::vector<uint8_t> xraw;
+  std::vector<float> xf;
+  MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf);
+  std::vector<double> ref(static_cast<size_t>(c.n * c.rows)), mag(ref.size());
+  for (int64_t j = 0; j < c.n; ++j) {
+    for (int64_t r = 0; r < c.rows; ++r) {
+      double s = 0.0, m = 0.0;
+      const float* w = &wf[r * c.cols];
+      const float* x = &xf[j * c.cols];
+      for (int64_t k = 0; k < c.cols; ++k) {
+        s += static_cast<double>(w[k]) * x[k];
+        m += std::fabs(static_cast<double>(w[k]) * x[k]);
+      }
+      ref[j * c.rows + r] = s;
+      mag[j * c.rows + r] = m;
+    }
+  }
+  const size_t woff = misaligned_w ? 2 : 0;
+  DeviceBuffer<uint8_t> dw(blocks.size() + woff);
+  DeviceBuffer<uint8_t> dx(xraw.size());
+  DeviceBuffer<float> dy(ref.size());
+  BQ_CUDA_CHECK(cudaMemcpy(dw.ptr + woff, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+  const char* act_name = act == QuantType::kF16 ? "f16" : act == QuantType::kBF16 ? "bf16" : "f32";
+  for (bqc::MatMulKernel k : kernels) {
+    std::string name = std::string("matmul ") + t.name + " " + act_name + " " + ModeName(mode) + " " +
+                       std::to_string(c.rows) + "x" + std::to_string(c.cols) + " n=" + std::to_string(c.n) + " " +
+                       bqc::MatMulKernelName(k);
+    if (k == bqc::MatMulKernel::kAuto) {
+      name += std::string("(") +
+              bqc::MatMulKernelName(bqc::ChooseMatMulKernel(t.type, dw.ptr + woff, c.cols, act, dx.ptr, c.n)) + ")";
+    }
+    if (misaligned_w) name += " (weights at +2 bytes)";
+    BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
+    const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
+    if (!st.ok()) {
+      Report(false, name, st.message);
+      continue;
+    }
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> got(ref.size());
+    BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t bad = 0, first = -1;
+    double worst = 0.0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double err = std::fabs(got[i] - ref[i]);
+      const double rel = err / (mag[i] + 1e-30);
+      if (!(rel <= kRelTol) && !(err == 0.0)) {
+        if (first < 0) first = static_cast<int64_t>(i);
+        ++bad;
+      }
+      if (rel > worst || std::isnan(rel)) worst = rel;
+    }
+    char detail[200];
+    std::snprintf(detail, sizeof(detail), "%lld bad, first at %lld (got %g want %g), worst err/sum|wx| %.3g",
+                  static_cast<long long>(bad), static_cast<long long>(first), first >= 0 ? got[first] : 0.0,
+                  first >= 0 ? ref[first] : 0.0, worst);
+    Report(bad == 0, name, bad ? detail : "");
+  }
+}
+
+// ---------------------------------------------------------------------------
+void TestQuantizeQ8_0(int64_t rows, int64_t cols, uint64_t seed) {
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  bqtest::Rng rng(seed);
+  for (int64_t b = 0; b < rows * cols / 32; ++b) {
+    float* v = &x[b * 32];
+    const int kind = static_cast<int>(b % 8);
+    for (int i = 0; i < 32; ++i) {
+      const float u = rng.Symmetric();
+      switch (kind) {
+        case 0: v[i] = 0.0f; break;                                          // all-zero block
+        case 1: v[i] = (static_cast<float>(i) - 15.5f) * 0.25f; break;       // exact ties after scaling
+        case 2: v[i] = u * 1e-40f; break;                                    // subnormal inputs
+        case 3: v[i] = u * 3e38f; break;                                     // d saturates to 65504
+        case 4: v[i] = i == 0 ? 127.0f : std::round(u * 127.0f) + 0.5f; break;  // q ties at .5
+        case 5: v[i] = -0.0f; break;
+        default: v[i] = u * std::ldexp(1.0f, static_cast<int>(rng.Next() % 40) - 20); break;
+      }
+    }
+  }
+  const int64_t row_bytes = cols / 32 * 34;
+  std::vector<uint8_t> want(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r) {
+    blockquant::ref::QuantizeRowQ8_0(&x[r * cols], reinterpret_cast<blockquant::BlockQ8_0*>(&want[r * row_bytes]),
+                                     cols);
+  }
+  DeviceBuffer<float> dx(x.size());
+  DeviceBuffer<uint8_t> dq(want.size());
+  BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemset(dq.ptr, 0xA5, want.size()));
+  const std::string name = "quantize Q8_0 " + std::to_string(rows) + "x" + std::to_string(cols) + " bytes identical";
+  const bqc::Status st = bqc::Quantize(QuantType::kQ8_0, dx.ptr, rows, cols, dq.ptr);
+  if (!st.ok()) return Report(false, name, st.message);
+  BQ_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint8_t> got(want.size());
+  BQ_CUDA_CHECK(cudaMemcpy(got.data(), dq.ptr, got.size(), cudaMemcpyDeviceToHost));
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want[i]) {
+      if (first < 0) first = static_cast<int64_t>(i);
+      ++bad;
+    }
+  }
+  Report(bad == 0, name, bad ? std::to_string(bad) + " bytes differ, first at " + std::to_string(first) : "");
+}
+
+void TestErrors() {
+  DeviceBuffer<uint8_t> buf(1 << 16);
+  float* y = reinterpret_cast<float*>(buf.ptr + 4096);
+  bqc::Status st = bqc::MatMul(QuantType::kQ4_1, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 1, y);
+  Report(st.code == 2 && !st.message.empty(), "error: unsupported type -> code 2", st.message);
+  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 100, QuantType::kF16, buf.ptr, 1, y);
+  Report(st.code == 3, "error: cols not a multiple of the block -> code 3", st.message);
+  st = bqc::MatMul(QuantType::kQ4_K, nullptr, 4, 256, QuantType::kF16, buf.ptr, 1, y);
+  Report(st.code == 1, "error: null weights -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ8_0, buf.ptr + 2, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
+                   bqc::MatMulKernel::kMma8);
+  Report(st.code == 1, "error: forced tensor-core kernel on unaligned weights -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
+  Report(st.code == 3, "error: n = 0 -> code 3", st.message);
+  st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
+  Report(st.code == 2, "error: dequantize to Q8_0 -> code 2", st.message);
+  st = bqc::Quantize(QuantType::kQ3_K, reinterpret_cast<float*>(buf.ptr), 1, 256, buf.ptr + 2048);
+  Report(st.code == 2, "error: quantize to a type without a GPU quantizer -> code 2", st.message);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
+  int dev_count = 0;
+  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
+    std::printf("FAIL no CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop;
+  BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+
+  using K = bqc::MatMulKernel;
+  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64};
+  const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
+
+  for (const TypeInfo& t : bqtest::CudaTypes()) {
+    // Dequantization: bit-exact, every output type, raw bytes included.
+    for (BlockMode mode : {BlockMode::kRealistic, BlockMode::kRaw}) {
+      for (QuantType out : {QuantType::kF32, QuantType::kF16, QuantType::kBF16}) {
+        TestDequantize(t, small ? 3 : 37, 512, mode, out, false);
+      }
+    }
+    TestDequantize(t, 5, t.elems == 32 ? 96 : 768, BlockMode::kRealistic, QuantType::kF16, true);
+
+    // Products.
+    std::vector<int64_t> ns;
+    if (small) {
+      ns = {1, 9, 17};
+    } else {
+      for (int64_t n = 1; n <= 17; ++n) ns.push_back(n);
+      ns.push_back(33);
+      ns.push_back(127);
+    }
+    for (QuantType act : {QuantType::kF16, QuantType::kBF16}) {
+      for (int64_t n : ns) {
+        const bool every = n == 1 || n == 8 || n == 9 || n == 17 || n == 33 || n == 127;
+        TestMatMul(t, {small ? 21 : 77, 512, n}, act, BlockMode::kRealistic, every ? all : auto_simple, false);
+      }
+      // Row lengths whose rows start off 16-byte boundaries (Q2_K/Q3_K/Q6_K),
+      // a single row, many rows over several CTAs.
+      TestMatMul(t, {small ? 19 : 130, 2304, 5}, act, BlockMode::kRealistic, all, false);
+      TestMatMul(t, {1, 256, 3}, act, BlockMode::kRealistic, all, false);
+      if (!small) TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic, {K::kAuto, K::kMma16, K::kMma64}, false);
+      TestMatMul(t, {small ? 17 : 70, 768, 11}, act, BlockMode::kExtreme, all, false);
+    }
+    TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
+    TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
+    if (t.elems == 32) TestMatMul(t, {small ? 9 : 40, 96, 6}, QuantType::kF16, BlockMode::kRealistic, auto_simple, false);
+  }
+  TestQuantizeQ8_0(small ? 4 : 64, 4096, 5);
+  TestQuantizeQ8_0(3, 96, 6);
+  TestErrors();
+
+  std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail == 0 ? 0 : 1;
+}
