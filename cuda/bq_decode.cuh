@@ -54,6 +54,17 @@ __device__ __forceinline__ void ScaleMinK4(int j, const uint8_t* q, int* sc, int
   }
 }
 
+// The 8 six-bit scales and mins of a Q4_K/Q5_K super-block, one per byte:
+// sc[0] holds groups 0..3, sc[1] groups 4..7 (same for m). w0..w2 are the
+// 12 scale bytes as little-endian words.
+__device__ __forceinline__ void UnpackScaleMinK4x8(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t* sc,
+                                                   uint32_t* m) {
+  sc[0] = w0 & 0x3F3F3F3Fu;
+  m[0] = w1 & 0x3F3F3F3Fu;
+  sc[1] = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+  m[1] = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+}
+
 // 6-bit scale index S_g (0..63) of group g (0..15) of Q3_K.
 __device__ __forceinline__ int ScaleQ3K(int g, const uint8_t* s) {
   const int low = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
@@ -192,6 +203,7 @@ struct StageTraits<QuantType::kQ4_K> {
   static constexpr int kStageBytes = 144, kGroup = 32, kOffset = 0, kMaxCode = 15;
   static constexpr bool kHasMin = true;
   static constexpr int kMinKind = 1, kMaxScale = 63;
+  static constexpr bool kHeaderK4 = true;  // d, dmin, 12 scale bytes in the first 16 bytes
   __device__ static void GroupInts(const uint8_t* s, int j, int* sc, int* m) { ScaleMinK4(j, s + 4, sc, m); }
   __device__ static float SuperD(const uint8_t* s) { return LoadF16(s); }
   __device__ static float SuperF(const uint8_t* s) { return -LoadF16(s + 2); }
@@ -213,6 +225,7 @@ struct StageTraits<QuantType::kQ5_K> {
   static constexpr int kStageBytes = 176, kGroup = 32, kOffset = 0, kMaxCode = 31;
   static constexpr bool kHasMin = true;
   static constexpr int kMinKind = 1, kMaxScale = 63;
+  static constexpr bool kHeaderK4 = true;  // d, dmin, 12 scale bytes in the first 16 bytes
   __device__ static void GroupInts(const uint8_t* s, int j, int* sc, int* m) { ScaleMinK4(j, s + 4, sc, m); }
   __device__ static float SuperD(const uint8_t* s) { return LoadF16(s); }
   __device__ static float SuperF(const uint8_t* s) { return -LoadF16(s + 2); }
@@ -230,6 +243,7 @@ struct StageTraits<QuantType::kQ5_K> {
 
 template <>
 struct StageTraits<QuantType::kQ6_K> {
+  static constexpr bool kHeaderK4 = false;
   static constexpr int kStageBytes = 210, kGroup = 16, kOffset = 32, kMaxCode = 63;
   static constexpr bool kHasMin = false;
   static constexpr int kMinKind = 0, kMaxScale = 128;
@@ -254,6 +268,7 @@ struct StageTraits<QuantType::kQ6_K> {
 
 template <>
 struct StageTraits<QuantType::kQ2_K> {
+  static constexpr bool kHeaderK4 = false;
   static constexpr int kStageBytes = 84, kGroup = 16, kOffset = 0, kMaxCode = 3;
   static constexpr bool kHasMin = true;
   static constexpr int kMinKind = 1, kMaxScale = 15;
@@ -276,6 +291,7 @@ struct StageTraits<QuantType::kQ2_K> {
 
 template <>
 struct StageTraits<QuantType::kQ3_K> {
+  static constexpr bool kHeaderK4 = false;
   static constexpr int kStageBytes = 110, kGroup = 16, kOffset = 4, kMaxCode = 7;
   static constexpr bool kHasMin = false;
   // Folded, the offset 4 becomes a min: value = d*sc*u - d*(4*sc).
@@ -300,6 +316,7 @@ struct StageTraits<QuantType::kQ3_K> {
 
 template <>
 struct StageTraits<QuantType::kQ8_0> {
+  static constexpr bool kHeaderK4 = false;
   static constexpr int kStageBytes = 8 * 34, kGroup = 32, kOffset = 128, kMaxCode = 255;
   static constexpr bool kHasMin = false;
   static constexpr int kMinKind = 0, kMaxScale = 0;  // a per-block f16 scale, no integer one
@@ -317,6 +334,7 @@ struct StageTraits<QuantType::kQ8_0> {
 
 template <>
 struct StageTraits<QuantType::kQ4_0> {
+  static constexpr bool kHeaderK4 = false;
   static constexpr int kStageBytes = 8 * 18, kGroup = 32, kOffset = 8, kMaxCode = 15;
   static constexpr bool kHasMin = false;
   static constexpr int kMinKind = 0, kMaxScale = 0;

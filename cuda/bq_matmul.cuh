@@ -23,6 +23,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <cstring>
@@ -64,6 +65,19 @@ struct MmaOps<__half> {
     memcpy(&u, &h, 4);
     return u;
   }
+  // (v, v) for byte `byte` of w: 0x64vv is the f16 1024 + v.
+  __device__ static uint32_t BytePair(uint32_t w, int byte) {
+    const uint32_t p = __byte_perm(w, 0x64646464u, 0x4040 + 0x0101 * byte);
+    uint32_t r;
+    asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(p), "r"(0x64006400u));
+    return r;
+  }
+  __device__ static uint32_t Mul(uint32_t a, uint32_t b) {
+    uint32_t r;
+    asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+  }
+  static constexpr uint32_t kMinusBase2 = 0xE400E400u;  // (-1024, -1024)
   // Codes u0..u3 -> (sc*u0, sc*u1), (sc*u2, sc*u3): (1024 + u) * sc - 1024 * sc
   // in one fused op, exact because the result is an integer below 2048.
   __device__ static void ConvertScaled(uint32_t u, uint32_t sc2, uint32_t bias2, uint32_t* lo, uint32_t* hi) {
@@ -103,6 +117,19 @@ struct MmaOps<__nv_bfloat16> {
     memcpy(&u, &h, 4);
     return u;
   }
+  // (v, v) for byte `byte` (value < 128) of w: 0x43vv is the bf16 128 + v.
+  __device__ static uint32_t BytePair(uint32_t w, int byte) {
+    const uint32_t p = __byte_perm(w, 0x43434343u, 0x4040 + 0x0101 * byte);
+    uint32_t r;
+    asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(p), "r"(0x43004300u));
+    return r;
+  }
+  __device__ static uint32_t Mul(uint32_t a, uint32_t b) {
+    uint32_t r;
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+  }
+  static constexpr uint32_t kMinusBase2 = 0xC300C300u;  // (-128, -128)
   __device__ static void ConvertScaled(uint32_t u, uint32_t sc2, uint32_t bias2, uint32_t* lo, uint32_t* hi) {
     const uint32_t l = __byte_perm(u, 0x43434343u, 0x4140), h = __byte_perm(u, 0x43434343u, 0x4342);
     asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(*lo) : "r"(l), "r"(sc2), "r"(bias2));
@@ -162,16 +189,22 @@ __host__ __device__ constexpr int MmaSlotBytes() {
   return b % 16 == 0 ? b : (b + 14 + 15) / 16 * 16;
 }
 
-template <QuantType kType, int kNT, int kWarps, int kStages>
-__host__ __device__ constexpr int MmaSmemBytes() {
-  return kStages * (kWarps * 16 * MmaSlotBytes<kType>() + kNT * 8 * (256 + 16) * 2) +
-         kWarps * 16 * (256 / StageTraits<kType>::kGroup + 1) * 16;
+// Dynamic shared memory of MmaMatMulKernel for xcols staged columns.
+template <QuantType kType, int kWarps, int kStages>
+__host__ __device__ constexpr int MmaSmemBytes(int xcols) {
+  return kStages * (kWarps * 16 * MmaSlotBytes<kType>() + xcols * (256 + 16) * 2) +
+         (StageTraits<kType>::kHeaderK4 || StageTraits<kType>::kMaxScale == 0
+              ? 0
+              : kWarps * 16 * (256 / StageTraits<kType>::kGroup + 1) * 16);
 }
 
+// Small-n configurations are capped at 128 registers per thread (16 warps
+// per SM): without the cap the unrolled stage keeps every load in flight in
+// registers and fewer CTAs fit.
 template <QuantType kType, typename Act, int kNT, int kWarps, int kStages>
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kWarps * 32, kNT <= 2 ? 16 / kWarps : 1)
     MmaMatMulKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const Act* __restrict__ x,
-                    int64_t n, float* __restrict__ y) {
+                    int64_t n, float* __restrict__ y, int xcols) {
   using ST = StageTraits<kType>;
   using Ops = detail::MmaOps<Act>;
   constexpr bool kIsF16 = std::is_same<Act, __half>::value;
@@ -192,16 +225,22 @@ __global__ void __launch_bounds__(kWarps * 32)
   // once start 8 banks apart and a 64-bit fragment load takes 2 wavefronts.
   constexpr int kXStride = 256 + 16;
   constexpr int kWStage = kRowsCta * kSlot;
-  constexpr int kStageSmem = kWStage + kCols * kXStride * 2;
+  // Only the xcols = min(n, kCols) columns that exist are staged (n = 1
+  // needs one): less shared memory, more CTAs per SM.
+  const int stage_smem = kWStage + xcols * kXStride * 2;
   constexpr int kTableStride = kGroups + 1;  // entries per row; the pad avoids bank conflicts
   constexpr int kThreads = kWarps * 32;
   constexpr int kWIters = (kRowsCta * kPieces + kThreads - 1) / kThreads;
   constexpr int kXIters = (kCols * 32 + kThreads - 1) / kThreads;
   constexpr bool kShifted = ST::kStageBytes % 16 != 0;
+  // Q2_K/Q3_K/Q6_K: per-stage table of group factors, computed once per row
+  // and group by the warp (Q4_K/Q5_K unpack their header in registers;
+  // Q8_0/Q4_0 read the block scale directly).
+  constexpr bool kUseTable = !ST::kHeaderK4 && ST::kMaxScale != 0;
   extern __shared__ __align__(16) uint8_t smem[];
   // After the pipeline stages: per warp, a table of 16 rows x kGroups entries
   // (scale factors of the current stage), computed once per row and group.
-  uint4* table = reinterpret_cast<uint4*>(smem + kStages * kStageSmem) + (threadIdx.x / 32) * 16 * kTableStride;
+  uint4* table = reinterpret_cast<uint4*>(smem + kStages * stage_smem) + (threadIdx.x / 32) * 16 * kTableStride;
 
   const int tid = threadIdx.x;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsCta;
@@ -226,24 +265,29 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int it = 0; it < kXIters; ++it) {
     const int idx = tid + it * kThreads;
     const int c = idx / 32, p = idx % 32;
-    xdst[it] = idx < kCols * 32 ? kWStage + (c * kXStride + 8 * p) * 2 : -1;
+    xdst[it] = c < xcols ? kWStage + (c * kXStride + 8 * p) * 2 : -1;
     xsrc[it] = col0 + c < n ? x + (col0 + c) * cols + 8 * p : nullptr;
   }
   auto load_stage = [&](int64_t sb, int slot) {
-    uint8_t* ws = smem + slot * kStageSmem;
+    uint8_t* ws = smem + slot * stage_smem;
 #pragma unroll
     for (int it = 0; it < kWIters; ++it) {
       if (wdst[it] < 0) continue;
       const uint8_t* src = w;
       int bytes = 0;
       if (wsrc[it] != nullptr) {
-        // The copy starts at the 16-byte boundary at or below the stage's
-        // first byte; the tensor's last piece may be short.
-        const uint8_t* piece = reinterpret_cast<const uint8_t*>(
-            reinterpret_cast<uintptr_t>(wsrc[it] + sb * ST::kStageBytes) & ~static_cast<uintptr_t>(15));
-        const int64_t left = w_end - piece;
-        bytes = left >= 16 ? 16 : (left > 0 ? static_cast<int>(left) : 0);
-        if (bytes > 0) src = piece;
+        if (kShifted) {
+          // The copy starts at the 16-byte boundary at or below the stage's
+          // first byte; the tensor's last piece may be short.
+          const uint8_t* piece = reinterpret_cast<const uint8_t*>(
+              reinterpret_cast<uintptr_t>(wsrc[it] + sb * ST::kStageBytes) & ~static_cast<uintptr_t>(15));
+          const int64_t left = w_end - piece;
+          bytes = left >= 16 ? 16 : (left > 0 ? static_cast<int>(left) : 0);
+          if (bytes > 0) src = piece;
+        } else {  // rows and stages start on 16-byte boundaries
+          src = wsrc[it] + sb * ST::kStageBytes;
+          bytes = 16;
+        }
       }
       detail::CpAsync16(ws + wdst[it], src, bytes);
     }
@@ -262,11 +306,27 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int r0 = warp * 16 + g, r1 = r0 + 8;
   const int64_t gr0 = row0 + r0, gr1 = row0 + r1;
-  float acc[kNT][4], P[kNT][4], M[kNT][4];
+  // Row shifts (bytes mod 16 of each row's start) of this thread's rows and
+  // of the rows whose table entries this lane computes.
+  const int shift0 = kShifted ? static_cast<int>((gr0 * row_bytes) & 15) : 0;
+  const int shift1 = kShifted ? static_cast<int>((gr1 * row_bytes) & 15) : 0;
+  int tshift[16 * kGroups / 32];
+#pragma unroll
+  for (int k = 0; k < 16 * kGroups / 32; ++k) {
+    tshift[k] = kShifted ? static_cast<int>(((row0 + warp * 16 + (lane + 32 * k) / kGroups) * row_bytes) & 15) : 0;
+  }
+  // For small n, two accumulator chains (even and odd k-steps) halve the
+  // MMA dependency chain per stage; wide tiles have independent MMAs anyway.
+  constexpr int kChains = kNT <= 2 ? 2 : 1;
+  float acc[kNT][4], P[kChains][kNT][4], M[kChains][kNT][4];
 #pragma unroll
   for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[nt][i] = P[nt][i] = M[nt][i] = 0.0f;
+    for (int i = 0; i < 4; ++i) {
+      acc[nt][i] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChains; ++c) P[c][nt][i] = M[c][nt][i] = 0.0f;
+    }
   }
 
   for (int64_t sb = 0; sb < nsb; ++sb) {
@@ -277,22 +337,21 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (next < nsb) load_stage(next, static_cast<int>(next % kStages));
       detail::CpAsyncCommit();
     }
-    const uint8_t* ws = smem + static_cast<int>(sb % kStages) * kStageSmem;
+    const uint8_t* ws = smem + static_cast<int>(sb % kStages) * stage_smem;
     const Act* xs = reinterpret_cast<const Act*>(ws + kWStage);
-    // Where row r of this warp's tile starts inside its slot.
-    auto row_data = [&](int r) {
-      const int shift =
-          kShifted ? static_cast<int>(((row0 + r) * row_bytes + sb * ST::kStageBytes) & 15) : 0;
-      return ws + r * kSlot + shift;
+    // Where a row starts inside its slot (row shift + stage shift, mod 16).
+    const int stage_shift = static_cast<int>((sb * ST::kStageBytes) & 15);
+    auto row_data = [&](int r, int row_shift) {
+      return ws + r * kSlot + (kShifted ? (row_shift + stage_shift) & 15 : 0);
     };
 
     // Scale table: lane handles group (lane % kGroups) of rows lane / kGroups
     // + k * (32 / kGroups).
 #pragma unroll
-    for (int k = 0; k < 16 * kGroups / 32; ++k) {
+    for (int k = 0; k < (kUseTable ? 16 * kGroups / 32 : 0); ++k) {
       const int i = lane + 32 * k;
       const int r = i / kGroups, j = i % kGroups;
-      const uint8_t* sd = row_data(warp * 16 + r);
+      const uint8_t* sd = row_data(warp * 16 + r, tshift[k]);
       uint4 e = make_uint4(0, 0, 0, 0);
       int sc = 0, m = 0;
       ST::GroupInts(sd, j, &sc, &m);
@@ -304,17 +363,57 @@ __global__ void __launch_bounds__(kWarps * 32)
         ST::Factors(sd, j, &a, &b);
         e.x = __float_as_uint(a);
       }
-      e.z = Ops::IntPair(m);
+      e.z = kUseM ? Ops::IntPair(m) : 0u;
       table[r * kTableStride + j] = e;
     }
     __syncwarp();
 
-    const uint8_t* s0 = row_data(r0);
-    const uint8_t* s1 = row_data(r1);
+    const uint8_t* s0 = row_data(r0, shift0);
+    const uint8_t* s1 = row_data(r1, shift1);
+    // Q4_K/Q5_K: each thread unpacks its two rows' 16-byte headers itself
+    // (byte-parallel), instead of going through the table.
+    uint32_t hsc[2][2] = {}, hm[2][2] = {};
+    float hd[2] = {}, hdmin[2] = {};
+    if (ST::kHeaderK4) {
+      const uint4 h0 = *reinterpret_cast<const uint4*>(s0), h1 = *reinterpret_cast<const uint4*>(s1);
+      UnpackScaleMinK4x8(h0.y, h0.z, h0.w, hsc[0], hm[0]);
+      UnpackScaleMinK4x8(h1.y, h1.z, h1.w, hsc[1], hm[1]);
+      hd[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(h0.x & 0xFFFF)));
+      hdmin[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(h0.x >> 16)));
+      hd[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(h1.x & 0xFFFF)));
+      hdmin[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(h1.x >> 16)));
+    }
+    // Entry of (row r0 or r1, group j): x = (sc, sc) or the f32 factor a,
+    // y = -base * (sc, sc), z = (m, m).
+    auto entry = [&](int which, int j) {
+      if (ST::kHeaderK4) {
+        uint4 e;
+        const uint32_t sc2 = Ops::BytePair(hsc[which][j / 4], j % 4);
+        if (kFold) {
+          e.x = sc2;
+          e.y = Ops::Mul(sc2, Ops::kMinusBase2);
+        } else {
+          const float scf = __uint_as_float(0x4B000000u | ((hsc[which][j / 4] >> (8 * (j % 4))) & 0xFFu)) - 8388608.0f;
+          e.x = __float_as_uint(__fmul_rn(hd[which], scf));
+          e.y = 0;
+        }
+        e.z = Ops::BytePair(hm[which][j / 4], j % 4);
+        e.w = 0;
+        return e;
+      }
+      if (!kUseTable) {  // Q8_0, Q4_0: the block's f16 scale is the factor
+        float a, b;
+        ST::Factors(which ? s1 : s0, j, &a, &b);
+        return make_uint4(__float_as_uint(a), 0u, 0u, 0u);
+      }
+      return table[((which ? g + 8 : g)) * kTableStride + j];
+    };
     const Act* xb = xs + g * kXStride;
-#pragma unroll
+    // 16-group types unroll by 4 only: fully unrolled, their loads hoist
+    // into registers and spill.
+#pragma unroll(kGroups == 8 ? 8 : 4)
     for (int j = 0; j < kGroups; ++j) {
-      const uint4 e0 = table[g * kTableStride + j], e1 = table[(g + 8) * kTableStride + j];
+      const uint4 e0 = entry(0, j), e1 = entry(1, j);
       float Pj[kNT][4];
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) Pj[nt][0] = Pj[nt][1] = Pj[nt][2] = Pj[nt][3] = 0.0f;
@@ -333,11 +432,15 @@ __global__ void __launch_bounds__(kWarps * 32)
           Ops::template Convert<ST::kOffset, ST::kMaxCode>(ST::Codes(s1, e), &a[1], &a[3]);
         }
         const uint32_t am[4] = {e0.z, e1.z, e0.z, e1.z};
+        const int chain = (j * (ST::kGroup / 16) + s) % kChains;
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt) {
-          const uint2 b = *reinterpret_cast<const uint2*>(xb + nt * 8 * kXStride + e);
-          Ops::Mma(kFold ? P[nt] : Pj[nt], a, b.x, b.y);
-          if (kUseM) Ops::Mma(M[nt], am, b.x, b.y);
+          // Columns past the staged ones read nothing (their outputs are
+          // not stored).
+          uint2 b = make_uint2(0, 0);
+          if (nt * 8 + g < xcols) b = *reinterpret_cast<const uint2*>(xb + nt * 8 * kXStride + e);
+          Ops::Mma(kFold ? P[chain][nt] : Pj[nt], a, b.x, b.y);
+          if (kUseM) Ops::Mma(M[chain][nt], am, b.x, b.y);
         }
       }
       if (!kFold) {
@@ -353,17 +456,24 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     // Super-block factors: d for the folded products, -F for the m term.
     if (kFold || kUseM) {
-      const float d0 = kFold ? ST::SuperD(s0) : 0.0f, d1 = kFold ? ST::SuperD(s1) : 0.0f;
-      const float f0 = kUseM ? ST::SuperF(s0) : 0.0f, f1 = kUseM ? ST::SuperF(s1) : 0.0f;
+      const float d0 = !kFold ? 0.0f : ST::kHeaderK4 ? hd[0] : ST::SuperD(s0);
+      const float d1 = !kFold ? 0.0f : ST::kHeaderK4 ? hd[1] : ST::SuperD(s1);
+      const float f0 = !kUseM ? 0.0f : ST::kHeaderK4 ? -hdmin[0] : ST::SuperF(s0);
+      const float f1 = !kUseM ? 0.0f : ST::kHeaderK4 ? -hdmin[1] : ST::SuperF(s1);
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const float d = i < 2 ? d0 : d1, f = i < 2 ? f0 : f1;
-          if (kFold) acc[nt][i] += d * P[nt][i];
-          if (kUseM) acc[nt][i] += f * M[nt][i];
-          P[nt][i] = 0.0f;
-          M[nt][i] = 0.0f;
+          float p = P[0][nt][i], m = M[0][nt][i];
+          if (kChains == 2) {
+            p += P[kChains - 1][nt][i];
+            m += M[kChains - 1][nt][i];
+          }
+          if (kFold) acc[nt][i] += d * p;
+          if (kUseM) acc[nt][i] += f * m;
+#pragma unroll
+          for (int c = 0; c < kChains; ++c) P[c][nt][i] = M[c][nt][i] = 0.0f;
         }
       }
     }
@@ -380,6 +490,23 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (gr < rows && gc < n) y[gc * rows + gr] = acc[nt][i];
     }
   }
+}
+
+// Launches MmaMatMulKernel (header-only use from a .cu file; the library's
+// MatMul wraps this). Preconditions as for MatMul with a tensor-core kernel:
+// cols % 256 == 0, w and x 16-byte aligned. Returns the launch error.
+template <QuantType kType, typename Act, int kNT, int kWarps, int kStages>
+cudaError_t LaunchMmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
+                            cudaStream_t stream) {
+  const int xcols = static_cast<int>(n < kNT * 8 ? n : kNT * 8);
+  const int smem = MmaSmemBytes<kType, kWarps, kStages>(xcols);
+  auto kernel = MmaMatMulKernel<kType, Act, kNT, kWarps, kStages>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>((rows + kWarps * 16 - 1) / (kWarps * 16)),
+                  static_cast<unsigned>((n + kNT * 8 - 1) / (kNT * 8)));
+  kernel<<<grid, kWarps * 32, smem, stream>>>(w, rows, cols, x, n, y, xcols);
+  return cudaGetLastError();
 }
 
 // One warp per row; columns in chunks of 8 accumulators. Fixed order, so

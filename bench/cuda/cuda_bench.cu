@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "blockquant_cuda.h"
+#include "bq_matmul.cuh"
 #include "test_util.h"
 
 namespace {
@@ -153,6 +154,40 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
       AddRow({"ours " + name, t.name, "hot", m, k, n, hot, static_cast<double>(bytes), 0.0, note});
     }
   }
+  for (uint8_t* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
+// Header-only launches of tensor-core configurations the library does not
+// pick (warps per CTA, pipeline depth), to show what the choice is worth.
+template <QuantType kType, int kWarps, int kStages>
+void BenchVariant(int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(kType);
+  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
+  const size_t bytes = host.size();
+  const int nbuf = BuffersForCold(bytes);
+  std::vector<uint8_t*> w(nbuf);
+  for (int i = 0; i < nbuf; ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<__half> xh(static_cast<size_t>(n * k));
+  bqtest::Rng rng(3);
+  for (auto& v : xh) v = __float2half(rng.Symmetric());
+  __half* x;
+  float* y;
+  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
+  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const double us = TimeUs(
+      [&](int i) {
+        BQ_CUDA_CHECK((bqc::LaunchMmaMatMul<kType, __half, 1, kWarps, kStages>(w[i % nbuf], m, k, x, n, y, nullptr)));
+      },
+      20);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours mma8 %dw %ds", kWarps, kStages);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(bytes), 0.0, "variant"});
   for (uint8_t* p : w) cudaFree(p);
   cudaFree(x);
   cudaFree(y);
@@ -294,6 +329,11 @@ int main(int argc, char** argv) {
     }
   }
   BenchCublas(h, M, Kd, 1, false);
+  BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
+  BenchVariant<QuantType::kQ4_K, 4, 4>(M, Kd, 1);
+  BenchVariant<QuantType::kQ4_K, 2, 6>(M, Kd, 1);
+  BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
+  BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
   // Small batches and GEMM.
   BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto}, false);
   BenchCublas(h, M, Kd, 8, false);

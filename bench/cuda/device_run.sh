@@ -27,7 +27,7 @@ grep -E "^FAIL" "$OUT/test.log" | head -40
 tail -1 "$OUT/test.log"; echo "test exit code: $test_rc"
 
 $B "$OUT" $QUICK 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
-cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi4ELi4EEEvPKhllPKT0_lPf' \
+cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi2ELi4EEEvPKhllPKT0_lPfi' \
   $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
 
 for tool in memcheck racecheck; do

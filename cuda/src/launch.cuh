@@ -15,24 +15,21 @@ inline namespace v0 {
 namespace cuda {
 namespace detail {
 
+// 2 warps (32 rows) per CTA for n <= 8: small CTAs, so that every CTA of
+// a GEMV is resident at once and the SMs get near-equal shares.
+constexpr int kMma8Warps = 2;
+
 template <QuantType kType, typename Act, int kNT, int kWarps, int kStages>
 cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
                       cudaStream_t stream) {
-  constexpr int kSmem = MmaSmemBytes<kType, kNT, kWarps, kStages>();
-  auto kernel = MmaMatMulKernel<kType, Act, kNT, kWarps, kStages>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>((rows + kWarps * 16 - 1) / (kWarps * 16)),
-                  static_cast<unsigned>((n + kNT * 8 - 1) / (kNT * 8)));
-  kernel<<<grid, kWarps * 32, kSmem, stream>>>(w, rows, cols, static_cast<const Act*>(x), n, y);
-  return cudaGetLastError();
+  return LaunchMmaMatMul<kType, Act, kNT, kWarps, kStages>(w, rows, cols, static_cast<const Act*>(x), n, y, stream);
 }
 
 template <QuantType kType, typename Act>
 cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
                             cudaStream_t stream, MatMulKernel kernel) {
   switch (kernel) {
-    case MatMulKernel::kMma8: return LaunchMma<kType, Act, 1, 4, 4>(w, rows, cols, x, n, y, stream);
+    case MatMulKernel::kMma8: return LaunchMma<kType, Act, 1, kMma8Warps, 4>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma16: return LaunchMma<kType, Act, 2, 4, 4>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma32: return LaunchMma<kType, Act, 4, 4, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
