@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "blockquant/flow/quantize_model.h"
+#if defined(BLOCKQUANT_HAS_DISPATCH)
+#include "blockquant/cpu/kernels.h"
+#endif
 #include "blockquant/flow/synthetic_model.h"
 
 namespace bq = blockquant;
@@ -40,6 +43,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     bq::QuantizeModelOptions o;
+#if defined(BLOCKQUANT_HAS_DISPATCH)
+    o.quantize_row = &bq::cpu::QuantizeRow;  // the reference's bytes, SIMD speed
+#endif
     bool manifest = true;
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {

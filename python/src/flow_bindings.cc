@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "blockquant/flow/quantize_model.h"
+#include "row_quantizer.h"
 #include "blockquant/flow/synthetic_model.h"
 
 namespace py = pybind11;
@@ -81,6 +82,7 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.output = output;
   o.policy = policy;
   o.threads = threads;
+  o.quantize_row = BindingRowQuantizer();
   o.accept = accept;
   o.dry_run = dry_run;
   o.target_bytes = target_bytes;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "blockquant/blockquant.h"
+#include "row_quantizer.h"
 
 namespace py = pybind11;
 namespace bq = blockquant;
@@ -128,7 +129,7 @@ py::array_t<uint8_t> Quantize(const py::array& data, int64_t rows, int64_t cols,
   uint8_t* dst = out->data();
   RunWithoutGil([&] {
     bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
-    bq::QuantizeTensor(type, src_type, src, rows, cols, dst, imp, pool.AsParallelFor());
+    bq::QuantizeTensor(type, src_type, src, rows, cols, dst, imp, pool.AsParallelFor(), BindingRowQuantizer());
   });
   return OwnedArray(std::move(out), {static_cast<py::ssize_t>(rows * row_bytes)});
 }

@@ -264,7 +264,8 @@ inline void QuantizeRowQ80(const float* HWY_RESTRICT x, BlockQ8_0* HWY_RESTRICT 
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     const float amax = MaxAbs(df, x, kQK);
     const float d = amax / 127.0f;
-    const float idf = d != 0.0f ? 1.0f / d : 0.0f;
+    float idf = d != 0.0f ? 1.0f / d : 0.0f;
+    if (std::isinf(idf)) idf = 0.0f;  // as the reference: q = 0 when 1/d overflows
     const auto id = hn::Set(df, idf);
     const auto half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
     y[b].d = F32ToF16Saturate(d);

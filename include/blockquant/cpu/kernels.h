@@ -30,6 +30,12 @@ void DequantizeRow(QuantType type, const void* src, float* dst, int64_t n);
 void DequantizeRowF16(QuantType type, const void* src, uint16_t* dst, int64_t n);
 void DequantizeRowBF16(QuantType type, const void* src, uint16_t* dst, int64_t n);
 
+// Weight quantization of one row of n finite f32 values: the same bytes as
+// QuantizeRowReference (quant/quantize.h) on every target, with or without
+// importance (null or n weights >= 0). Pass it to QuantizeTensor to quantize
+// whole tensors with it.
+void QuantizeRow(QuantType type, const float* src, void* dst, int64_t n, const float* importance = nullptr);
+
 // Activation quantization, byte-identical with ref::QuantizeRowQ8_K / Q8_0.
 void QuantizeActivationsQ8K(const float* x, BlockQ8_K* y, int64_t n);
 void QuantizeActivationsQ8_0(const float* x, BlockQ8_0* y, int64_t n);

@@ -131,6 +131,8 @@ struct QuantizeModelOptions {
   double target_bpw = -1.0;     // bits/weight budget: per-tensor types are then chosen to fit
                                 // and minimise the total squared error (policy/budget.h)
   int threads = 0;              // 0 = hardware concurrency
+  RowQuantizer quantize_row = nullptr;  // null: the scalar reference; cpu::QuantizeRow
+                                        // (blockquant::dispatch) writes the same bytes faster
   std::vector<std::string> accept;  // threshold overrides, KEY=VALUE
   bool dry_run = false;         // plan only: nothing is written
   std::function<void(const FlowProgress&)> progress;
@@ -262,9 +264,10 @@ inline void RefuseSameFile(const ModelSource& in, const std::string& output) {
 // The budget solver's error model: squared error of storing the tensor as
 // `type`, measured on up to 32 evenly spaced rows and scaled to all rows;
 // importance-weighted (quantized and measured) when an imatrix covers it.
-inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const Imatrix& imatrix, const ParallelFor& pf) {
+inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const Imatrix& imatrix, const ParallelFor& pf,
+                                    RowQuantizer quantize_row = nullptr) {
   auto cache = std::make_shared<std::map<std::pair<std::string, uint32_t>, double>>();
-  return [&in, &imatrix, pf, cache](const TensorPlan& p, QuantType type) {
+  return [&in, &imatrix, pf, quantize_row, cache](const TensorPlan& p, QuantType type) {
     const auto key = std::make_pair(p.name, static_cast<uint32_t>(type));
     const auto hit = cache->find(key);
     if (hit != cache->end()) return hit->second;
@@ -280,7 +283,8 @@ inline BudgetErrorFn SampledErrorFn(const ModelSource& in, const Imatrix& imatri
       const int64_t r = k * rows / sample;
       DequantizeRowReference(t->type, t->data + r * RowBytes(t->type, cols), x.data(), cols);
       if (n_mat > 0) w = imatrix.Importance(p.name, cols, n_mat > 1 ? r / (rows / n_mat) : 0);
-      QuantizeTensor(type, QuantType::kF32, x.data(), 1, cols, q.data(), n_mat > 0 ? w.data() : nullptr, pf);
+      QuantizeTensor(type, QuantType::kF32, x.data(), 1, cols, q.data(), n_mat > 0 ? w.data() : nullptr, pf,
+                     quantize_row);
       DequantizeRowReference(type, q.data(), y.data(), cols);
       for (int64_t j = 0; j < cols; ++j) {
         const double d = double(x[static_cast<size_t>(j)]) - y[static_cast<size_t>(j)];
@@ -326,7 +330,7 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     BudgetOptions b;
     b.target_bytes = o.target_bytes;
     b.target_bpw = o.target_bpw;
-    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, imatrix, pf)).plan;
+    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, imatrix, pf, o.quantize_row)).plan;
   } else {
     report.plan = MakePlan(flow_detail::Describe(in), policy, facts);
   }
@@ -400,9 +404,9 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
         DequantizeTensor(src.type, in_rows, nr, cols, orig.data(), pf);
         try {
           if (float_source) {
-            QuantizeTensor(p.type, src.type, in_rows, nr, cols, q.data(), imp, pf);
+            QuantizeTensor(p.type, src.type, in_rows, nr, cols, q.data(), imp, pf, o.quantize_row);
           } else {  // re-quantizing an already quantized tensor: from its decoded values
-            QuantizeTensor(p.type, QuantType::kF32, orig.data(), nr, cols, q.data(), imp, pf);
+            QuantizeTensor(p.type, QuantType::kF32, orig.data(), nr, cols, q.data(), imp, pf, o.quantize_row);
           }
         } catch (const Error& e) {
           BLOCKQUANT_THROW(e.code(), "'" + o.input + "' tensor '" + p.name + "' (rows from " + std::to_string(r0) +

@@ -88,8 +88,8 @@ inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x
     const GroupFit fit = FitAsymmetric(group, nmax, x + j * group, w + j * group, s->L + j * group, true);
     a[j] = fit.scale;
     b[j] = 0.0f - fit.offset;  // +0, not -0, when there is no min
-    max_a = std::fmax(max_a, a[j]);
-    max_b = std::fmax(max_b, b[j]);
+    max_a = Max2(max_a, a[j]);
+    max_b = Max2(max_b, b[j]);
   }
   const float fmax_s = static_cast<float>(scale_max);
   s->d = F32ToF16Saturate(max_a / fmax_s);

@@ -18,14 +18,17 @@ namespace ref {
 // theirs: d = max|x| / 127, q = round-half-away(x / d). Scaling by the exact d
 // (not its f16 rounding) is ggml's choice; we keep it for byte compatibility.
 // Importance weights cannot improve on this rounding (one scale per 32 values,
-// already fit to the extreme), so the front end does not pass them. The only
-// departure from ggml: d saturates at the f16 maximum instead of becoming Inf.
+// already fit to the extreme), so the front end does not pass them. Two
+// departures from ggml: d saturates at the f16 maximum instead of becoming Inf,
+// and where 1/d overflows f32 (ggml's float -> int8 cast is then undefined)
+// q is 0, the bytes x86 builds of ggml write there.
 inline void QuantizeRowQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     float amax = 0.0f;
     for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (std::isinf(id)) id = 0.0f;  // max|x| < ~4e-37: d stores as 0, so do the q (x86's bytes)
     y[b].d = F32ToF16Saturate(d);
     for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
   }

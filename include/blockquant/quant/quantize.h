@@ -68,6 +68,10 @@ inline void QuantizeRowReference(QuantType type, const float* src, void* dst, in
                    "cannot quantize to type id " + std::to_string(static_cast<uint32_t>(type)));
 }
 
+// A row quantizer with QuantizeRowReference's contract and bytes.
+// cpu::QuantizeRow (cpu/kernels.h, link blockquant::dispatch) is the fast one.
+using RowQuantizer = void (*)(QuantType type, const float* src, void* dst, int64_t n, const float* importance);
+
 // Element type of a tensor handed to QuantizeTensor: F32, F16 or BF16.
 inline void ConvertRowToF32(QuantType src_type, const void* src, float* dst, int64_t n) {
   if (src_type != QuantType::kF32 && src_type != QuantType::kF16 && src_type != QuantType::kBF16) {
@@ -82,9 +86,12 @@ inline void ConvertRowToF32(QuantType src_type, const void* src, float* dst, int
 // parallel_for; the bytes do not depend on the split. NaN/Inf anywhere raises
 // kNonFinite, and an F16 target with values past 65504 raises kLimit, naming
 // the first bad row and column; dst is then incomplete and the call throws.
+// quantize_row does the rows (the scalar reference unless given).
 inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, int64_t rows,
                            int64_t cols, void* dst, const float* importance = nullptr,
-                           const ParallelFor& parallel_for = SerialFor()) {
+                           const ParallelFor& parallel_for = SerialFor(),
+                           RowQuantizer quantize_row = nullptr) {
+  if (quantize_row == nullptr) quantize_row = QuantizeRowReference;
   if (rows < 0 || cols <= 0) {
     BLOCKQUANT_THROW(ErrorCode::kShape, "tensor shape must be positive, got " + std::to_string(rows) +
                                             " x " + std::to_string(cols));
@@ -134,8 +141,7 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
         }
         return;
       }
-      QuantizeRowReference(type, row, static_cast<char*>(dst) + static_cast<int64_t>(r) * row_bytes, cols,
-                           importance);
+      quantize_row(type, row, static_cast<char*>(dst) + static_cast<int64_t>(r) * row_bytes, cols, importance);
     }
   });
   if (bad_kind == 1) {

@@ -8,6 +8,8 @@
 // - No fused multiply-add (the build has -ffp-contract=off).
 // - Candidates are tried in index order; a later one replaces the best only
 //   when its error is strictly lower.
+// - Min/max are the explicit comparisons Min2/Max2 (std::fmin/fmax pick
+//   either zero for +0 vs -0, differently on x86 and ARM).
 // - A group is normalised by 1/max|x| before the search, so sums of squares
 //   cannot overflow for any finite input; results are scaled back.
 #ifndef BLOCKQUANT_QUANT_SEARCH_H_
@@ -39,6 +41,10 @@ inline float FixedSum(float* t, int n) {
   return t[0];
 }
 
+// x86's minss/maxss semantics, spelled out so every platform agrees.
+inline float Min2(float a, float b) { return a < b ? a : b; }
+inline float Max2(float a, float b) { return a > b ? a : b; }
+
 inline float ClampRound(float v, float lo, float hi) {
   const float r = std::nearbyint(v);
   return r < lo ? lo : (r > hi ? hi : r);
@@ -68,7 +74,7 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
                               bool offset_must_be_nonpositive) {
   GroupFit fit;
   float amax = 0.0f;
-  for (int i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x_in[i]));
+  for (int i = 0; i < n; ++i) amax = Max2(amax, std::fabs(x_in[i]));
   if (!(amax >= kTinyGroup)) {
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     return fit;
@@ -78,10 +84,10 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
   float lo = x_in[0] * inv, hi = lo;
   for (int i = 0; i < n; ++i) {
     x[i] = x_in[i] * inv;
-    lo = std::fmin(lo, x[i]);
-    hi = std::fmax(hi, x[i]);
+    lo = Min2(lo, x[i]);
+    hi = Max2(hi, x[i]);
   }
-  if (offset_must_be_nonpositive) lo = std::fmin(lo, 0.0f);
+  if (offset_must_be_nonpositive) lo = Min2(lo, 0.0f);
   if (hi == lo) {  // constant group: the offset alone represents it
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     fit.offset = lo * amax;
