@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "blockquant/cpu/kernels-inl.h"
 #include "blockquant/format/blocks.h"
@@ -44,13 +45,19 @@ using DQ = hn::CappedTag<float, 8>;
 using VQ = hn::Vec<DQ>;
 inline constexpr int kMaxLanes = 8;
 
-// ClampRound of search.h: round half to even, then the same two compares.
-HWY_INLINE VQ ClampRoundV(DQ, VQ v, VQ lo, VQ hi) {
-  const VQ r = hn::Round(v);
-  return hn::IfThenElse(hn::Lt(r, lo), lo, hn::IfThenElse(hn::Gt(r, hi), hi, r));
-}
+// Min2/Max2 of search.h. x86's minps/maxps are exactly "a < b ? a : b" and
+// "a > b ? a : b" (zeros and NaN included); elsewhere spell them out.
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+HWY_INLINE VQ Min2V(VQ a, VQ b) { return hn::Min(a, b); }
+HWY_INLINE VQ Max2V(VQ a, VQ b) { return hn::Max(a, b); }
+#else
 HWY_INLINE VQ Min2V(VQ a, VQ b) { return hn::IfThenElse(hn::Lt(a, b), a, b); }
 HWY_INLINE VQ Max2V(VQ a, VQ b) { return hn::IfThenElse(hn::Gt(a, b), a, b); }
+#endif
+
+// ClampRound of search.h: round half to even, then r < lo ? lo : (r > hi ?
+// hi : r), which is Min2(hi, Max2(lo, r)).
+HWY_INLINE VQ ClampRoundV(DQ, VQ v, VQ lo, VQ hi) { return Min2V(hi, Max2V(lo, hn::Round(v))); }
 
 // FixedSum over i of t[i * N + lane]: the reference's tree, lane by lane.
 // t is clobbered.
@@ -63,6 +70,38 @@ HWY_INLINE VQ TreeSum(DQ d, float* HWY_RESTRICT t) {
     }
   }
   return hn::Load(d, t);
+}
+
+// The same tree over terms f(i), with its first two levels fused into the
+// calls: entry i < kN/4 is (f(i) + f(i + kN/2)) + (f(i + kN/4) + f(i + 3kN/4)),
+// exactly what the first two halvings leave there.
+template <int kN, class F>
+HWY_INLINE VQ TreeSumOf(DQ d, const F& f, float* HWY_RESTRICT scratch) {
+  constexpr int kQ = kN / 4;
+  const size_t N = hn::Lanes(d);
+  for (int i = 0; i < kQ; ++i) {
+    const VQ s = hn::Add(hn::Add(f(i), f(i + 2 * kQ)), hn::Add(f(i + kQ), f(i + 3 * kQ)));
+    hn::Store(s, d, scratch + i * N);
+  }
+  return TreeSum<kQ>(d, scratch);
+}
+
+// Three such sums at once: f(i, VQ* out) writes the three terms of index i.
+template <int kN, class F>
+HWY_INLINE void TreeSum3Of(DQ d, const F& f, float* HWY_RESTRICT scratch, VQ* sums) {
+  constexpr int kQ = kN / 4;
+  const size_t N = hn::Lanes(d);
+  for (int i = 0; i < kQ; ++i) {
+    VQ a[3], b[3], c[3], e[3];
+    f(i, a);
+    f(i + 2 * kQ, b);
+    f(i + kQ, c);
+    f(i + 3 * kQ, e);
+    for (int k = 0; k < 3; ++k) {
+      hn::Store(hn::Add(hn::Add(a[k], b[k]), hn::Add(c[k], e[k])), d, scratch + (k * kQ + i) * N);
+    }
+  }
+  for (int k = 0; k < 3; ++k) sums[k] = TreeSum<kQ>(d, scratch + k * kQ * N);
 }
 
 // Per-group weights in the lane layout: importance where the group has any
@@ -95,7 +134,7 @@ struct FitScratch {
 // ref::FitAsymmetric for N groups at once. xt/wt hold element i of lane j at
 // [i * N + j]. Writes the fitted scale and offset per lane.
 template <int kN, bool kNonPositive>
-HWY_INLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const float* HWY_RESTRICT wt,
+HWY_NOINLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const float* HWY_RESTRICT wt,
                              float* HWY_RESTRICT out_scale, float* HWY_RESTRICT out_offset, FitScratch& s) {
   const size_t N = hn::Lanes(d);
   const VQ zero = hn::Zero(d);
@@ -124,13 +163,17 @@ HWY_INLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const
 
   // Least squares for the candidate levels in s.cand, then its error.
   auto solve_and_error = [&](VQ* a_out, VQ* c_out) -> VQ {
-    for (int i = 0; i < kN; ++i) {
-      const VQ w = hn::Load(d, wt + i * N), L = hn::Load(d, s.cand + i * N);
-      hn::Store(hn::Mul(w, L), d, s.t0 + i * N);
-      hn::Store(hn::Mul(w, hn::Mul(L, L)), d, s.t1 + i * N);
-      hn::Store(hn::Mul(w, hn::Mul(L, hn::Load(d, s.xs + i * N))), d, s.t2 + i * N);
-    }
-    const VQ sl = TreeSum<kN>(d, s.t0), sl2 = TreeSum<kN>(d, s.t1), slx = TreeSum<kN>(d, s.t2);
+    VQ sums[3];
+    TreeSum3Of<kN>(
+        d,
+        [&](int i, VQ* p) {
+          const VQ w = hn::Load(d, wt + i * N), L = hn::Load(d, s.cand + i * N);
+          p[0] = hn::Mul(w, L);
+          p[1] = hn::Mul(w, hn::Mul(L, L));
+          p[2] = hn::Mul(w, hn::Mul(L, hn::Load(d, s.xs + i * N)));
+        },
+        s.t0, sums);
+    const VQ sl = sums[0], sl2 = sums[1], slx = sums[2];
     const VQ det = hn::Sub(hn::Mul(sw, sl2), hn::Mul(sl, sl));
     const auto det_pos = hn::Gt(det, zero);
     VQ a = hn::IfThenElseZero(det_pos, hn::Div(hn::Sub(hn::Mul(sw, slx), hn::Mul(sl, sx)), det));
@@ -141,13 +184,15 @@ HWY_INLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const
       a = hn::IfThenElse(clamp, refit, a);
       c = hn::IfThenElse(clamp, zero, c);
     }
-    for (int i = 0; i < kN; ++i) {
-      const VQ diff = hn::Sub(hn::Add(hn::Mul(a, hn::Load(d, s.cand + i * N)), c), hn::Load(d, s.xs + i * N));
-      hn::Store(hn::Mul(hn::Load(d, wt + i * N), hn::Mul(diff, diff)), d, s.t0 + i * N);
-    }
     *a_out = a;
     *c_out = c;
-    return TreeSum<kN>(d, s.t0);
+    return TreeSumOf<kN>(
+        d,
+        [&](int i) {
+          const VQ diff = hn::Sub(hn::Add(hn::Mul(a, hn::Load(d, s.cand + i * N)), c), hn::Load(d, s.xs + i * N));
+          return hn::Mul(hn::Load(d, wt + i * N), hn::Mul(diff, diff));
+        },
+        s.t0);
   };
 
   VQ best_a = zero, best_c = zero, best_err = zero;
@@ -209,19 +254,26 @@ HWY_INLINE void FitSymLanes(DQ d, int qmax, const float* HWY_RESTRICT xt, const 
   const VQ ext = hn::Mul(extreme, inv);
 
   auto solve_and_error = [&](VQ* a_out) -> VQ {
-    for (int i = 0; i < kN; ++i) {
-      const VQ w = hn::Load(d, wt + i * N), L = hn::Load(d, s.cand + i * N);
-      hn::Store(hn::Mul(w, hn::Mul(L, L)), d, s.t0 + i * N);
-      hn::Store(hn::Mul(w, hn::Mul(L, hn::Load(d, s.xs + i * N))), d, s.t1 + i * N);
-    }
-    const VQ sl2 = TreeSum<kN>(d, s.t0), slx = TreeSum<kN>(d, s.t1);
+    VQ sums[3];
+    TreeSum3Of<kN>(
+        d,
+        [&](int i, VQ* p) {
+          const VQ w = hn::Load(d, wt + i * N), L = hn::Load(d, s.cand + i * N);
+          p[0] = hn::Mul(w, hn::Mul(L, L));
+          p[1] = hn::Mul(w, hn::Mul(L, hn::Load(d, s.xs + i * N)));
+          p[2] = p[0];  // unused third sum
+        },
+        s.t0, sums);
+    const VQ sl2 = sums[0], slx = sums[1];
     const VQ a = hn::IfThenElseZero(hn::Gt(sl2, zero), hn::Div(slx, sl2));
-    for (int i = 0; i < kN; ++i) {
-      const VQ diff = hn::Sub(hn::Add(hn::Mul(a, hn::Load(d, s.cand + i * N)), zero), hn::Load(d, s.xs + i * N));
-      hn::Store(hn::Mul(hn::Load(d, wt + i * N), hn::Mul(diff, diff)), d, s.t0 + i * N);
-    }
     *a_out = a;
-    return TreeSum<kN>(d, s.t0);
+    return TreeSumOf<kN>(
+        d,
+        [&](int i) {
+          const VQ diff = hn::Sub(hn::Add(hn::Mul(a, hn::Load(d, s.cand + i * N)), zero), hn::Load(d, s.xs + i * N));
+          return hn::Mul(hn::Load(d, wt + i * N), hn::Mul(diff, diff));
+        },
+        s.t0);
   };
 
   VQ best_a = zero, best_err = zero;
@@ -256,32 +308,44 @@ HWY_INLINE void FitSymLanes(DQ d, int qmax, const float* HWY_RESTRICT xt, const 
   hn::Store(hn::IfThenElse(tiny, zero, hn::Mul(best_a, amax)), d, out_scale);
 }
 
-// The reference's FixedSum over a super-block's 256 values, given in the
-// lane layout t[i * G + j] for value j * kN + i (G groups of kN). The tree's
-// first halvings pair groups (j with j + G/2, ...), the later ones elements.
-template <int kN, int kG>
-HWY_INLINE float SuperSum(float* HWY_RESTRICT t) {
-  float u[kN];
-  for (int i = 0; i < kN; ++i) u[i] = ref::FixedSum(t + i * kG, kG);
-  return ref::FixedSum(u, kN);
+// The reference's FixedSum over a super-block's 256 values in value order,
+// the terms given a vector at a time: f(v) returns values [v*N, v*N + N).
+// The tree's halvings down to N pair whole vectors (the first two are fused
+// into the calls, f is called once per v); the last ones are within a vector.
+template <class F>
+HWY_INLINE float SuperSumOf(DQ d, const F& f, float* HWY_RESTRICT scratch) {
+  const int N = static_cast<int>(hn::Lanes(d));
+  const int q = kQK_K / N / 4;
+  for (int v = 0; v < q; ++v) {
+    hn::Store(hn::Add(hn::Add(f(v), f(v + 2 * q)), hn::Add(f(v + q), f(v + 3 * q))), d, scratch + v * N);
+  }
+  for (int half = q / 2; half >= 1; half /= 2) {
+    for (int v = 0; v < half; ++v) {
+      hn::Store(hn::Add(hn::Load(d, scratch + v * N), hn::Load(d, scratch + (v + half) * N)), d, scratch + v * N);
+    }
+  }
+  return ref::FixedSum(scratch, N);
 }
 
 // ---------------------------------------------------------------- K-quants
 
-// One super-block in the lane layout: G groups of kN values.
+// One super-block of G groups of kN values, in value order (xn, wn) and in
+// the lane layout (xt, wt: value j * kN + i at [i * G + j]).
 template <int kN>
 struct SuperLanes {
   static constexpr int kG = kQK_K / kN;
-  HWY_ALIGN float xt[kQK_K];  // [i * kG + j]
+  const float* xn = nullptr;
+  HWY_ALIGN float wn[kQK_K];
+  HWY_ALIGN float xt[kQK_K];
   HWY_ALIGN float wt[kQK_K];
-  HWY_ALIGN float L[kQK_K];   // levels of the current best choice, same layout
-  HWY_ALIGN float t[kQK_K];
+  HWY_ALIGN float scratch[kQK_K];
 };
 
-// Transposes super-block b of x (and its importance) into the lane layout.
+// Loads a super-block: weights per group as ref::GroupWeights, both layouts.
 template <int kN>
 HWY_INLINE void LoadSuper(const float* HWY_RESTRICT x, const float* importance, SuperLanes<kN>& sl) {
   constexpr int kG = SuperLanes<kN>::kG;
+  sl.xn = x;
   for (int j = 0; j < kG; ++j) {
     const float* imp = importance != nullptr ? importance + j * kN : nullptr;
     bool any = false;
@@ -289,16 +353,18 @@ HWY_INLINE void LoadSuper(const float* HWY_RESTRICT x, const float* importance, 
       for (int i = 0; i < kN; ++i) any = any || imp[i] > 0.0f;
     }
     for (int i = 0; i < kN; ++i) {
+      const float w = any ? imp[i] : 1.0f;
+      sl.wn[j * kN + i] = w;
       sl.xt[i * kG + j] = x[j * kN + i];
-      sl.wt[i * kG + j] = any ? imp[i] : 1.0f;
+      sl.wt[i * kG + j] = w;
     }
   }
 }
 
-// ref::ChooseGroupScalesAsym with lanes = groups. Works on trial state
-// (d, dmin, sc, m, L); returns the total error.
+// ref::ChooseGroupScalesAsym with lanes = groups: writes sc, m and the
+// levels L (lane layout); returns the total error.
 template <int kN>
-HWY_INLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HWY_RESTRICT a,
+HWY_NOINLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HWY_RESTRICT a,
                                   const float* HWY_RESTRICT b, uint16_t d16, uint16_t dmin16, SuperLanes<kN>& sl,
                                   float* HWY_RESTRICT L, uint8_t* sc_out, uint8_t* m_out) {
   constexpr int kG = SuperLanes<kN>::kG;
@@ -309,7 +375,6 @@ HWY_INLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HW
   const VQ vfd = hn::Set(d, fd), vfdm = hn::Set(d, fdm), vmax_s = hn::Set(d, static_cast<float>(scale_max));
   const VQ vnmax = hn::Set(d, static_cast<float>(nmax));
   float group_err[16] = {};
-  HWY_ALIGN float Lc[32 * kMaxLanes];
   HWY_ALIGN float terms[32 * kMaxLanes];
   HWY_ALIGN float lane_buf[3][kMaxLanes];
   for (size_t c = 0; c < static_cast<size_t>(kG); c += N) {
@@ -326,21 +391,29 @@ HWY_INLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HW
       const VQ fa = hn::Mul(vfd, sc), fb = hn::Mul(vfdm, m);
       const auto fa_pos = hn::Gt(fa, zero);
       const VQ ia = hn::IfThenElseZero(fa_pos, hn::Div(one, fa));
-      for (int i = 0; i < kN; ++i) {
-        const VQ x = hn::Load(d, sl.xt + i * kG + c);
-        const VQ q = hn::IfThenElseZero(fa_pos, ClampRoundV(d, hn::Mul(hn::Add(x, fb), ia), zero, vnmax));
-        hn::Store(q, d, Lc + i * N);
-        const VQ diff = hn::Sub(hn::Sub(hn::Mul(fa, q), fb), x);
-        hn::Store(hn::Mul(hn::Load(d, sl.wt + i * kG + c), hn::Mul(diff, diff)), d, terms + i * N);
-      }
-      const VQ err = TreeSum<kN>(d, terms);
+      const VQ err = TreeSumOf<kN>(
+          d,
+          [&](int i) {
+            const VQ x = hn::Load(d, sl.xt + i * kG + c);
+            const VQ q = hn::IfThenElseZero(fa_pos, ClampRoundV(d, hn::Mul(hn::Add(x, fb), ia), zero, vnmax));
+            const VQ diff = hn::Sub(hn::Sub(hn::Mul(fa, q), fb), x);
+            return hn::Mul(hn::Load(d, sl.wt + i * kG + c), hn::Mul(diff, diff));
+          },
+          terms);
       const auto better = t == 0 ? hn::Eq(zero, zero) : hn::AndNot(out_of_range, hn::Lt(err, best_err));
       best_err = hn::IfThenElse(better, err, best_err);
       best_sc = hn::IfThenElse(better, sc, best_sc);
       best_m = hn::IfThenElse(better, m, best_m);
+    }
+    // The levels of the winners, computed as in their trial.
+    {
+      const VQ fa = hn::Mul(vfd, best_sc), fb = hn::Mul(vfdm, best_m);
+      const auto fa_pos = hn::Gt(fa, zero);
+      const VQ ia = hn::IfThenElseZero(fa_pos, hn::Div(one, fa));
       for (int i = 0; i < kN; ++i) {
-        float* dst = L + i * kG + c;
-        hn::Store(hn::IfThenElse(better, hn::Load(d, Lc + i * N), hn::Load(d, dst)), d, dst);
+        const VQ x = hn::Load(d, sl.xt + i * kG + c);
+        hn::Store(hn::IfThenElseZero(fa_pos, ClampRoundV(d, hn::Mul(hn::Add(x, fb), ia), zero, vnmax)), d,
+                  L + i * kG + c);
       }
     }
     hn::Store(best_err, d, lane_buf[0]);
@@ -388,27 +461,32 @@ HWY_INLINE void QuantizeSuperAsymFast(DQ d, int nmax, int scale_max, SuperLanes<
   float err = ChooseScalesAsym<kN>(d, nmax, scale_max, a, b, st.d, st.dmin, sl, st.L, st.sc, st.m);
 
   for (int r = 0; r < ref::kSuperRefits; ++r) {
-    // Sums of the refit, each over the 256 values in the reference's order.
-    HWY_ALIGN float tuu[kQK_K], tuv[kQK_K], tvv[kQK_K], tux[kQK_K], tvx[kQK_K];
-    HWY_ALIGN float scf[16], mf[16];
+    // Refit sums over the 256 values in value order: levels back to it first.
+    HWY_ALIGN float Ln[kQK_K];
     for (int j = 0; j < kG; ++j) {
-      scf[j] = static_cast<float>(st.sc[j]);
-      mf[j] = static_cast<float>(st.m[j]);
+      for (int i = 0; i < kN; ++i) Ln[j * kN + i] = st.L[i * kG + j];
     }
-    for (size_t c = 0; c < static_cast<size_t>(kG); c += N) {
-      const VQ vs = hn::LoadU(d, scf + c), v = hn::LoadU(d, mf + c);
-      for (int i = 0; i < kN; ++i) {
-        const size_t o = i * kG + c;
-        const VQ u = hn::Mul(vs, hn::Load(d, st.L + o)), w = hn::Load(d, sl.wt + o), x = hn::Load(d, sl.xt + o);
-        hn::Store(hn::Mul(w, hn::Mul(u, u)), d, tuu + o);
-        hn::Store(hn::Mul(w, hn::Mul(u, v)), d, tuv + o);
-        hn::Store(hn::Mul(w, hn::Mul(v, v)), d, tvv + o);
-        hn::Store(hn::Mul(w, hn::Mul(u, x)), d, tux + o);
-        hn::Store(hn::Mul(w, hn::Mul(v, x)), d, tvx + o);
-      }
-    }
-    const float suu = SuperSum<kN, kG>(tuu), suv = SuperSum<kN, kG>(tuv), svv = SuperSum<kN, kG>(tvv);
-    const float sux = SuperSum<kN, kG>(tux), svx = SuperSum<kN, kG>(tvx);
+    const int vpg = kN / static_cast<int>(N);  // vectors per group
+    auto sum_of = [&](auto which) {
+      return SuperSumOf(
+          d,
+          [&](int v) {
+            const int j = v / vpg;
+            const size_t o = static_cast<size_t>(v) * N;
+            const VQ u = hn::Mul(hn::Set(d, static_cast<float>(st.sc[j])), hn::Load(d, Ln + o));
+            const VQ m = hn::Set(d, static_cast<float>(st.m[j]));
+            const VQ w = hn::Load(d, sl.wn + o);
+            if constexpr (decltype(which)::value == 0) return hn::Mul(w, hn::Mul(u, u));
+            if constexpr (decltype(which)::value == 1) return hn::Mul(w, hn::Mul(u, m));
+            if constexpr (decltype(which)::value == 2) return hn::Mul(w, hn::Mul(m, m));
+            if constexpr (decltype(which)::value == 3) return hn::Mul(w, hn::Mul(u, hn::LoadU(d, sl.xn + o)));
+            if constexpr (decltype(which)::value == 4) return hn::Mul(w, hn::Mul(m, hn::LoadU(d, sl.xn + o)));
+          },
+          sl.scratch);
+    };
+    const float suu = sum_of(std::integral_constant<int, 0>()), suv = sum_of(std::integral_constant<int, 1>());
+    const float svv = sum_of(std::integral_constant<int, 2>()), sux = sum_of(std::integral_constant<int, 3>());
+    const float svx = sum_of(std::integral_constant<int, 4>());
     float nd, ndm;
     const float det = suu * svv - suv * suv;
     if (det > 0.0f) {
@@ -425,7 +503,6 @@ HWY_INLINE void QuantizeSuperAsymFast(DQ d, int nmax, int scale_max, SuperLanes<
     trial.d = F32ToF16Saturate(nd);
     trial.dmin = F32ToF16Saturate(ndm);
     if (trial.d == st.d && trial.dmin == st.dmin) break;
-    std::memcpy(trial.L, st.L, sizeof(st.L));
     const float trial_err =
         ChooseScalesAsym<kN>(d, nmax, scale_max, a, b, trial.d, trial.dmin, sl, trial.L, trial.sc, trial.m);
     if (!(trial_err < err)) break;
@@ -437,39 +514,41 @@ HWY_INLINE void QuantizeSuperAsymFast(DQ d, int nmax, int scale_max, SuperLanes<
 struct SymState {
   uint16_t d = 0;
   int8_t s[16] = {};
-  HWY_ALIGN float L[kQK_K];
+  HWY_ALIGN float L[kQK_K];  // value order
 };
 
-// ref::AssignSym with lanes = groups (16 groups of 16).
+// ref::AssignSym, in value order (16 groups of 16).
 HWY_INLINE float AssignSymFast(DQ d, int qmax, SuperLanes<16>& sl, SymState& st) {
-  constexpr int kG = 16;
   const size_t N = hn::Lanes(d);
+  const int vpg = 16 / static_cast<int>(N);
   const float fd = F16ToF32(st.d);
   const VQ zero = hn::Zero(d);
   const VQ vqmax = hn::Set(d, static_cast<float>(qmax)), vqmin = hn::Set(d, -static_cast<float>(qmax) - 1.0f);
-  HWY_ALIGN float af[16];
-  for (int j = 0; j < kG; ++j) af[j] = fd * static_cast<float>(st.s[j]);
-  for (size_t c = 0; c < static_cast<size_t>(kG); c += N) {
-    const VQ a = hn::LoadU(d, af + c);
-    const auto nz = hn::Ne(a, zero);
-    const VQ ia = hn::IfThenElseZero(nz, hn::Div(hn::Set(d, 1.0f), a));
-    for (int i = 0; i < 16; ++i) {
-      const size_t o = i * kG + c;
-      const VQ x = hn::Load(d, sl.xt + o);
-      const VQ q = hn::IfThenElseZero(nz, ClampRoundV(d, hn::Mul(x, ia), vqmin, vqmax));
-      hn::Store(q, d, st.L + o);
-      const VQ diff = hn::Sub(hn::Mul(a, q), x);
-      hn::Store(hn::Mul(hn::Load(d, sl.wt + o), hn::Mul(diff, diff)), d, sl.t + o);
-    }
+  float af[16], iaf[16];
+  for (int j = 0; j < 16; ++j) {
+    af[j] = fd * static_cast<float>(st.s[j]);
+    iaf[j] = af[j] != 0.0f ? 1.0f / af[j] : 0.0f;
   }
-  return SuperSum<16, kG>(sl.t);
+  return SuperSumOf(
+      d,
+      [&](int v) {
+        const int j = v / vpg;
+        const size_t o = static_cast<size_t>(v) * N;
+        const VQ a = hn::Set(d, af[j]), x = hn::LoadU(d, sl.xn + o);
+        const VQ q = af[j] != 0.0f ? ClampRoundV(d, hn::Mul(x, hn::Set(d, iaf[j])), vqmin, vqmax) : zero;
+        hn::Store(q, d, st.L + o);
+        const VQ diff = hn::Sub(hn::Mul(a, q), x);
+        return hn::Mul(hn::Load(d, sl.wn + o), hn::Mul(diff, diff));
+      },
+      sl.scratch);
 }
 
-// ref::QuantizeSuperSym; leaves the levels in st.L (lane layout).
+// ref::QuantizeSuperSym; leaves the levels in st.L (value order).
 HWY_INLINE void QuantizeSuperSymFast(DQ d, int qmax, int scale_neg_end, SuperLanes<16>& sl, FitScratch& fs,
                                      SymState& st) {
   constexpr int kG = 16;
   const size_t N = hn::Lanes(d);
+  const int vpg = 16 / static_cast<int>(N);
   HWY_ALIGN float a[16];
   HWY_ALIGN float xg[16 * kMaxLanes], wg[16 * kMaxLanes];
   for (size_t c = 0; c < static_cast<size_t>(kG); c += N) {
@@ -494,19 +573,18 @@ HWY_INLINE void QuantizeSuperSymFast(DQ d, int qmax, int scale_neg_end, SuperLan
   float err = AssignSymFast(d, qmax, sl, st);
 
   for (int r = 0; r < ref::kSuperRefits; ++r) {
-    HWY_ALIGN float tuu[kQK_K], tux[kQK_K];
-    HWY_ALIGN float sf[16];
-    for (int j = 0; j < kG; ++j) sf[j] = static_cast<float>(st.s[j]);
-    for (size_t c = 0; c < static_cast<size_t>(kG); c += N) {
-      const VQ vs = hn::LoadU(d, sf + c);
-      for (int i = 0; i < 16; ++i) {
-        const size_t o = i * kG + c;
-        const VQ u = hn::Mul(vs, hn::Load(d, st.L + o)), w = hn::Load(d, sl.wt + o);
-        hn::Store(hn::Mul(w, hn::Mul(u, u)), d, tuu + o);
-        hn::Store(hn::Mul(w, hn::Mul(u, hn::Load(d, sl.xt + o))), d, tux + o);
-      }
-    }
-    const float suu = SuperSum<16, kG>(tuu), sux = SuperSum<16, kG>(tux);
+    auto sum_of = [&](bool ux) {
+      return SuperSumOf(
+          d,
+          [&](int v) {
+            const size_t o = static_cast<size_t>(v) * N;
+            const VQ u = hn::Mul(hn::Set(d, static_cast<float>(st.s[v / vpg])), hn::Load(d, st.L + o));
+            const VQ w = hn::Load(d, sl.wn + o);
+            return ux ? hn::Mul(w, hn::Mul(u, hn::LoadU(d, sl.xn + o))) : hn::Mul(w, hn::Mul(u, u));
+          },
+          sl.scratch);
+    };
+    const float suu = sum_of(false), sux = sum_of(true);
     if (!(suu > 0.0f)) break;
     const float nd = sux / suu;
     if (!std::isfinite(nd)) break;
@@ -528,6 +606,10 @@ HWY_INLINE void LevelsToBytes(const float* HWY_RESTRICT L, int bias, uint8_t* HW
   for (int j = 0; j < kG; ++j) {
     for (int i = 0; i < kN; ++i) q[j * kN + i] = static_cast<uint8_t>(static_cast<int>(L[i * kG + j]) + bias);
   }
+}
+
+HWY_INLINE void NaturalLevelsToBytes(const float* HWY_RESTRICT L, int bias, uint8_t* HWY_RESTRICT q) {
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(L[i]) + bias);
 }
 
 template <int kN, int kNmax>
@@ -603,7 +685,7 @@ inline void QuantizeRowQ3KFast(const float* x, BlockQ3_K* y, int64_t n, const fl
     SymState st;
     QuantizeSymK<3, -32>(x + off, imp ? imp + off : nullptr, st);
     uint8_t code[kQK_K];
-    LevelsToBytes<16>(st.L, 4, code);
+    NaturalLevelsToBytes(st.L, 4, code);
     ref::PackLow2(code, y[b].qs);
     std::memset(y[b].hmask, 0, sizeof(y[b].hmask));
     for (int i = 0; i < kQK_K; ++i) {
@@ -622,7 +704,7 @@ inline void QuantizeRowQ6KFast(const float* x, BlockQ6_K* y, int64_t n, const fl
     SymState st;
     QuantizeSymK<31, -128>(x + off, imp ? imp + off : nullptr, st);
     uint8_t q[kQK_K];
-    LevelsToBytes<16>(st.L, 32, q);
+    NaturalLevelsToBytes(st.L, 32, q);
     for (int h = 0; h < 2; ++h) {
       for (int l = 0; l < 32; ++l) {
         const uint8_t* e = q + 128 * h;
