@@ -56,7 +56,7 @@ inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const flo
       if (sc < 0.0f || sc > fmax_s || m < 0.0f || m > fmax_s) continue;
       const float fa = fd * sc, fb = fdm * m;
       const float ia = fa > 0.0f ? 1.0f / fa : 0.0f;
-      float Lc[32], terms[32];
+      float Lc[32], terms[32] = {};
       for (int i = 0; i < group; ++i) {
         Lc[i] = fa > 0.0f ? ClampRound((xj[i] + fb) * ia, 0.0f, fnmax) : 0.0f;
         const float diff = fa * Lc[i] - fb - xj[i];
