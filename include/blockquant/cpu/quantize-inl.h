@@ -134,7 +134,7 @@ struct FitScratch {
 // ref::FitAsymmetric for N groups at once. xt/wt hold element i of lane j at
 // [i * N + j]. Writes the fitted scale and offset per lane.
 template <int kN, bool kNonPositive>
-HWY_NOINLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const float* HWY_RESTRICT wt,
+HWY_INLINE void FitAsymLanes(DQ d, int nmax, const float* HWY_RESTRICT xt, const float* HWY_RESTRICT wt,
                              float* HWY_RESTRICT out_scale, float* HWY_RESTRICT out_offset, FitScratch& s) {
   const size_t N = hn::Lanes(d);
   const VQ zero = hn::Zero(d);
@@ -364,7 +364,7 @@ HWY_INLINE void LoadSuper(const float* HWY_RESTRICT x, const float* importance, 
 // ref::ChooseGroupScalesAsym with lanes = groups: writes sc, m and the
 // levels L (lane layout); returns the total error.
 template <int kN>
-HWY_NOINLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HWY_RESTRICT a,
+HWY_INLINE float ChooseScalesAsym(DQ d, int nmax, int scale_max, const float* HWY_RESTRICT a,
                                   const float* HWY_RESTRICT b, uint16_t d16, uint16_t dmin16, SuperLanes<kN>& sl,
                                   float* HWY_RESTRICT L, uint8_t* sc_out, uint8_t* m_out) {
   constexpr int kG = SuperLanes<kN>::kG;
