@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "blockquant/cpu/kernels.h"
-#include "blockquant/format/fp16.h"
 #include "blockquant/format/type_traits.h"
 #include "blockquant/parallel.h"
 #include "blockquant/quant/dequantize.h"
@@ -61,23 +60,14 @@ Weights MakeWeights(QuantType type, int64_t rows, int64_t cols, bool cold, std::
   const int64_t rb = bq::RowBytes(type, cols);
   const size_t bytes = static_cast<size_t>(rb * rows);
   std::vector<uint8_t> w(bytes);
-  // Random bytes with sane f16 scales: decode cost does not depend on values,
-  // but NaN/Inf would slow nothing either; keep scales finite anyway by
-  // writing small f16 values where each type keeps d.
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
-  if (type == QuantType::kF32) {
-    float* f = reinterpret_cast<float*>(w.data());
-    std::normal_distribution<float> nd(0.0f, 0.02f);
-    for (size_t i = 0; i < bytes / 4; ++i) f[i] = nd(rng);
-  } else if (type == QuantType::kF16 || type == QuantType::kBF16) {
-    uint16_t* h = reinterpret_cast<uint16_t*>(w.data());
-    std::normal_distribution<float> nd(0.0f, 0.02f);
-    for (size_t i = 0; i < bytes / 2; ++i) h[i] = type == QuantType::kF16 ? bq::F32ToF16(nd(rng)) : bq::F32ToBF16(nd(rng));
-  } else {
-    // Clear the top bits of every 16-bit word: f16 values then stay finite.
-    // (Block contents are irrelevant to speed.)
-    for (size_t i = 1; i < bytes; i += 2) w[i] &= 0x3B;
+  // Realistic blocks: N(0, 0.02) weights quantized by our quantizer. (Random
+  // bytes would give random f16 scales, some subnormal, and denormal float
+  // arithmetic in the dot path that real weights never cause.)
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = nd(rng);
+    bq::cpu::QuantizeRow(type, row.data(), w.data() + r * rb, cols);
   }
   Weights out;
   const size_t kL3Plus = size_t{96} << 20;

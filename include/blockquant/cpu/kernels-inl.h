@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "blockquant/cpu/codec-inl.h"
@@ -427,9 +428,287 @@ HWY_NOINLINE void DotQ8Tile(const void* w_row, const typename Act::Block* const*
   for (int r = 0; r < kTile; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df32, hn::Sub(acc[r], accm[r]))) + corr[r];
 }
 
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// ---------------------------------------------------------------- x86 fused dots
+// K-quant x Q8_K and Q8_0/Q4_0 x Q8_0 straight from the packed blocks, no
+// decoded copy. Each 32-value chunk becomes unsigned bytes for vpmaddubsw
+// (K-quants: the stored levels, before any offset), then vpmaddwd applies
+// the chunk's group scales. Offsets (-32 for Q6_K, -4 for Q3_K) and mins
+// meet the activation's 16-value sums once per block. Up to kTile activation
+// rows share each unpacked chunk. Integer sums are exact; one f32 multiply-
+// add per block and row (FMA: the dot bounds do not need the float path's
+// bit-exactness).
+
+// f16 scale via F16C (every AVX2 target has it).
+HWY_INLINE float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+constexpr int kPrefetchBytes = 2048;
+HWY_INLINE __m256i Load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+HWY_INLINE __m256i Bits(__m256i v, int shift, int mask) {
+  return _mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(static_cast<char>(mask)));
+}
+// 16-bit lane k of both 128-bit halves to every lane of the half (k_lo for
+// the low half, k_hi for the high one).
+HWY_INLINE __m256i PickMask(int k_lo, int k_hi) {
+  const __m128i lo = _mm_set1_epi16(static_cast<int16_t>((2 * k_lo) | ((2 * k_lo + 1) << 8)));
+  const __m128i hi = _mm_set1_epi16(static_cast<int16_t>((2 * k_hi) | ((2 * k_hi + 1) << 8)));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+// Per-type pieces: Setup reads the block's scales; Chunk(c) gives values
+// 32c..32c+31 as bytes and ChunkScale(c) their scales as i16 lanes (low half
+// of the vector = values 32c..32c+15). kOffset: levels minus kOffset are the
+// values (sum offset * scale * bsum is subtracted); kMins: 16 or 32-value
+// groups of mins (dmin * sum min * bsum is subtracted), 0 for none.
+struct FusedQ4K {
+  using Block = BlockQ4_K;
+  static constexpr int kOffset = 0, kMins = 32;
+  __m256i scales;  // sc[0..7] in both halves
+  __m128i mins;    // m[0..7]
+  float d, dmin;
+  HWY_INLINE void Setup(const Block& b) {
+    uint32_t u0, u1, u2;
+    std::memcpy(&u0, b.scales, 4);
+    std::memcpy(&u1, b.scales + 4, 4);
+    std::memcpy(&u2, b.scales + 8, 4);
+    // sc[0..3]: low 6 bits of bytes 0..3; sc[4..7]: low nibbles of 8..11 with
+    // the top 2 bits of bytes 0..3; mins likewise from bytes 4..7 and 8..11.
+    const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
+    const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    scales = _mm256_broadcastsi128_si256(
+        _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo))));
+    mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
+    d = HalfToFloat(b.d);
+    dmin = HalfToFloat(b.dmin);
+  }
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) { return Bits(Load32(b.qs + 32 * (c / 2)), 4 * (c % 2), 0x0F); }
+  HWY_INLINE __m256i ChunkScale(int c) const { return _mm256_shuffle_epi8(scales, PickMask(c, c)); }
+};
+
+struct FusedQ5K : FusedQ4K {
+  using Block = BlockQ5_K;
+  HWY_INLINE void Setup(const Block& b) { FusedQ4K::Setup(reinterpret_cast<const BlockQ4_K&>(b)); }
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) {
+    const __m256i low = Bits(Load32(b.qs + 32 * (c / 2)), 4 * (c % 2), 0x0F);
+    return _mm256_or_si256(low, _mm256_slli_epi16(Bits(Load32(b.qh), c, 0x01), 4));
+  }
+};
+
+// Scales of 16-value groups, as i16, split by half: half h holds groups
+// 8h..8h+7, which are the groups of chunks 4h..4h+3.
+struct Scales16 {
+  __m256i half[2];
+  __m256i all;  // the 16 scales, for the bsums
+  HWY_INLINE void Set(__m128i sc8) {  // 16 signed bytes
+    all = _mm256_cvtepi8_epi16(sc8);
+    half[0] = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(all));
+    half[1] = _mm256_broadcastsi128_si256(_mm256_extracti128_si256(all, 1));
+  }
+  HWY_INLINE __m256i Chunk(int c) const {
+    return _mm256_shuffle_epi8(half[c / 4], PickMask(2 * (c % 4), 2 * (c % 4) + 1));
+  }
+};
+
+struct FusedQ6K {
+  using Block = BlockQ6_K;
+  static constexpr int kOffset = 32, kMins = 0;
+  Scales16 sc;
+  __m128i mins;  // unused
+  float d, dmin = 0.0f;
+  HWY_INLINE void Setup(const Block& b) {
+    sc.Set(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    d = HalfToFloat(b.d);
+  }
+  // value 128h + 32k + l: nibble (k >= 2: high) of ql[64h + 32(k % 2) + l],
+  // bits 2k..2k+1 of qh[32h + l] above it.
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) {
+    const int h = c / 4, k = c % 4;
+    const __m256i low = Bits(Load32(b.ql + 64 * h + 32 * (k % 2)), 4 * (k / 2), 0x0F);
+    return _mm256_or_si256(low, _mm256_slli_epi16(Bits(Load32(b.qh + 32 * h), 2 * k, 0x03), 4));
+  }
+  HWY_INLINE __m256i ChunkScale(int c) const { return sc.Chunk(c); }
+};
+
+struct FusedQ3K {
+  using Block = BlockQ3_K;
+  static constexpr int kOffset = 4, kMins = 0;
+  Scales16 sc;
+  __m128i mins;
+  float d, dmin = 0.0f;
+  HWY_INLINE void Setup(const Block& b) {
+    uint32_t a, bb, c;
+    std::memcpy(&a, b.scales, 4);
+    std::memcpy(&bb, b.scales + 4, 4);
+    std::memcpy(&c, b.scales + 8, 4);
+    // Group g: low nibble from byte g (g < 8) or the high one of byte g - 8,
+    // 2 high bits from byte 8 + g % 4 at bit 2 * (g / 4); stored + 32.
+    const uint32_t w0 = (a & 0x0F0F0F0Fu) | ((c & 0x03030303u) << 4);
+    const uint32_t w1 = (bb & 0x0F0F0F0Fu) | (((c >> 2) & 0x03030303u) << 4);
+    const uint32_t w2 = ((a >> 4) & 0x0F0F0F0Fu) | (((c >> 4) & 0x03030303u) << 4);
+    const uint32_t w3 = ((bb >> 4) & 0x0F0F0F0Fu) | (((c >> 6) & 0x03030303u) << 4);
+    const __m128i biased = _mm_set_epi32(static_cast<int>(w3), static_cast<int>(w2), static_cast<int>(w1),
+                                         static_cast<int>(w0));
+    sc.Set(_mm_sub_epi8(biased, _mm_set1_epi8(32)));
+    d = HalfToFloat(b.d);
+  }
+  // low 2 bits: bits 2j of qs[32h + l] for value 128h + 32j + l; high bit:
+  // bit c of hmask[l] for value 32c + l.
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) {
+    const __m256i low = Bits(Load32(b.qs + 32 * (c / 4)), 2 * (c % 4), 0x03);
+    return _mm256_or_si256(low, _mm256_slli_epi16(Bits(Load32(b.hmask), c, 0x01), 2));
+  }
+  HWY_INLINE __m256i ChunkScale(int c) const { return sc.Chunk(c); }
+};
+
+struct FusedQ2K {
+  using Block = BlockQ2_K;
+  static constexpr int kOffset = 0, kMins = 16;
+  Scales16 sc;
+  __m256i mins16;
+  __m128i mins;
+  float d, dmin;
+  HWY_INLINE void Setup(const Block& b) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    sc.Set(_mm_and_si128(raw, low4));
+    mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
+    d = HalfToFloat(b.d);
+    dmin = HalfToFloat(b.dmin);
+  }
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) { return Bits(Load32(b.qs + 32 * (c / 4)), 2 * (c % 4), 0x03); }
+  HWY_INLINE __m256i ChunkScale(int c) const { return sc.Chunk(c); }
+};
+
+template <class K, int kTile>
+HWY_NOINLINE void DotFusedK(const void* w_row, const BlockQ8_K* const* acts, int64_t n, float* out) {
+  const auto* w = static_cast<const typename K::Block*>(w_row);
+  __m256 acc[kTile];
+  __m256 accm[kTile];
+  for (int r = 0; r < kTile; ++r) acc[r] = accm[r] = _mm256_setzero_ps();
+  K k;
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const typename K::Block& blk = w[b];
+    // Software prefetch well ahead of the hardware streamer (reads past the
+    // row end are harmless hints).
+    for (size_t o = 0; o < sizeof(blk); o += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes + o, _MM_HINT_T0);
+    }
+    k.Setup(blk);
+    __m256i isum[kTile];
+    for (int r = 0; r < kTile; ++r) isum[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      const __m256i q = K::Chunk(blk, c);
+      const __m256i s = k.ChunkScale(c);
+      for (int r = 0; r < kTile; ++r) {
+        const __m256i p = _mm256_maddubs_epi16(q, Load32(acts[r][b].qs + 32 * c));
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, s));
+      }
+    }
+    for (int r = 0; r < kTile; ++r) {
+      const BlockQ8_K& a = acts[r][b];
+      if constexpr (K::kOffset != 0) {
+        const __m256i off = _mm256_madd_epi16(Load32(a.bsums), k.sc.all);
+        isum[r] = _mm256_sub_epi32(isum[r], _mm256_mullo_epi32(off, _mm256_set1_epi32(K::kOffset)));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * a.d), _mm256_cvtepi32_ps(isum[r]), acc[r]);
+      if constexpr (K::kMins == 16) {
+        const __m256i msum = _mm256_madd_epi16(Load32(a.bsums), k.mins16);
+        accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(k.dmin * a.d), _mm256_cvtepi32_ps(msum), accm[r]);
+      } else if constexpr (K::kMins == 32) {
+        // Pairs of 16-value sums are the 32-value group sums.
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)));
+        const __m128i msum = _mm_madd_epi16(pairs, k.mins);
+        const __m256 m = _mm256_castps128_ps256(_mm_cvtepi32_ps(msum));
+        accm[r] = _mm256_add_ps(accm[r], _mm256_mul_ps(_mm256_set1_ps(k.dmin * a.d),
+                                                       _mm256_insertf128_ps(m, _mm_setzero_ps(), 1)));
+      }
+    }
+  }
+  for (int r = 0; r < kTile; ++r) {
+    const __m256 v = _mm256_sub_ps(acc[r], accm[r]);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    out[r] = _mm_cvtss_f32(t);
+  }
+}
+
+// Q8_0 / Q4_0 x Q8_0: |w| and sign(a) * sign(w) bytes for vpmaddubsw.
+template <bool kQ4, int kTile>
+HWY_NOINLINE void DotFusedLegacy(const void* w_row, const BlockQ8_0* const* acts, int64_t n, float* out) {
+  __m256 acc[kTile];
+  for (int r = 0; r < kTile; ++r) acc[r] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const char* base = static_cast<const char*>(w_row);
+  const size_t block_bytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    if (b % 2 == 0) _mm_prefetch(base + static_cast<size_t>(b) * block_bytes + kPrefetchBytes, _MM_HINT_T0);
+    __m256i q;
+    float d;
+    if constexpr (kQ4) {
+      const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w_row)[b];
+      // Low nibbles are values 0..15, high nibbles 16..31; stored + 8.
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+      const __m128i low4 = _mm_set1_epi8(0x0F);
+      q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, low4)),
+                                  _mm_and_si128(_mm_srli_epi16(raw, 4), low4), 1);
+      q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+      d = HalfToFloat(blk.d);
+    } else {
+      const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w_row)[b];
+      q = Load32(blk.qs);
+      d = HalfToFloat(blk.d);
+    }
+    const __m256i absq = _mm256_sign_epi8(q, q);
+    for (int r = 0; r < kTile; ++r) {
+      const BlockQ8_0& a = acts[r][b];
+      const __m256i p = _mm256_maddubs_epi16(absq, _mm256_sign_epi8(Load32(a.qs), q));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * HalfToFloat(a.d)), f, acc[r]);
+    }
+  }
+  for (int r = 0; r < kTile; ++r) {
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    out[r] = _mm_cvtss_f32(t);
+  }
+}
+
+template <class K, class Act>
+HWY_INLINE void DotFusedKN(const void* w_row, const Act* const* acts, int tile, int64_t n, float* out) {
+  switch (tile) {
+    case 1: return DotFusedK<K, 1>(w_row, acts, n, out);
+    case 2: return DotFusedK<K, 2>(w_row, acts, n, out);
+    case 3: return DotFusedK<K, 3>(w_row, acts, n, out);
+    default: return DotFusedK<K, 4>(w_row, acts, n, out);
+  }
+}
+template <bool kQ4, class Act>
+HWY_INLINE void DotFusedLegacyN(const void* w_row, const Act* const* acts, int tile, int64_t n, float* out) {
+  switch (tile) {
+    case 1: return DotFusedLegacy<kQ4, 1>(w_row, acts, n, out);
+    case 2: return DotFusedLegacy<kQ4, 2>(w_row, acts, n, out);
+    case 3: return DotFusedLegacy<kQ4, 3>(w_row, acts, n, out);
+    default: return DotFusedLegacy<kQ4, 4>(w_row, acts, n, out);
+  }
+}
+#endif
+
 template <class Codec, class Act>
 HWY_INLINE void DotQ8TileN(const void* w_row, const typename Act::Block* const* acts, int tile, int64_t n,
                            float* out) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (std::is_same<Codec, CodecQ4_K>::value) return DotFusedKN<FusedQ4K>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ5_K>::value) return DotFusedKN<FusedQ5K>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ6_K>::value) return DotFusedKN<FusedQ6K>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ3_K>::value) return DotFusedKN<FusedQ3K>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ2_K>::value) return DotFusedKN<FusedQ2K>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ8_0>::value) return DotFusedLegacyN<false>(w_row, acts, tile, n, out);
+  if constexpr (std::is_same<Codec, CodecQ4_0>::value) return DotFusedLegacyN<true>(w_row, acts, tile, n, out);
+#endif
   switch (tile) {
     case 1: return DotQ8Tile<Codec, Act, 1>(w_row, acts, n, out);
     case 2: return DotQ8Tile<Codec, Act, 2>(w_row, acts, n, out);
