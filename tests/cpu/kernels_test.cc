@@ -226,3 +226,53 @@ TEST_CASE("matmul: results independent of the ParallelFor") {
   CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
   CHECK_THROWS(bq::cpu::MatMul(QuantType::kQ4_K, w.data(), rows, 100, x.data(), n, y1.data()));
 }
+
+TEST_CASE("q8 dot products: random level and scale bytes, extreme activations") {
+  // Every bit pattern of levels, high bits and packed scales (Q6_K scales of
+  // -128, Q3_K's 6-bit scales, all-ones nibbles), with f16 scales kept
+  // finite; activations with a zero block, a block at the +-127 ends and
+  // outliers. Against the f64 dot of what the reference dequantizes.
+  std::mt19937 rng(4242);
+  const int64_t cols = 1024;
+  for (const auto& target : Targets()) {
+    TargetGuard g(target);
+    for (QuantType type : kAllTypes) {
+      if (!bq::Traits(type).is_quantized) continue;
+      const QuantType partner = bq::Traits(type).vec_dot_type;
+      for (int trial = 0; trial < 4; ++trial) {
+        std::vector<uint8_t> w;
+        std::vector<float> wf(cols);
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+          w = RandomRow(type, cols, rng, true);
+          bq::DequantizeRowReference(type, w.data(), wf.data(), cols);
+          bool ok = true;
+          for (float v : wf) ok = ok && std::isfinite(v) && std::fabs(v) < 1e6f;
+          if (ok) break;
+        }
+        std::vector<float> x(cols);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (int64_t k = 0; k < cols; ++k) x[k] = nd(rng) * (k % 97 == 0 ? 50.0f : 1.0f);
+        for (int64_t k = 0; k < 256; ++k) x[k] = 0.0f;                     // zero block
+        for (int64_t k = 256; k < 512; ++k) x[k] = k % 2 ? 3.0f : -3.0f;  // +-127 everywhere
+        std::vector<uint8_t> qa(static_cast<size_t>(bq::RowBytes(partner, cols)));
+        std::vector<float> a(cols);
+        if (partner == QuantType::kQ8_K) {
+          bq::ref::QuantizeRowQ8_K(x.data(), reinterpret_cast<bq::BlockQ8_K*>(qa.data()), cols);
+        } else {
+          bq::ref::QuantizeRowQ8_0(x.data(), reinterpret_cast<bq::BlockQ8_0*>(qa.data()), cols);
+        }
+        bq::DequantizeRowReference(partner, qa.data(), a.data(), cols);
+        double ref = 0.0, mag = 0.0;
+        for (int64_t k = 0; k < cols; ++k) {
+          ref += static_cast<double>(wf[k]) * a[k];
+          mag += std::fabs(static_cast<double>(wf[k]) * a[k]);
+        }
+        const double bound = 1e-6 * static_cast<double>(cols) * mag / 8.0 + 1e-30;
+        const double got = bq::cpu::VecDot(type, w.data(), qa.data(), cols);
+        INFO(target << " " << std::string(bq::TypeName(type)) << " trial " << trial << " got=" << got
+                    << " ref=" << ref << " bound=" << bound);
+        CHECK(std::fabs(got - ref) <= bound);
+      }
+    }
+  }
+}
