@@ -2,7 +2,9 @@
 // the scalar reference, interleaved in one loop, f32 input of N(0,1) values
 // with 1% outliers (x20). Throughput is MB/s of f32 input. Also prints the
 // relative RMSE (identical for both: the bytes are the same, which is checked).
-// One JSON object per type and thread count on stdout.
+// One JSON object per type and thread count on stdout, then one per type for
+// dequantization to f32 (1 thread, 262144 values = 1 MB of f32, in L2: the
+// size ggml's test-quantize-perf uses), SIMD against the reference.
 //
 // Usage: bq_quantize_bench [--types Q4_K,Q6_K] [--rows 512] [--cols 4096]
 //                          [--threads 1,2] [--reps 5] [--importance 0|1]
@@ -127,6 +129,39 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       if (!same) return 1;
     }
+  }
+  // Dequantization, 1 thread, in cache.
+  const int64_t drows = std::min<int64_t>(rows, 262144 / cols > 0 ? 262144 / cols : 1);
+  std::vector<float> out(static_cast<size_t>(drows * cols));
+  for (const auto& tname : types) {
+    const QuantType type = bq::ParseQuantType(tname);
+    const int64_t rb = bq::RowBytes(type, cols);
+    std::vector<uint8_t> q(static_cast<size_t>(drows * rb));
+    bq::QuantizeTensor(type, QuantType::kF32, x.data(), drows, cols, q.data(), nullptr, bq::SerialFor(),
+                       &bq::cpu::QuantizeRow);
+    auto time_it = [&](bool fast) {
+      std::vector<double> t;
+      for (int r = 0; r < 3 * reps + 5; ++r) {
+        const double t0 = NowMs();
+        for (int64_t i = 0; i < drows; ++i) {
+          if (fast) {
+            bq::cpu::DequantizeRow(type, q.data() + i * rb, out.data() + i * cols, cols);
+          } else {
+            bq::DequantizeRowReference(type, q.data() + i * rb, out.data() + i * cols, cols);
+          }
+        }
+        t.push_back(NowMs() - t0);
+      }
+      return Median(t);
+    };
+    time_it(true);
+    const double tf = time_it(true), tr = time_it(false);
+    const double values = static_cast<double>(drows * cols);
+    std::printf("{\"op\":\"dequantize\",\"type\":\"%s\",\"values\":%.0f,\"target\":\"%s\",\"fast_ns_per_32\":%.2f,"
+                "\"ref_ns_per_32\":%.2f,\"fast_f32_gbps\":%.2f,\"speedup\":%.2f}\n",
+                tname.c_str(), values, target.c_str(), tf * 1e6 / (values / 32), tr * 1e6 / (values / 32),
+                values * 4 / (tf * 1e-3) / 1e9, tr / tf);
+    std::fflush(stdout);
   }
   return 0;
 }

@@ -287,11 +287,14 @@ struct CodecQ4_K {
   using Block = BlockQ4_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMulSub;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+  static HWY_INLINE void DecodeLevels(const Block& b, int8_t* HWY_RESTRICT q) {
     for (int p = 0; p < 4; ++p) {
-      UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
-      UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
+      UnpackBits<0, 4, 32>(b.qs + 32 * p, q + 64 * p, 0);
+      UnpackBits<4, 4, 32>(b.qs + 32 * p, q + 64 * p + 32, 0);
     }
+  }
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    DecodeLevels(b, o->q);
     KScales(b.scales, ScaleF16(b.d, want_float), ScaleF16(b.dmin, want_float), o, want_float);
   }
 };
@@ -300,12 +303,15 @@ struct CodecQ5_K {
   using Block = BlockQ5_K;
   static constexpr int kElems = kQK_K;
   static constexpr FloatOp kOp = FloatOp::kMulSub;
-  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+  static HWY_INLINE void DecodeLevels(const Block& b, int8_t* HWY_RESTRICT q) {
     for (int p = 0; p < 4; ++p) {
-      UnpackBits<0, 4, 32>(b.qs + 32 * p, o->q + 64 * p, 0);
-      UnpackBits<4, 4, 32>(b.qs + 32 * p, o->q + 64 * p + 32, 0);
+      UnpackBits<0, 4, 32>(b.qs + 32 * p, q + 64 * p, 0);
+      UnpackBits<4, 4, 32>(b.qs + 32 * p, q + 64 * p + 32, 0);
     }
-    for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, o->q + 32 * j);
+    for (int j = 0; j < 8; ++j) AddHighBit(b.qh, j, 16, q + 32 * j);
+  }
+  static HWY_INLINE void Decode(const Block& b, DecodedBlock* o, bool want_float = true) {
+    DecodeLevels(b, o->q);
     KScales(b.scales, ScaleF16(b.d, want_float), ScaleF16(b.dmin, want_float), o, want_float);
   }
 };

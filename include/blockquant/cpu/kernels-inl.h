@@ -136,6 +136,51 @@ HWY_INLINE void DequantizeBlocks(const void* src, float* HWY_RESTRICT y, int64_t
   }
 }
 
+// Q4_K/Q5_K rows: the generic path's per-group scale bookkeeping (16
+// entries of four arrays per block) costs as much as the values; here the 8
+// group factors d * sc and dmin * m are two vector multiplies (the same IEEE
+// products), and the values go group by group.
+template <class Codec>
+HWY_INLINE void DequantizeK32Blocks(const void* src, float* HWY_RESTRICT y, int64_t n) {
+  const auto* x = static_cast<const typename Codec::Block*>(src);
+  const DF df;
+  const hn::CappedTag<float, 8> d8;
+  const hn::Rebind<int32_t, decltype(d8)> d8i;
+  const hn::Rebind<uint8_t, decltype(d8)> d8u;
+  const hn::Rebind<int32_t, DF> di32;
+  const hn::Rebind<int8_t, DF> di8;
+  const int N = static_cast<int>(hn::Lanes(df)), N8 = static_cast<int>(hn::Lanes(d8));
+  HWY_ALIGN int8_t q8[kQK_K];
+  HWY_ALIGN float a[8], c[8];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const auto& blk = x[b];
+    Codec::DecodeLevels(blk, q8);
+    uint32_t u0, u1, u2;
+    std::memcpy(&u0, blk.scales, 4);
+    std::memcpy(&u1, blk.scales + 4, 4);
+    std::memcpy(&u2, blk.scales + 8, 4);
+    const uint32_t words[4] = {u0 & 0x3F3F3F3Fu, (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4),
+                               u1 & 0x3F3F3F3Fu, ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4)};
+    uint8_t sm[16];  // sc[0..7], m[0..7]
+    std::memcpy(sm, words, 16);
+    const float d = F16ToF32(blk.d), dmin = F16ToF32(blk.dmin);
+    for (int j = 0; j < 8; j += N8) {
+      const auto sc = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(hn::RebindToUnsigned<decltype(d8i)>(), hn::LoadU(d8u, sm + j))));
+      const auto mn = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(hn::RebindToUnsigned<decltype(d8i)>(), hn::LoadU(d8u, sm + 8 + j))));
+      hn::Store(hn::Mul(hn::Set(d8, d), sc), d8, a + j);
+      hn::Store(hn::Mul(hn::Set(d8, dmin), mn), d8, c + j);
+    }
+    float* out = y + b * kQK_K;
+    for (int g = 0; g < 8; ++g) {
+      const auto va = hn::Set(df, a[g]), vc = hn::Set(df, c[g]);
+      for (int l = 0; l < 32; l += N) {
+        const auto q = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q8 + 32 * g + l)));
+        hn::StoreU(hn::Sub(hn::Mul(va, q), vc), df, out + 32 * g + l);
+      }
+    }
+  }
+}
+
 HWY_INLINE void F16RowToF32(const uint16_t* HWY_RESTRICT h, float* HWY_RESTRICT y, int64_t n) {
   const DF df;
   const hn::RebindToUnsigned<DF> du;
@@ -186,8 +231,8 @@ inline void DequantizeRowF32(QuantType type, const void* src, float* dst, int64_
     case QuantType::kQ8_0: return DequantizeBlocks<CodecQ8_0>(src, dst, n);
     case QuantType::kQ2_K: return DequantizeBlocks<CodecQ2_K>(src, dst, n);
     case QuantType::kQ3_K: return DequantizeBlocks<CodecQ3_K>(src, dst, n);
-    case QuantType::kQ4_K: return DequantizeBlocks<CodecQ4_K>(src, dst, n);
-    case QuantType::kQ5_K: return DequantizeBlocks<CodecQ5_K>(src, dst, n);
+    case QuantType::kQ4_K: return DequantizeK32Blocks<CodecQ4_K>(src, dst, n);
+    case QuantType::kQ5_K: return DequantizeK32Blocks<CodecQ5_K>(src, dst, n);
     case QuantType::kQ6_K: return DequantizeBlocks<CodecQ6_K>(src, dst, n);
     default: break;
   }
