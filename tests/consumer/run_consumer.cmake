@@ -10,8 +10,9 @@ endfunction()
 
 file(REMOVE_RECURSE ${WORK})
 if(MODE STREQUAL "find_package")
-  run_step("configuring blockquant" ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/bq
-           -DBLOCKQUANT_BUILD_TESTS=OFF -DBLOCKQUANT_BUILD_EXAMPLES=OFF -DBLOCKQUANT_INSTALL=ON)
+  run_step("configuring blockquant" ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/bq -DCMAKE_BUILD_TYPE=Release
+           -DBLOCKQUANT_BUILD_TESTS=OFF -DBLOCKQUANT_BUILD_EXAMPLES=OFF -DBLOCKQUANT_CUDA=OFF -DBLOCKQUANT_INSTALL=ON)
+  run_step("building blockquant" ${CMAKE_COMMAND} --build ${WORK}/bq -j2)
   run_step("cmake --install" ${CMAKE_COMMAND} --install ${WORK}/bq --prefix ${WORK}/prefix)
   set(extra -DCMAKE_PREFIX_PATH=${WORK}/prefix)
 else()
