@@ -156,7 +156,7 @@ TEST_CASE("dot products and matmul: within stated bounds on every target") {
         w.insert(w.end(), row.begin(), row.end());
       }
       const int64_t rb = bq::RowBytes(type, cols);
-      for (int64_t n : {1, 3, 5}) {
+      for (int64_t n : {1, 3, 5, 11}) {
         std::vector<float> x(n * cols);
         std::normal_distribution<float> nd(0.0f, 1.0f);
         for (auto& v : x) v = nd(rng);
