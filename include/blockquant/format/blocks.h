@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "blockquant/config.h"
+
 namespace blockquant {
 inline namespace v0 {
 
@@ -127,7 +129,7 @@ BLOCKQUANT_CHECK_BLOCK(BlockQ6_K, 210);
 #undef BLOCKQUANT_CHECK_BLOCK
 
 // The 6-bit scale/min of group j (0..7) of Q4_K/Q5_K, unpacked from 12 bytes.
-inline void UnpackScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+BLOCKQUANT_HOST_DEVICE inline void UnpackScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   if (j < 4) {
     *sc = q[j] & 63;
     *m = q[j + 4] & 63;
@@ -138,7 +140,7 @@ inline void UnpackScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 }
 
 // Inverse of UnpackScaleMinK4 for all 8 groups; sc and m must be < 64.
-inline void PackScaleMinK4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
+BLOCKQUANT_HOST_DEVICE inline void PackScaleMinK4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
   for (int j = 0; j < 4; ++j) {
     q[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
     q[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));
@@ -147,14 +149,14 @@ inline void PackScaleMinK4(const uint8_t* sc, const uint8_t* m, uint8_t* q) {
 }
 
 // The 6-bit scale index S_g (0..63) of group g (0..15) of Q3_K.
-inline uint8_t UnpackScaleQ3K(int g, const uint8_t* s) {
+BLOCKQUANT_HOST_DEVICE inline uint8_t UnpackScaleQ3K(int g, const uint8_t* s) {
   const int low = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
   const int high = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
   return static_cast<uint8_t>(low | (high << 4));
 }
 
 // Inverse of UnpackScaleQ3K for all 16 groups; S must be < 64.
-inline void PackScalesQ3K(const uint8_t* S, uint8_t* s) {
+BLOCKQUANT_HOST_DEVICE inline void PackScalesQ3K(const uint8_t* S, uint8_t* s) {
   for (int i = 0; i < kKScaleBytes; ++i) s[i] = 0;
   for (int g = 0; g < 16; ++g) {
     const uint8_t low = S[g] & 0xF;

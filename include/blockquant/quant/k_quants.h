@@ -39,7 +39,7 @@ struct AsymSuper {
 // neighbourhood in scale-major order, a strict improvement winning. Values
 // are assigned with the factors as they decode.
 // Returns the total weighted error.
-inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x, const float* w,
+BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x, const float* w,
                                    const float* a, const float* b, AsymSuper* s) {
   const float fd = F16ToF32(s->d), fdm = F16ToF32(s->dmin);
   const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
@@ -78,7 +78,7 @@ inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const flo
 
 // Levels 1 and 2 for Q2_K (group 16, q 0..3, 4-bit scales), Q4_K (32, 0..15,
 // 6-bit) and Q5_K (32, 0..31, 6-bit).
-inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x,
+BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x,
                               const float* importance, AsymSuper* s) {
   const int groups = kQK_K / group;
   float w[kQK_K], a[16], b[16];
@@ -121,7 +121,7 @@ inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x
     } else {
       break;
     }
-    if (!(nd >= 0.0f) || !(ndm >= 0.0f) || !std::isfinite(nd) || !std::isfinite(ndm)) break;
+    if (!(nd >= 0.0f) || !(ndm >= 0.0f) || !IsFiniteF(nd) || !IsFiniteF(ndm)) break;
     AsymSuper trial = *s;
     trial.d = F32ToF16Saturate(nd);
     trial.dmin = F32ToF16Saturate(ndm);
@@ -140,7 +140,7 @@ struct SymSuper {
   float L[kQK_K] = {};
 };
 
-inline float AssignSym(int qmax, const float* x, const float* w, SymSuper* st) {
+BLOCKQUANT_HOST_DEVICE inline float AssignSym(int qmax, const float* x, const float* w, SymSuper* st) {
   const float fd = F16ToF32(st->d);
   const float fqmax = static_cast<float>(qmax);
   float t[kQK_K];
@@ -159,15 +159,15 @@ inline float AssignSym(int qmax, const float* x, const float* w, SymSuper* st) {
 // Levels 1 and 2 for Q3_K (q -4..3, scales -32..31) and Q6_K (q -32..31,
 // scales -128..127); both have 16 groups of 16. The largest group scale maps
 // to the negative end of the scale range, which is one step longer.
-inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const float* importance,
+BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const float* importance,
                              SymSuper* st) {
   float w[kQK_K], a[16];
   float amax = 0.0f, extreme = 0.0f;
   for (int j = 0; j < 16; ++j) {
     GroupWeights(16, importance ? importance + 16 * j : nullptr, w + 16 * j);
     a[j] = FitSymmetric(16, qmax, x + 16 * j, w + 16 * j, st->L + 16 * j);
-    if (std::fabs(a[j]) > amax) {
-      amax = std::fabs(a[j]);
+    if (AbsF(a[j]) > amax) {
+      amax = AbsF(a[j]);
       extreme = a[j];
     }
   }
@@ -191,7 +191,7 @@ inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const 
     const float suu = FixedSum(tuu, kQK_K), sux = FixedSum(tux, kQK_K);
     if (!(suu > 0.0f)) break;
     const float nd = sux / suu;
-    if (!std::isfinite(nd)) break;
+    if (!IsFiniteF(nd)) break;
     SymSuper trial = *st;
     trial.d = F32ToF16Saturate(nd);
     if (trial.d == st->d) break;
@@ -204,8 +204,8 @@ inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const 
 
 // Q2_K and Q3_K share the 2-bit layout: element 128h + 32j + l at bit shift
 // 2j of byte 32h + l.
-inline void PackLow2(const uint8_t* q, uint8_t* qs) {
-  std::memset(qs, 0, kQK_K / 4);
+BLOCKQUANT_HOST_DEVICE inline void PackLow2(const uint8_t* q, uint8_t* qs) {
+  for (int i = 0; i < kQK_K / 4; ++i) qs[i] = 0;
   for (int i = 0; i < kQK_K; ++i) {
     const int h = i / 128, j = (i % 128) / 32, l = i % 32;
     qs[32 * h + l] = static_cast<uint8_t>(qs[32 * h + l] | ((q[i] & 3) << (2 * j)));
@@ -214,7 +214,7 @@ inline void PackLow2(const uint8_t* q, uint8_t* qs) {
 
 // Q4_K and Q5_K share the nibble layout: chunk c of 64 values, byte 32c + l
 // holds value 64c + l (low nibble) and 64c + 32 + l (high nibble).
-inline void PackNibblesK(const uint8_t* q, uint8_t* qs) {
+BLOCKQUANT_HOST_DEVICE inline void PackNibblesK(const uint8_t* q, uint8_t* qs) {
   for (int c = 0; c < 4; ++c) {
     for (int l = 0; l < 32; ++l) {
       qs[32 * c + l] = static_cast<uint8_t>((q[64 * c + l] & 0xF) | ((q[64 * c + 32 + l] & 0xF) << 4));
@@ -222,7 +222,7 @@ inline void PackNibblesK(const uint8_t* q, uint8_t* qs) {
   }
 }
 
-inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     AsymSuper s;
     const int64_t off = b * kQK_K;
@@ -236,7 +236,7 @@ inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     SymSuper s;
     const int64_t off = b * kQK_K;
@@ -244,7 +244,7 @@ inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t n, const float
     uint8_t code[kQK_K];
     for (int i = 0; i < kQK_K; ++i) code[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 4);
     PackLow2(code, y[b].qs);
-    std::memset(y[b].hmask, 0, sizeof(y[b].hmask));
+    for (auto& h : y[b].hmask) h = 0;
     for (int i = 0; i < kQK_K; ++i) {
       if (code[i] >= 4) y[b].hmask[i % 32] = static_cast<uint8_t>(y[b].hmask[i % 32] | (1 << (i / 32)));
     }
@@ -255,7 +255,7 @@ inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     AsymSuper s;
     const int64_t off = b * kQK_K;
@@ -269,7 +269,7 @@ inline void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     AsymSuper s;
     const int64_t off = b * kQK_K;
@@ -278,7 +278,7 @@ inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t n, const float
     for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
     PackScaleMinK4(s.sc, s.m, y[b].scales);
     PackNibblesK(q, y[b].qs);
-    std::memset(y[b].qh, 0, sizeof(y[b].qh));
+    for (auto& h : y[b].qh) h = 0;
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) {
         const int lo_bit = (q[64 * c + l] >> 4) & 1, hi_bit = (q[64 * c + 32 + l] >> 4) & 1;
@@ -290,7 +290,7 @@ inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     SymSuper s;
     const int64_t off = b * kQK_K;

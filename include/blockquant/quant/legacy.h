@@ -17,7 +17,7 @@ inline namespace v0 {
 namespace ref {
 
 // Symmetric block: q in [-(qmax+1), qmax], stored biased by qmax + 1.
-inline uint16_t QuantizeBlockSym(const float* x, const float* importance, int qmax, uint8_t* q) {
+BLOCKQUANT_HOST_DEVICE inline uint16_t QuantizeBlockSym(const float* x, const float* importance, int qmax, uint8_t* q) {
   float w[kQK], L[kQK];
   GroupWeights(kQK, importance, w);
   const uint16_t d = F32ToF16Saturate(FitSymmetric(kQK, qmax, x, w, L));
@@ -31,7 +31,7 @@ inline uint16_t QuantizeBlockSym(const float* x, const float* importance, int qm
 }
 
 // Asymmetric block: value = d * q + m, q in [0, nmax], m of either sign.
-inline void QuantizeBlockAsym(const float* x, const float* importance, int nmax, uint16_t* d,
+BLOCKQUANT_HOST_DEVICE inline void QuantizeBlockAsym(const float* x, const float* importance, int nmax, uint16_t* d,
                               uint16_t* m, uint8_t* q) {
   float w[kQK], L[kQK];
   GroupWeights(kQK, importance, w);
@@ -44,17 +44,17 @@ inline void QuantizeBlockAsym(const float* x, const float* importance, int nmax,
   }
 }
 
-inline void PackNibbles32(const uint8_t* q, uint8_t* qs) {
+BLOCKQUANT_HOST_DEVICE inline void PackNibbles32(const uint8_t* q, uint8_t* qs) {
   for (int j = 0; j < kQK / 2; ++j) qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
 }
 
-inline void PackHighBits32(const uint8_t* q, uint8_t* qh) {
+BLOCKQUANT_HOST_DEVICE inline void PackHighBits32(const uint8_t* q, uint8_t* qh) {
   uint32_t h = 0;
   for (int j = 0; j < kQK; ++j) h |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
   for (int k = 0; k < 4; ++k) qh[k] = static_cast<uint8_t>(h >> (8 * k));
 }
 
-inline void QuantizeRowQ4_0(const float* x, BlockQ4_0* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ4_0(const float* x, BlockQ4_0* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     uint8_t q[kQK];
     y[b].d = QuantizeBlockSym(x + b * kQK, importance ? importance + b * kQK : nullptr, 7, q);
@@ -62,7 +62,7 @@ inline void QuantizeRowQ4_0(const float* x, BlockQ4_0* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ5_0(const float* x, BlockQ5_0* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ5_0(const float* x, BlockQ5_0* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     uint8_t q[kQK];
     y[b].d = QuantizeBlockSym(x + b * kQK, importance ? importance + b * kQK : nullptr, 15, q);
@@ -71,7 +71,7 @@ inline void QuantizeRowQ5_0(const float* x, BlockQ5_0* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ4_1(const float* x, BlockQ4_1* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ4_1(const float* x, BlockQ4_1* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     uint8_t q[kQK];
     QuantizeBlockAsym(x + b * kQK, importance ? importance + b * kQK : nullptr, 15, &y[b].d, &y[b].m, q);
@@ -79,7 +79,7 @@ inline void QuantizeRowQ4_1(const float* x, BlockQ4_1* y, int64_t n, const float
   }
 }
 
-inline void QuantizeRowQ5_1(const float* x, BlockQ5_1* y, int64_t n, const float* importance) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ5_1(const float* x, BlockQ5_1* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     uint8_t q[kQK];
     QuantizeBlockAsym(x + b * kQK, importance ? importance + b * kQK : nullptr, 31, &y[b].d, &y[b].m, q);

@@ -5,7 +5,8 @@
 //   count (t[i] += t[i + n/2] for i < n/2, repeat), which is what a 16-lane
 //   vector reduction computes when it folds registers then halves.
 // - Rounding is round-to-nearest-even (std::nearbyint), as SIMD converts.
-// - No fused multiply-add (the build has -ffp-contract=off).
+// - No fused multiply-add (the build has -ffp-contract=off; nvcc needs
+//   -fmad=false for the GPU copies of these functions).
 // - Candidates are tried in index order; a later one replaces the best only
 //   when its error is strictly lower.
 // - Min/max are the explicit comparisons Min2/Max2 (std::fmin/fmax pick
@@ -18,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "blockquant/config.h"
 #include "blockquant/format/fp16.h"
 
 namespace blockquant {
@@ -34,24 +36,47 @@ inline constexpr int kRefineIters = 2;
 
 // Sum of t[0..n), n a power of two <= 256, by a pairwise halving tree.
 // t is clobbered.
-inline float FixedSum(float* t, int n) {
+BLOCKQUANT_HOST_DEVICE inline float FixedSum(float* t, int n) {
   for (int half = n / 2; half >= 1; half /= 2) {
     for (int i = 0; i < half; ++i) t[i] = t[i] + t[i + half];
   }
   return t[0];
 }
 
-// x86's minss/maxss semantics, spelled out so every platform agrees.
-inline float Min2(float a, float b) { return a < b ? a : b; }
-inline float Max2(float a, float b) { return a > b ? a : b; }
+// Round half to even (the default rounding mode), on the host and on a GPU.
+BLOCKQUANT_HOST_DEVICE inline float RoundHalfEven(float v) {
+#if defined(__CUDA_ARCH__)
+  return rintf(v);
+#else
+  return std::nearbyint(v);
+#endif
+}
+BLOCKQUANT_HOST_DEVICE inline float AbsF(float v) {
+#if defined(__CUDA_ARCH__)
+  return fabsf(v);
+#else
+  return std::fabs(v);
+#endif
+}
+BLOCKQUANT_HOST_DEVICE inline bool IsFiniteF(float v) {
+#if defined(__CUDA_ARCH__)
+  return isfinite(v);
+#else
+  return std::isfinite(v);
+#endif
+}
 
-inline float ClampRound(float v, float lo, float hi) {
-  const float r = std::nearbyint(v);
+// x86's minss/maxss semantics, spelled out so every platform agrees.
+BLOCKQUANT_HOST_DEVICE inline float Min2(float a, float b) { return a < b ? a : b; }
+BLOCKQUANT_HOST_DEVICE inline float Max2(float a, float b) { return a > b ? a : b; }
+
+BLOCKQUANT_HOST_DEVICE inline float ClampRound(float v, float lo, float hi) {
+  const float r = RoundHalfEven(v);
   return r < lo ? lo : (r > hi ? hi : r);
 }
 
 // Weighted error sum_i w_i (a * L_i + c - x_i)^2 in fixed order.
-inline float FitError(int n, const float* x, const float* w, const float* L, float a, float c) {
+BLOCKQUANT_HOST_DEVICE inline float FitError(int n, const float* x, const float* w, const float* L, float a, float c) {
   float t[32] = {};
   for (int i = 0; i < n; ++i) {
     const float diff = a * L[i] + c - x[i];
@@ -70,11 +95,11 @@ struct GroupFit {
 // offset <= 0, Q4_1/Q5_1 with any offset). n is 16 or 32; L gets q in
 // [0, nmax]. w are positive weights (the caller substitutes ones for an
 // all-zero weight group).
-inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w, float* L,
+BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w, float* L,
                               bool offset_must_be_nonpositive) {
   GroupFit fit;
   float amax = 0.0f;
-  for (int i = 0; i < n; ++i) amax = Max2(amax, std::fabs(x_in[i]));
+  for (int i = 0; i < n; ++i) amax = Max2(amax, AbsF(x_in[i]));
   if (!(amax >= kTinyGroup)) {
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     return fit;
@@ -160,12 +185,12 @@ inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w
 // Symmetric fit for the "scale * q" formats, q in [qmin, qmax] with
 // qmin = -(qmax + 1) (Q3_K, Q6_K, Q4_0, Q5_0). The scale may be negative, so
 // the extreme value can use the longer negative end. L gets q.
-inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, float* L) {
+BLOCKQUANT_HOST_DEVICE inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, float* L) {
   const float fqmax = static_cast<float>(qmax), fqmin = -fqmax - 1.0f;
   float amax = 0.0f, extreme = 0.0f;
   for (int i = 0; i < n; ++i) {
-    if (std::fabs(x_in[i]) > amax) {  // first index wins ties
-      amax = std::fabs(x_in[i]);
+    if (AbsF(x_in[i]) > amax) {  // first index wins ties
+      amax = AbsF(x_in[i]);
       extreme = x_in[i];
     }
   }
@@ -193,7 +218,7 @@ inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, fl
   for (int orient = 0; orient < 2; ++orient) {
     const float end = orient == 0 ? fqmin : fqmax;
     for (int k = 0; k <= 2 * kCandHalf; ++k) {
-      const float mag = std::fabs(end) + kCandStep * static_cast<float>(k - kCandHalf);
+      const float mag = AbsF(end) + kCandStep * static_cast<float>(k - kCandHalf);
       const float iscale = (end < 0.0f ? -mag : mag) / ext;
       for (int i = 0; i < n; ++i) cand[i] = ClampRound(iscale * x[i], fqmin, fqmax);
       const float a = solve(cand);
@@ -221,7 +246,7 @@ inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, fl
 // Per-element weights for one group: importance when given and not all zero
 // in the group, else ones (every choice then costs the same under the
 // weighted metric, and plain squared error is the sensible tie-break).
-inline void GroupWeights(int n, const float* importance, float* w) {
+BLOCKQUANT_HOST_DEVICE inline void GroupWeights(int n, const float* importance, float* w) {
   bool any = false;
   if (importance != nullptr) {
     for (int i = 0; i < n; ++i) any = any || importance[i] > 0.0f;
