@@ -64,10 +64,13 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
 Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, QuantType out_type, void* dst,
                   void* stream = nullptr);
 
-// rows x cols f32 -> blocks of type, byte-identical to the CPU reference.
-// Supported: Q8_0. Inputs must be finite (not checked on the GPU).
+// rows x cols f32 -> blocks of type, byte-identical to the CPU reference
+// (QuantizeRowReference / cpu::QuantizeRow). Every block type: Q2_K..Q6_K,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. importance: null or cols weights >= 0 in
+// device memory, one per column (an imatrix row; ignored for Q8_0, as on the
+// CPU). Inputs must be finite (not checked on the GPU).
 Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst,
-                void* stream = nullptr);
+                void* stream = nullptr, const float* importance = nullptr);
 
 }  // namespace cuda
 }  // namespace v0

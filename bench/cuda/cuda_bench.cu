@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "blockquant/format/type_traits.h"
 #include "blockquant_cuda.h"
 #include "bq_matmul.cuh"
 #include "test_util.h"
@@ -266,6 +267,31 @@ void BenchDequantQuant() {
       10);
   AddRow({"ours quantize f32->", "Q8_0", "cold", m, k, 0, qus, 4.0 * m * k + m * k / 32 * 34.0, 0.0,
           "bytes = f32 read + blocks written"});
+  // The other types run the reference quantizer per block: time them on
+  // weight-like data (a constant input would take the early exits).
+  {
+    std::vector<float> hx(static_cast<size_t>(m * k));
+    bqtest::Rng rng(17);
+    for (auto& v : hx) {
+      const float u = rng.Symmetric() + rng.Symmetric() + rng.Symmetric();  // roughly bell-shaped
+      v = (rng.Uniform() < 0.01f ? 20.0f : 1.0f) * 0.02f * u;
+    }
+    BQ_CUDA_CHECK(cudaMemcpy(xf, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+  }
+  BQ_CUDA_CHECK(cudaFree(q));
+  BQ_CUDA_CHECK(cudaMalloc(&q, static_cast<size_t>(m * k / 256 * 210)));  // the largest: Q6_K
+  for (QuantType type : {QuantType::kQ4_K, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ5_K, QuantType::kQ6_K,
+                         QuantType::kQ4_0}) {
+    const double kus = TimeUs(
+        [&](int) {
+          const bqc::Status st = bqc::Quantize(type, xf, m, k, q);
+          if (!st.ok()) std::exit(2);
+        },
+        1);
+    AddRow({"ours quantize f32->", blockquant::TypeName(type), "cold", m, k, 0, kus,
+            4.0 * m * k + static_cast<double>(blockquant::RowBytes(type, k)) * m, 0.0,
+            "reference per block on the GPU; bytes = f32 read + blocks written"});
+  }
   cudaFree(xf);
   cudaFree(q);
   cudaFree(w);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "blockquant/format/type_traits.h"
 #include "bq_dequantize.cuh"
 #include "bq_quantize.cuh"
 #include "launch.cuh"
@@ -189,16 +190,27 @@ Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, Q
   return FromCuda(err, "Dequantize launch");
 }
 
-Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst, void* stream) {
-  if (type != QuantType::kQ8_0) {
-    return Fail(kUnsupportedType, "Quantize: the GPU quantizes to Q8_0 only so far, got " + TypeLabel(type));
-  }
+Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst, void* stream,
+                const float* importance) {
+  const bool supported = type == QuantType::kQ8_0 || type == QuantType::kQ2_K || type == QuantType::kQ3_K ||
+                         type == QuantType::kQ4_K || type == QuantType::kQ5_K || type == QuantType::kQ6_K ||
+                         type == QuantType::kQ4_0 || type == QuantType::kQ4_1 || type == QuantType::kQ5_0 ||
+                         type == QuantType::kQ5_1;
+  if (!supported) return Fail(kUnsupportedType, "Quantize: no GPU quantizer for " + TypeLabel(type));
   if (src == nullptr || dst == nullptr) return Fail(kInvalidArgument, "Quantize: null pointer");
-  if (rows <= 0 || cols <= 0 || cols % 32 != 0) {
-    return Fail(kShape, "Quantize: shape must be positive with cols % 32 == 0, got " + std::to_string(rows) + " x " +
-                            std::to_string(cols));
+  const int64_t elems = Traits(type).block_elems;
+  if (rows <= 0 || cols <= 0 || cols % elems != 0) {
+    return Fail(kShape, "Quantize: shape must be positive with cols % " + std::to_string(elems) + " == 0, got " +
+                            std::to_string(rows) + " x " + std::to_string(cols));
   }
-  if (!Aligned(src, 4) || !Aligned(dst, 2)) return Fail(kInvalidArgument, "Quantize: misaligned pointer");
+  if (!Aligned(src, 4) || !Aligned(dst, 2) || !Aligned(importance, 4)) {
+    return Fail(kInvalidArgument, "Quantize: misaligned pointer");
+  }
+  if (type != QuantType::kQ8_0) {
+    return FromCuda(detail::LaunchQuantizeRef(type, src, rows, cols, importance, static_cast<uint8_t*>(dst),
+                                              static_cast<cudaStream_t>(stream)),
+                    "Quantize launch");
+  }
   const int64_t blocks = rows * (cols / 32);
   const int64_t ctas64 = (blocks + 7) / 8;
   const unsigned ctas = static_cast<unsigned>(ctas64 < (int64_t{1} << 20) ? ctas64 : (int64_t{1} << 20));

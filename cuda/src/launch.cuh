@@ -15,6 +15,10 @@ inline namespace v0 {
 namespace cuda {
 namespace detail {
 
+// quantize_ref.cu: the reference quantizer on the GPU, any type but Q8_0.
+cudaError_t LaunchQuantizeRef(QuantType type, const float* x, int64_t rows, int64_t cols, const float* importance,
+                              uint8_t* out, cudaStream_t stream);
+
 // 2 warps (32 rows) per CTA for n <= 8: small CTAs, so that every CTA of
 // a GEMV is resident at once and the SMs get near-equal shares.
 constexpr int kMma8Warps = 2;

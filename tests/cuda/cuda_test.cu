@@ -13,6 +13,7 @@
 
 #include "blockquant/format/fp16.h"
 #include "blockquant/quant/dequantize.h"
+#include "blockquant/quant/quantize.h"
 #include "blockquant/quant/q8.h"
 #include "blockquant_cuda.h"
 #include "test_util.h"
@@ -250,11 +251,65 @@ void TestErrors() {
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
   Report(st.code == 2, "error: dequantize to Q8_0 -> code 2", st.message);
-  st = bqc::Quantize(QuantType::kQ3_K, reinterpret_cast<float*>(buf.ptr), 1, 256, buf.ptr + 2048);
+  st = bqc::Quantize(QuantType::kQ8_K, reinterpret_cast<float*>(buf.ptr), 1, 256, buf.ptr + 2048);
   Report(st.code == 2, "error: quantize to a type without a GPU quantizer -> code 2", st.message);
 }
 
 }  // namespace
+
+// Every other type: the GPU runs the reference itself; bytes must match the
+// CPU reference on random and adversarial 256-value blocks, with and without
+// importance (random, with zero groups).
+void TestQuantizeRef(QuantType type, int64_t rows, int64_t cols, uint64_t seed, bool with_importance) {
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  bqtest::Rng rng(seed);
+  for (int64_t b = 0; b < rows * cols / 256; ++b) {
+    float* v = &x[b * 256];
+    const int kind = static_cast<int>(b % 9);
+    for (int i = 0; i < 256; ++i) {
+      const float u = rng.Symmetric();
+      switch (kind) {
+        case 0: v[i] = 0.0f; break;                                       // all zero
+        case 1: v[i] = 0.37f; break;                                      // constant
+        case 2: v[i] = i == 77 ? 50.0f : 0.0f; break;                     // one spike
+        case 3: v[i] = u * 1e4f; break;                                   // large
+        case 4: v[i] = u * 1e-30f; break;                                 // below f16
+        case 5: v[i] = u * 1e-39f; break;                                 // subnormal
+        case 6: v[i] = static_cast<float>(i % 16) - 7.5f; break;          // exact ties
+        case 7: v[i] = (i % 37 == 0 ? 100.0f : 1.0f) * u; break;          // outliers
+        default: v[i] = u * std::ldexp(1.0f, static_cast<int>(rng.Next() % 20) - 10); break;
+      }
+    }
+  }
+  std::vector<float> imp(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) imp[c] = (c / 16) % 5 == 0 ? 0.0f : 0.5f + rng.Symmetric() * 0.4f;
+  const float* himp = with_importance ? imp.data() : nullptr;
+  const int64_t row_bytes = blockquant::RowBytes(type, cols);
+  std::vector<uint8_t> want(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r) {
+    blockquant::QuantizeRowReference(type, &x[r * cols], &want[r * row_bytes], cols, himp);
+  }
+  DeviceBuffer<float> dx(x.size()), dimp(imp.size());
+  DeviceBuffer<uint8_t> dq(want.size());
+  BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(dimp.ptr, imp.data(), imp.size() * 4, cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemset(dq.ptr, 0xA5, want.size()));
+  const std::string name = std::string("quantize ") + blockquant::TypeName(type) + " " + std::to_string(rows) + "x" +
+                           std::to_string(cols) + (with_importance ? " importance" : "") + " bytes identical";
+  const bqc::Status st = bqc::Quantize(type, dx.ptr, rows, cols, dq.ptr, nullptr, with_importance ? dimp.ptr : nullptr);
+  if (!st.ok()) return Report(false, name, st.message);
+  BQ_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint8_t> got(want.size());
+  BQ_CUDA_CHECK(cudaMemcpy(got.data(), dq.ptr, got.size(), cudaMemcpyDeviceToHost));
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want[i]) {
+      if (first < 0) first = static_cast<int64_t>(i);
+      ++bad;
+    }
+  }
+  Report(bad == 0, name, bad ? std::to_string(bad) + " bytes differ, first at " + std::to_string(first) : "");
+}
 
 int main(int argc, char** argv) {
   const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
@@ -307,6 +362,10 @@ int main(int argc, char** argv) {
   }
   TestQuantizeQ8_0(small ? 4 : 64, 4096, 5);
   TestQuantizeQ8_0(3, 96, 6);
+  for (QuantType q : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ4_K, QuantType::kQ5_K, QuantType::kQ6_K,
+                      QuantType::kQ4_0, QuantType::kQ4_1, QuantType::kQ5_0, QuantType::kQ5_1}) {
+    for (bool imp : {false, true}) TestQuantizeRef(q, small ? 3 : 37, small ? 2304 : 4608, 11, imp);
+  }
   TestErrors();
 
   std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);

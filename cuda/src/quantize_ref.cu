@@ -1,0 +1,48 @@
+// Launches the reference-running quantizer kernels (bq_quantize.cuh). This
+// file alone is compiled with -fmad=false (cuda/CMakeLists.txt): the
+// reference rounds every product, and so must its GPU copy.
+#include <cuda_runtime.h>
+
+#include "bq_quantize.cuh"
+#include "launch.cuh"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+namespace detail {
+
+namespace {
+template <QuantType kType>
+cudaError_t Launch(const float* x, int64_t rows, int64_t cols, const float* importance, uint8_t* out,
+                   cudaStream_t stream) {
+  // Each thread keeps a super-block's working set (~4 KB) in local memory;
+  // 64-thread CTAs keep enough of them resident without starving L1.
+  constexpr int kThreads = 64;
+  const int64_t blocks = rows * (cols / RefQuantizer<kType>::kBlockElems);
+  const int64_t ctas64 = (blocks + kThreads - 1) / kThreads;
+  const unsigned ctas = static_cast<unsigned>(ctas64 < (int64_t{1} << 20) ? ctas64 : (int64_t{1} << 20));
+  QuantizeRefKernel<kType><<<ctas, kThreads, 0, stream>>>(x, rows, cols, importance, out);
+  return cudaGetLastError();
+}
+}  // namespace
+
+cudaError_t LaunchQuantizeRef(QuantType type, const float* x, int64_t rows, int64_t cols, const float* importance,
+                              uint8_t* out, cudaStream_t stream) {
+  switch (type) {
+    case QuantType::kQ2_K: return Launch<QuantType::kQ2_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ3_K: return Launch<QuantType::kQ3_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ4_K: return Launch<QuantType::kQ4_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ5_K: return Launch<QuantType::kQ5_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ6_K: return Launch<QuantType::kQ6_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ4_0: return Launch<QuantType::kQ4_0>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ4_1: return Launch<QuantType::kQ4_1>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ5_0: return Launch<QuantType::kQ5_0>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ5_1: return Launch<QuantType::kQ5_1>(x, rows, cols, importance, out, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant
