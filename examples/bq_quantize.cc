@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "blockquant/flow/quantize_model.h"
+#include "blockquant/flow/synthetic_model.h"
 #if defined(BLOCKQUANT_HAS_DISPATCH)
 #include "blockquant/cpu/kernels.h"
 #endif
-#include "blockquant/flow/synthetic_model.h"
 
 namespace bq = blockquant;
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "blockquant/flow/quantize_model.h"
-#include "row_quantizer.h"
 #include "blockquant/flow/synthetic_model.h"
+#include "row_quantizer.h"
 
 namespace py = pybind11;
 namespace bq = blockquant;

@@ -165,8 +165,9 @@ HWY_INLINE void DequantizeK32Blocks(const void* src, float* HWY_RESTRICT y, int6
     std::memcpy(sm, words, 16);
     const float d = F16ToF32(blk.d), dmin = F16ToF32(blk.dmin);
     for (int j = 0; j < 8; j += N8) {
-      const auto sc = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(hn::RebindToUnsigned<decltype(d8i)>(), hn::LoadU(d8u, sm + j))));
-      const auto mn = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(hn::RebindToUnsigned<decltype(d8i)>(), hn::LoadU(d8u, sm + 8 + j))));
+      const hn::RebindToUnsigned<decltype(d8i)> d8u32;
+      const auto sc = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(d8u32, hn::LoadU(d8u, sm + j))));
+      const auto mn = hn::ConvertTo(d8, hn::BitCast(d8i, hn::PromoteTo(d8u32, hn::LoadU(d8u, sm + 8 + j))));
       hn::Store(hn::Mul(hn::Set(d8, d), sc), d8, a + j);
       hn::Store(hn::Mul(hn::Set(d8, dmin), mn), d8, c + j);
     }
@@ -526,7 +527,9 @@ struct FusedQ4K {
     d = HalfToFloat(b.d);
     dmin = HalfToFloat(b.dmin);
   }
-  static HWY_INLINE __m256i Chunk(const Block& b, int c) { return Bits(Load32(b.qs + 32 * (c / 2)), 4 * (c % 2), 0x0F); }
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) {
+    return Bits(Load32(b.qs + 32 * (c / 2)), 4 * (c % 2), 0x0F);
+  }
   HWY_INLINE __m256i ChunkScale(int c) const { return _mm256_shuffle_epi8(scales, PickMask(c, c)); }
 };
 
@@ -620,7 +623,9 @@ struct FusedQ2K {
     d = HalfToFloat(b.d);
     dmin = HalfToFloat(b.dmin);
   }
-  static HWY_INLINE __m256i Chunk(const Block& b, int c) { return Bits(Load32(b.qs + 32 * (c / 4)), 2 * (c % 4), 0x03); }
+  static HWY_INLINE __m256i Chunk(const Block& b, int c) {
+    return Bits(Load32(b.qs + 32 * (c / 4)), 2 * (c % 4), 0x03);
+  }
   HWY_INLINE __m256i ChunkScale(int c) const { return sc.Chunk(c); }
 };
 

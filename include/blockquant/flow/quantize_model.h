@@ -330,7 +330,8 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     BudgetOptions b;
     b.target_bytes = o.target_bytes;
     b.target_bpw = o.target_bpw;
-    report.plan = SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, imatrix, pf, o.quantize_row)).plan;
+    report.plan =
+        SolveBudget(flow_detail::Describe(in), policy, facts, b, SampledErrorFn(in, imatrix, pf, o.quantize_row)).plan;
   } else {
     report.plan = MakePlan(flow_detail::Describe(in), policy, facts);
   }

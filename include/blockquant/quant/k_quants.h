@@ -39,8 +39,9 @@ struct AsymSuper {
 // neighbourhood in scale-major order, a strict improvement winning. Values
 // are assigned with the factors as they decode.
 // Returns the total weighted error.
-BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x, const float* w,
-                                   const float* a, const float* b, AsymSuper* s) {
+BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x,
+                                                          const float* w, const float* a, const float* b,
+                                                          AsymSuper* s) {
   const float fd = F16ToF32(s->d), fdm = F16ToF32(s->dmin);
   const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
   const float fmax_s = static_cast<float>(scale_max), fnmax = static_cast<float>(nmax);
@@ -79,7 +80,7 @@ BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, i
 // Levels 1 and 2 for Q2_K (group 16, q 0..3, 4-bit scales), Q4_K (32, 0..15,
 // 6-bit) and Q5_K (32, 0..31, 6-bit).
 BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x,
-                              const float* importance, AsymSuper* s) {
+                                                     const float* importance, AsymSuper* s) {
   const int groups = kQK_K / group;
   float w[kQK_K], a[16], b[16];
   float max_a = 0.0f, max_b = 0.0f;
@@ -159,8 +160,8 @@ BLOCKQUANT_HOST_DEVICE inline float AssignSym(int qmax, const float* x, const fl
 // Levels 1 and 2 for Q3_K (q -4..3, scales -32..31) and Q6_K (q -32..31,
 // scales -128..127); both have 16 groups of 16. The largest group scale maps
 // to the negative end of the scale range, which is one step longer.
-BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x, const float* importance,
-                             SymSuper* st) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x,
+                                                    const float* importance, SymSuper* st) {
   float w[kQK_K], a[16];
   float amax = 0.0f, extreme = 0.0f;
   for (int j = 0; j < 16; ++j) {

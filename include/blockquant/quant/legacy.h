@@ -31,8 +31,8 @@ BLOCKQUANT_HOST_DEVICE inline uint16_t QuantizeBlockSym(const float* x, const fl
 }
 
 // Asymmetric block: value = d * q + m, q in [0, nmax], m of either sign.
-BLOCKQUANT_HOST_DEVICE inline void QuantizeBlockAsym(const float* x, const float* importance, int nmax, uint16_t* d,
-                              uint16_t* m, uint8_t* q) {
+BLOCKQUANT_HOST_DEVICE inline void QuantizeBlockAsym(const float* x, const float* importance, int nmax,
+                                                     uint16_t* d, uint16_t* m, uint8_t* q) {
   float w[kQK], L[kQK];
   GroupWeights(kQK, importance, w);
   const GroupFit fit = FitAsymmetric(kQK, nmax, x, w, L, false);

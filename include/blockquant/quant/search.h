@@ -95,8 +95,8 @@ struct GroupFit {
 // offset <= 0, Q4_1/Q5_1 with any offset). n is 16 or 32; L gets q in
 // [0, nmax]. w are positive weights (the caller substitutes ones for an
 // all-zero weight group).
-BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w, float* L,
-                              bool offset_must_be_nonpositive) {
+BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w,
+                                                     float* L, bool offset_must_be_nonpositive) {
   GroupFit fit;
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = Max2(amax, AbsF(x_in[i]));
