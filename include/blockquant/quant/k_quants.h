@@ -34,47 +34,93 @@ struct AsymSuper {
   float L[kQK_K] = {};
 };
 
-// For each group, tries the integer scale/min pairs next to round(a_j / d)
-// and round(b_j / dmin): the centre first, then the other 8 of the 3 x 3
+// Group j's integer scale/min: tries the pairs next to round(a_j / d) and
+// round(b_j / dmin), the centre first, then the other 8 of the 3 x 3
 // neighbourhood in scale-major order, a strict improvement winning. Values
-// are assigned with the factors as they decode.
-// Returns the total weighted error.
+// are assigned with the factors as they decode (into Lj). fd/fdm: d and dmin
+// as f32. Returns the group's weighted error.
+BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScaleAsym(int group, int nmax, int scale_max, const float* xj,
+                                                         const float* wj, float a_j, float b_j, float fd, float fdm,
+                                                         uint8_t* sc_j, uint8_t* m_j, float* Lj) {
+  const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
+  const float fmax_s = static_cast<float>(scale_max), fnmax = static_cast<float>(nmax);
+  const float sc0 = ClampRound(a_j * id, 0.0f, fmax_s), m0 = ClampRound(b_j * idm, 0.0f, fmax_s);
+  float best_err = 0.0f;
+  for (int t = 0; t < 9; ++t) {
+    const int k = t == 0 ? 4 : (t <= 4 ? t - 1 : t);
+    const float sc = sc0 + static_cast<float>(k / 3 - 1), m = m0 + static_cast<float>(k % 3 - 1);
+    if (sc < 0.0f || sc > fmax_s || m < 0.0f || m > fmax_s) continue;
+    const float fa = fd * sc, fb = fdm * m;
+    const float ia = fa > 0.0f ? 1.0f / fa : 0.0f;
+    float Lc[32], terms[32] = {};
+    for (int i = 0; i < group; ++i) {
+      Lc[i] = fa > 0.0f ? ClampRound((xj[i] + fb) * ia, 0.0f, fnmax) : 0.0f;
+      const float diff = fa * Lc[i] - fb - xj[i];
+      terms[i] = wj[i] * (diff * diff);
+    }
+    const float err = FixedSum(terms, group);
+    if (t == 0 || err < best_err) {  // the centre is always in range
+      best_err = err;
+      *sc_j = static_cast<uint8_t>(sc);
+      *m_j = static_cast<uint8_t>(m);
+      for (int i = 0; i < group; ++i) Lj[i] = Lc[i];
+    }
+  }
+  return best_err;
+}
+
+// Every group's choice for d/dmin as s holds them; returns the total error
+// (the per-group errors summed as FixedSum over 16 slots).
 BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, int scale_max, const float* x,
                                                           const float* w, const float* a, const float* b,
                                                           AsymSuper* s) {
   const float fd = F16ToF32(s->d), fdm = F16ToF32(s->dmin);
-  const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
-  const float fmax_s = static_cast<float>(scale_max), fnmax = static_cast<float>(nmax);
-  float group_err[16];
+  float group_err[16] = {};
   for (int j = 0; j < kQK_K / group; ++j) {
-    const float sc0 = ClampRound(a[j] * id, 0.0f, fmax_s), m0 = ClampRound(b[j] * idm, 0.0f, fmax_s);
-    const float* xj = x + j * group;
-    const float* wj = w + j * group;
-    float best_err = 0.0f;
-    for (int t = 0; t < 9; ++t) {
-      const int k = t == 0 ? 4 : (t <= 4 ? t - 1 : t);
-      const float sc = sc0 + static_cast<float>(k / 3 - 1), m = m0 + static_cast<float>(k % 3 - 1);
-      if (sc < 0.0f || sc > fmax_s || m < 0.0f || m > fmax_s) continue;
-      const float fa = fd * sc, fb = fdm * m;
-      const float ia = fa > 0.0f ? 1.0f / fa : 0.0f;
-      float Lc[32], terms[32] = {};
-      for (int i = 0; i < group; ++i) {
-        Lc[i] = fa > 0.0f ? ClampRound((xj[i] + fb) * ia, 0.0f, fnmax) : 0.0f;
-        const float diff = fa * Lc[i] - fb - xj[i];
-        terms[i] = wj[i] * (diff * diff);
-      }
-      const float err = FixedSum(terms, group);
-      if (t == 0 || err < best_err) {  // the centre is always in range
-        best_err = err;
-        s->sc[j] = static_cast<uint8_t>(sc);
-        s->m[j] = static_cast<uint8_t>(m);
-        for (int i = 0; i < group; ++i) s->L[j * group + i] = Lc[i];
-      }
-    }
-    group_err[j] = best_err;
+    group_err[j] = ChooseGroupScaleAsym(group, nmax, scale_max, x + j * group, w + j * group, a[j], b[j], fd, fdm,
+                                        &s->sc[j], &s->m[j], s->L + j * group);
   }
-  for (int j = kQK_K / group; j < 16; ++j) group_err[j] = 0.0f;
   return FixedSum(group_err, 16);
+}
+
+// Group j's fit (level 1): its weights into wj, scale a_j and min b_j >= 0.
+BLOCKQUANT_HOST_DEVICE inline void FitGroupAsym(int group, int nmax, const float* xj, const float* importance_j,
+                                                float* wj, float* a_j, float* b_j) {
+  float L[32];
+  GroupWeights(group, importance_j, wj);
+  const GroupFit fit = FitAsymmetric(group, nmax, xj, wj, L, true);
+  *a_j = fit.scale;
+  *b_j = 0.0f - fit.offset;  // +0, not -0, when there is no min
+}
+
+// The least-squares refit of d and dmin: x ~ d * (sc_j q) - dmin * m_j over
+// the 256 values. Returns false when there is nothing to refit.
+BLOCKQUANT_HOST_DEVICE inline bool RefitAsym(int group, const float* x, const float* w, const uint8_t* sc,
+                                             const uint8_t* m, const float* L, uint16_t dmin, float* nd,
+                                             float* ndm) {
+  float tuu[kQK_K], tuv[kQK_K], tvv[kQK_K], tux[kQK_K], tvx[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) {
+    const float u = static_cast<float>(sc[i / group]) * L[i];
+    const float v = static_cast<float>(m[i / group]);
+    tuu[i] = w[i] * (u * u);
+    tuv[i] = w[i] * (u * v);
+    tvv[i] = w[i] * (v * v);
+    tux[i] = w[i] * (u * x[i]);
+    tvx[i] = w[i] * (v * x[i]);
+  }
+  const float suu = FixedSum(tuu, kQK_K), suv = FixedSum(tuv, kQK_K), svv = FixedSum(tvv, kQK_K);
+  const float sux = FixedSum(tux, kQK_K), svx = FixedSum(tvx, kQK_K);
+  const float det = suu * svv - suv * suv;
+  if (det > 0.0f) {
+    *nd = (sux * svv - suv * svx) / det;
+    *ndm = 0.0f - (suu * svx - suv * sux) / det;  // +0 rather than -0
+  } else if (suu > 0.0f) {  // no min terms in play
+    *nd = sux / suu;
+    *ndm = F16ToF32(dmin);
+  } else {
+    return false;
+  }
+  return *nd >= 0.0f && *ndm >= 0.0f && IsFiniteF(*nd) && IsFiniteF(*ndm);
 }
 
 // Levels 1 and 2 for Q2_K (group 16, q 0..3, 4-bit scales), Q4_K (32, 0..15,
@@ -85,10 +131,8 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperAsym(int group, int nmax, int sc
   float w[kQK_K], a[16], b[16];
   float max_a = 0.0f, max_b = 0.0f;
   for (int j = 0; j < groups; ++j) {
-    GroupWeights(group, importance ? importance + j * group : nullptr, w + j * group);
-    const GroupFit fit = FitAsymmetric(group, nmax, x + j * group, w + j * group, s->L + j * group, true);
-    a[j] = fit.scale;
-    b[j] = 0.0f - fit.offset;  // +0, not -0, when there is no min
+    FitGroupAsym(group, nmax, x + j * group, importance ? importance + j * group : nullptr, w + j * group, &a[j],
+                 &b[j]);
     max_a = Max2(max_a, a[j]);
     max_b = Max2(max_b, b[j]);
   }
@@ -96,33 +140,9 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperAsym(int group, int nmax, int sc
   s->d = F32ToF16Saturate(max_a / fmax_s);
   s->dmin = F32ToF16Saturate(max_b / fmax_s);
   float err = ChooseGroupScalesAsym(group, nmax, scale_max, x, w, a, b, s);
-
-  // Refit d and dmin jointly: x ~ d * (sc_j q) - dmin * m_j over 256 values.
   for (int r = 0; r < kSuperRefits; ++r) {
-    float tuu[kQK_K], tuv[kQK_K], tvv[kQK_K], tux[kQK_K], tvx[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) {
-      const float u = static_cast<float>(s->sc[i / group]) * s->L[i];
-      const float v = static_cast<float>(s->m[i / group]);
-      tuu[i] = w[i] * (u * u);
-      tuv[i] = w[i] * (u * v);
-      tvv[i] = w[i] * (v * v);
-      tux[i] = w[i] * (u * x[i]);
-      tvx[i] = w[i] * (v * x[i]);
-    }
-    const float suu = FixedSum(tuu, kQK_K), suv = FixedSum(tuv, kQK_K), svv = FixedSum(tvv, kQK_K);
-    const float sux = FixedSum(tux, kQK_K), svx = FixedSum(tvx, kQK_K);
     float nd, ndm;
-    const float det = suu * svv - suv * suv;
-    if (det > 0.0f) {
-      nd = (sux * svv - suv * svx) / det;
-      ndm = 0.0f - (suu * svx - suv * sux) / det;  // +0 rather than -0
-    } else if (suu > 0.0f) {  // no min terms in play
-      nd = sux / suu;
-      ndm = F16ToF32(s->dmin);
-    } else {
-      break;
-    }
-    if (!(nd >= 0.0f) || !(ndm >= 0.0f) || !IsFiniteF(nd) || !IsFiniteF(ndm)) break;
+    if (!RefitAsym(group, x, w, s->sc, s->m, s->L, s->dmin, &nd, &ndm)) break;
     AsymSuper trial = *s;
     trial.d = F32ToF16Saturate(nd);
     trial.dmin = F32ToF16Saturate(ndm);
@@ -223,17 +243,47 @@ BLOCKQUANT_HOST_DEVICE inline void PackNibblesK(const uint8_t* q, uint8_t* qs) {
   }
 }
 
+// Block packing from a finished super-block (also used by the GPU kernels).
+BLOCKQUANT_HOST_DEVICE inline void PackQ2_K(const AsymSuper& s, BlockQ2_K* y) {
+  uint8_t q[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+  for (int g = 0; g < 16; ++g) y->scales[g] = static_cast<uint8_t>(s.sc[g] | (s.m[g] << 4));
+  PackLow2(q, y->qs);
+  y->d = s.d;
+  y->dmin = s.dmin;
+}
+
+BLOCKQUANT_HOST_DEVICE inline void PackQ4_K(const AsymSuper& s, BlockQ4_K* y) {
+  uint8_t q[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+  PackScaleMinK4(s.sc, s.m, y->scales);
+  PackNibblesK(q, y->qs);
+  y->d = s.d;
+  y->dmin = s.dmin;
+}
+
+BLOCKQUANT_HOST_DEVICE inline void PackQ5_K(const AsymSuper& s, BlockQ5_K* y) {
+  uint8_t q[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+  PackScaleMinK4(s.sc, s.m, y->scales);
+  PackNibblesK(q, y->qs);
+  for (auto& h : y->qh) h = 0;
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      const int lo_bit = (q[64 * c + l] >> 4) & 1, hi_bit = (q[64 * c + 32 + l] >> 4) & 1;
+      y->qh[l] = static_cast<uint8_t>(y->qh[l] | (lo_bit << (2 * c)) | (hi_bit << (2 * c + 1)));
+    }
+  }
+  y->d = s.d;
+  y->dmin = s.dmin;
+}
+
 BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     AsymSuper s;
     const int64_t off = b * kQK_K;
     QuantizeSuperAsym(16, 3, 15, x + off, importance ? importance + off : nullptr, &s);
-    uint8_t q[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
-    for (int g = 0; g < 16; ++g) y[b].scales[g] = static_cast<uint8_t>(s.sc[g] | (s.m[g] << 4));
-    PackLow2(q, y[b].qs);
-    y[b].d = s.d;
-    y[b].dmin = s.dmin;
+    PackQ2_K(s, &y[b]);
   }
 }
 
@@ -261,12 +311,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ4_K(const float* x, BlockQ4_K* y,
     AsymSuper s;
     const int64_t off = b * kQK_K;
     QuantizeSuperAsym(32, 15, 63, x + off, importance ? importance + off : nullptr, &s);
-    uint8_t q[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
-    PackScaleMinK4(s.sc, s.m, y[b].scales);
-    PackNibblesK(q, y[b].qs);
-    y[b].d = s.d;
-    y[b].dmin = s.dmin;
+    PackQ4_K(s, &y[b]);
   }
 }
 
@@ -275,19 +320,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ5_K(const float* x, BlockQ5_K* y,
     AsymSuper s;
     const int64_t off = b * kQK_K;
     QuantizeSuperAsym(32, 31, 63, x + off, importance ? importance + off : nullptr, &s);
-    uint8_t q[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
-    PackScaleMinK4(s.sc, s.m, y[b].scales);
-    PackNibblesK(q, y[b].qs);
-    for (auto& h : y[b].qh) h = 0;
-    for (int c = 0; c < 4; ++c) {
-      for (int l = 0; l < 32; ++l) {
-        const int lo_bit = (q[64 * c + l] >> 4) & 1, hi_bit = (q[64 * c + 32 + l] >> 4) & 1;
-        y[b].qh[l] = static_cast<uint8_t>(y[b].qh[l] | (lo_bit << (2 * c)) | (hi_bit << (2 * c + 1)));
-      }
-    }
-    y[b].d = s.d;
-    y[b].dmin = s.dmin;
+    PackQ5_K(s, &y[b]);
   }
 }
 
