@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Cross-compiles the CPU kernel tests for aarch64 and runs them under
-# qemu-user, once per Highway target qemu can emulate (NEON, SVE, SVE2 when
-# compiled in). Documented script, not part of CI. Needs root for apt-get.
+# qemu-user on the NEON target (and every other target the emulated CPU
+# supports). Documented script, not part of CI. Needs root for apt-get.
 #
 #   bash tests/cpu/aarch64_cross.sh [build-dir]
 #
-# NOT YET RUN in this repository's history: the toolchain was not installed on
-# the machine where it was written (see docs/kernels.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-aarch64}
@@ -35,9 +33,15 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE="$BUILD.toolchain.cmake" \
 cmake --build "$BUILD" --target bq_cpu_tests -j2
 
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+# Debian 12's qemu-user hangs when a dynamically linked aarch64 program starts
+# a std::thread (a static one does not, but Debian ships no static libhwy for
+# arm64), so the two test cases that start a ThreadPool are left out here;
+# they test the thread split, which is not target code.
+EXCLUDE='*ParallelFor*,fast quantizers: odd*'
 # The test itself loops over every target the (emulated) CPU reports; run it
-# with qemu's default CPU (NEON) and with an SVE-capable model (SVE, SVE2).
-for cpu in cortex-a72 max; do
+# with qemu's default CPU model for NEON. (SVE targets are not compiled: see
+# docs/kernels.md.)
+for cpu in cortex-a72; do
   echo "== qemu-aarch64 -cpu $cpu"
-  QEMU_CPU=$cpu qemu-aarch64 "$BUILD/tests/bq_cpu_tests"
+  QEMU_CPU=$cpu qemu-aarch64 "$BUILD/tests/bq_cpu_tests" -tce="$EXCLUDE"
 done
