@@ -2,8 +2,8 @@
 """Runs bq_cpu_bench over every kernel x type x shape x n x threads x cache and
 writes results.json, results.md and results.png into --out.
 
-  python3 bench/run_cpu_bench.py --build build-bench            # full grid
-  python3 bench/run_cpu_bench.py --build build-bench --quick    # ~2 minutes
+  .venv/bin/python bench/run_cpu_bench.py --build build-bench    # full grid (the venv has matplotlib)
+  .venv/bin/python bench/run_cpu_bench.py --build build-bench --quick
 
 --build: a CMake build dir configured with -DBLOCKQUANT_BUILD_BENCH=ON (the
 script builds bq_cpu_bench there). Set BLOCKQUANT_CPU_TARGET to time another
