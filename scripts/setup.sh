@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make pkg-config libhwy-dev libeigen3-dev doctest-dev zlib1g-dev libzstd-dev
-          libbenchmark-dev python3-venv python3-dev)
+          libbenchmark-dev python3-venv python3-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

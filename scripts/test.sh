@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command: sets up, builds, then runs the C++ suite (ctest: doctest
-# binaries and the consumer projects) and the Python suite (pytest).
+# binaries and the consumer projects), the Python suite (pytest), and each
+# libFuzzer target for a short bounded time (ASan + UBSan; tests/fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 (cd build && ctest --output-on-failure -j2)
 .venv/bin/python -m pytest -q tests/python
+bash tests/fuzz/run_fuzz.sh 15

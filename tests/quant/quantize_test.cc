@@ -251,3 +251,26 @@ TEST_CASE("a golden Q4_0 block: values k * 0.5 for k = -8..7 round-trip exactly"
   CHECK(b.qs[0] == 0x00);  // elements 0 and 16 are both -4 -> nibble 0
   CHECK(b.qs[15] == 0xFF); // elements 15 and 31 are both 3.5 -> nibble 15
 }
+
+TEST_CASE("unaligned buffers: quantize and dequantize copy misaligned rows, same results") {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t rows = 3, cols = 256;
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  for (auto& v : x) v = nd(rng);
+  for (bq::QuantType type : {bq::QuantType::kQ4_K, bq::QuantType::kQ2_K, bq::QuantType::kQ8_0, bq::QuantType::kF16}) {
+    const size_t bytes = static_cast<size_t>(rows * bq::RowBytes(type, cols));
+    std::vector<uint8_t> q(bytes), shifted(bytes + 1);
+    bq::QuantizeTensor(type, bq::QuantType::kF32, x.data(), rows, cols, q.data());
+    std::memcpy(shifted.data() + 1, q.data(), bytes);  // the same blocks at an odd address
+    std::vector<float> a(x.size()), b(x.size());
+    bq::DequantizeTensor(type, q.data(), rows, cols, a.data());
+    bq::DequantizeTensor(type, shifted.data() + 1, rows, cols, b.data());
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+    // An f32 source at an odd address quantizes to the same bytes.
+    std::vector<uint8_t> src(x.size() * 4 + 1), q2(bytes);
+    std::memcpy(src.data() + 1, x.data(), x.size() * 4);
+    bq::QuantizeTensor(type, bq::QuantType::kF32, src.data() + 1, rows, cols, q2.data());
+    CHECK(q == q2);
+  }
+}

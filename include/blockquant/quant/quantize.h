@@ -117,8 +117,14 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
   int bad_kind = 0;
   parallel_for(static_cast<size_t>(rows), [&](size_t begin, size_t end) {
     std::vector<float> buf(src_type == QuantType::kF32 ? 0 : static_cast<size_t>(cols));
+    std::vector<float> aligned;  // a copy of rows that do not start 4-byte aligned
     for (size_t r = begin; r < end; ++r) {
       const char* in = static_cast<const char*>(src) + static_cast<int64_t>(r) * src_row_bytes;
+      if (reinterpret_cast<uintptr_t>(in) % alignof(float) != 0) {
+        aligned.resize(static_cast<size_t>(src_row_bytes + 3) / 4);
+        std::memcpy(aligned.data(), in, static_cast<size_t>(src_row_bytes));
+        in = reinterpret_cast<const char*>(aligned.data());
+      }
       const float* row = reinterpret_cast<const float*>(in);
       if (src_type != QuantType::kF32) {
         ConvertRowToF32(src_type, in, buf.data(), cols);
@@ -154,7 +160,9 @@ inline void QuantizeTensor(QuantType type, QuantType src_type, const void* src, 
   }
 }
 
-// Dequantizes a row-major rows x cols tensor of any type into f32.
+// Dequantizes a row-major rows x cols tensor of any type into f32. src may
+// have any alignment: rows that do not start on a 4-byte boundary (a byte
+// buffer at an odd offset) are copied before decoding.
 inline void DequantizeTensor(QuantType type, const void* src, int64_t rows, int64_t cols, float* dst,
                              const ParallelFor& parallel_for = SerialFor()) {
   if (rows < 0 || cols <= 0) {
@@ -163,9 +171,15 @@ inline void DequantizeTensor(QuantType type, const void* src, int64_t rows, int6
   }
   const int64_t row_bytes = RowBytes(type, cols);
   parallel_for(static_cast<size_t>(rows), [&](size_t begin, size_t end) {
+    std::vector<float> aligned;
     for (size_t r = begin; r < end; ++r) {
-      DequantizeRowReference(type, static_cast<const char*>(src) + static_cast<int64_t>(r) * row_bytes,
-                             dst + static_cast<int64_t>(r) * cols, cols);
+      const char* in = static_cast<const char*>(src) + static_cast<int64_t>(r) * row_bytes;
+      if (reinterpret_cast<uintptr_t>(in) % alignof(float) != 0) {
+        aligned.resize(static_cast<size_t>(row_bytes + 3) / 4);
+        std::memcpy(aligned.data(), in, static_cast<size_t>(row_bytes));
+        in = reinterpret_cast<const char*>(aligned.data());
+      }
+      DequantizeRowReference(type, in, dst + static_cast<int64_t>(r) * cols, cols);
     }
   });
 }
