@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       model.push_back(t);
     }
     const blockquant::Plan plan = blockquant::MakePlan(model, policy, blockquant::ModelFacts{});
-    return plan.tensors.size() == 42 ? 0 : 0;
+    (void)plan;  // building it matched every rule against every name
+    return 0;
   } catch (const blockquant::Error&) {
     return 0;
   }

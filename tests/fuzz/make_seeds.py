@@ -77,6 +77,11 @@ def main():
         {"name": "small-f16", "max_elements": 1048576, "type": "F16"},
         {"name": "attn", "regex": "attn_(q|k|output)", "type": "Q5_K"}], "default": "Q4_K"}
     put("rules", "rules.json", json.dumps(rules).encode(), truncations=(0.5,))
+    # Regression: a repetition count that overflowed libstdc++'s regex parser
+    # (signed overflow, found by fuzz_rules); now refused before compiling.
+    hostile = {"version": 1, "rules": [{"name": "count", "regex": "a{77777777777777777777}", "type": "Q8_0"}],
+               "default": "Q4_K"}
+    put("rules", "regex_count_overflow.json", json.dumps(hostile).encode(), truncations=())
 
     import blockquant as bq
     x = rng.standard_normal((1, 256), dtype=np.float32)

@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-30}
 WORKERS=${2:-1}
 SCRATCH=${3:-build-fuzz/runs}
+mkdir -p "$SCRATCH" && SCRATCH=$(cd "$SCRATCH" && pwd)  # libFuzzer runs inside it
 TARGETS=${4:-"gguf safetensors imatrix rules dequantize"}
 
 if [ ! -x build-fuzz/tests/fuzz/fuzz_rules ] || [ -z "${FUZZ_NO_BUILD:-}" ]; then
@@ -32,7 +33,7 @@ for t in $TARGETS; do
   if ! (cd "$dir" && "$OLDPWD/build-fuzz/tests/fuzz/fuzz_$t" "${args[@]}" corpus > log.txt 2>&1); then
     status=1
   fi
-  last=$(grep -E "^#[0-9]+" "$dir/log.txt" | tail -1 | cut -c1-120)
+  last=$( (grep -E "^#[0-9]+" "$dir/log.txt" || tail -1 "$dir/log.txt") | tail -1 | cut -c1-120)
   crashes=$(ls "$dir" | grep -cE "^(crash|leak|timeout|oom)-" || true)
   echo "fuzz_$t: ${SECONDS_EACH}s x $WORKERS worker(s): $last; reproducers: $crashes"
   [ "$crashes" -gt 0 ] && status=1

@@ -192,6 +192,24 @@ TEST_CASE("invalid rules: kInvalidArgument naming the rule index and field") {
   std::string msg = error_of(s);
   CHECK(msg.find("rule 1, field 'regex'") != std::string::npos);
 
+  // Patterns that would overflow libstdc++'s regex compiler (a fuzzer find:
+  // a count of 7777777777777777777 overflows a long), its stack or its state
+  // budget are refused before std::regex sees them.
+  for (const std::string& hostile :
+       {std::string("a{77777777777777777777}"), std::string("a{2,99999}"), std::string("(a)\\123456789012345678901"),
+        std::string(600, 'a'), std::string(40, '(') + "a" + std::string(40, ')')}) {
+    s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));
+    s.rules[1].regex = hostile;
+    msg = error_of(s);
+    CHECK_MESSAGE(msg.find("rule 1, field 'regex': refused") != std::string::npos, hostile);
+  }
+  // Real rules stay within the limits: counts, classes with braces and digits, escapes.
+  for (const char* fine : {"blk\\.(1[0-9]|2[0-3])\\.ffn_down", "a{2,1000}", "[{0-9}]+\\{12345\\}", "(a)\\1"}) {
+    s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));
+    s.rules[1].regex = fine;
+    CHECK_MESSAGE(error_of(s).empty(), fine);
+  }
+
   s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));
   s.rules[1].glob = "blk.[0-3.*";
   CHECK(error_of(s).find("rule 1, field 'glob'") != std::string::npos);

@@ -13,6 +13,7 @@
 #ifndef BLOCKQUANT_POLICY_RULES_H_
 #define BLOCKQUANT_POLICY_RULES_H_
 
+#include <cctype>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -136,6 +137,48 @@ inline size_t UnclosedGlobClass(std::string_view pattern) {
   return std::string_view::npos;
 }
 
+// std::regex (libstdc++) compiles recursively, expands counted repetition by
+// copying states and parses counts into a long without overflow checks, so a
+// hostile pattern can overflow the stack or a signed integer (found by
+// tests/fuzz/fuzz_rules). Rules name tensors; these limits are far above any
+// real rule. Returns the reason a pattern is refused, or "" when it is fine.
+inline constexpr size_t kMaxRegexLength = 512;
+inline constexpr int kMaxRegexDepth = 32;
+inline constexpr long kMaxRegexCount = 1000;  // in {n}, {n,}, {n,m} and \n
+inline std::string RegexLimitProblem(std::string_view pattern) {
+  if (pattern.size() > kMaxRegexLength) {
+    return "longer than " + std::to_string(kMaxRegexLength) + " characters";
+  }
+  int depth = 0;
+  bool in_class = false, in_braces = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    const bool escaped_digit = c == '\\' && i + 1 < pattern.size() && std::isdigit((unsigned char)pattern[i + 1]);
+    if (escaped_digit || (in_braces && std::isdigit((unsigned char)c))) {
+      size_t j = escaped_digit ? i + 1 : i;
+      long value = 0;
+      for (; j < pattern.size() && std::isdigit((unsigned char)pattern[j]); ++j) {
+        value = value * 10 + (pattern[j] - '0');
+        if (value > kMaxRegexCount) return "a count or back reference above " + std::to_string(kMaxRegexCount);
+      }
+      i = j - 1;
+    } else if (c == '\\') {
+      ++i;  // an escaped character has no special meaning here
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '{' || c == '}') {
+      in_braces = c == '{';
+    } else if (c == '(' && ++depth > kMaxRegexDepth) {
+      return "groups nested deeper than " + std::to_string(kMaxRegexDepth);
+    } else if (c == ')' && depth > 0) {
+      --depth;
+    }
+  }
+  return "";
+}
+
 inline int ResolveLayer(int bound, int n_layer) { return bound < 0 ? n_layer + bound : bound; }
 
 }  // namespace policy_detail
@@ -172,6 +215,12 @@ class RuleMatcher {
       const Rule& r = set_.rules[i];
       const std::string where = "rule " + std::to_string(i);
       if (!r.regex.empty()) {
+        const std::string problem = policy_detail::RegexLimitProblem(r.regex);
+        if (!problem.empty()) {
+          BLOCKQUANT_THROW(ErrorCode::kInvalidArgument,
+                           where + ", field 'regex': refused ('" + r.regex.substr(0, 64) +
+                               (r.regex.size() > 64 ? "...'" : "'") + "): " + problem);
+        }
         try {
           regexes_.emplace_back(std::in_place, r.regex, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {
