@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -33,7 +33,8 @@ class FlowOutput:
 
 def quantize_model(input: str, output: str, policy: str, threads: int, accept: List[str], dry_run: bool,
                    write_reports: bool, manifest: bool, progress: bool, target_bytes: int = ...,
-                   target_bpw: float = ...) -> FlowOutput: ...
+                   target_bpw: float = ..., imatrix: str = ...,
+                   on_tensor: Optional[Callable[[Dict[str, Any]], None]] = ...) -> FlowOutput: ...
 def inspect(path: str, max_array: int = ...) -> Dict[str, Any]: ...
 def compare_models(original: str, quantized: str, accept: List[str], threads: int) -> Any: ...
 def make_demo_model(path: str, n_layer: int = ..., n_embd: int = ..., n_ff: int = ..., n_vocab: int = ...,

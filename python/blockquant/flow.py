@@ -71,7 +71,7 @@ def parse_size(text: str) -> int:
 
 def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Optional[int] = None,
                    accept: Iterable[str] = (), reports: bool = True, manifest: bool = True,
-                   compress: Optional[str] = None, progress: Optional[bool] = None,
+                   compress: Optional[str] = None, progress: Any = None,
                    target_size: Optional[Any] = None, target_bpw: Optional[float] = None,
                    imatrix: Optional[str] = None, report_path: Optional[str] = None) -> Dict[str, Any]:
     """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a ``Policy``, a preset
@@ -83,9 +83,13 @@ def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Opt
     let the budget solver pick per-tensor types that fit and minimise the total squared error,
     measured per tensor and candidate type on a sample of rows. ``imatrix``: a llama.cpp
     importance matrix (GGUF or legacy .dat) whose per-column mean x^2 weights the rounding.
-    ``report_path``: write the report to REPORT_PATH.json/.md instead of beside the output."""
+    ``report_path``: write the report to REPORT_PATH.json/.md instead of beside the output.
+    ``progress``: True prints a progress line (the default on a terminal); a callable is called
+    after each tensor with a dict (index, count, name, done_bytes, total_bytes, seconds), e.g. to
+    drive a notebook progress bar; an exception it raises stops the run and nothing is written."""
     if compress not in (None, "gzip", "zstd"):
         raise ValueError(f"compress must be 'gzip' or 'zstd', got {compress!r}")
+    on_tensor = progress if callable(progress) else None
     if progress is None:
         progress = sys.stderr.isatty()
     target_bytes = -1 if target_size is None else (
@@ -94,7 +98,7 @@ def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Opt
     out = _core.quantize_model(input, output, _policy(keep), _threads(threads), list(accept), False,
                                reports and report_path is None,
                                manifest and compress is None, bool(progress), target_bytes,
-                               -1.0 if target_bpw is None else float(target_bpw), imatrix or "")
+                               -1.0 if target_bpw is None else float(target_bpw), imatrix or "", on_tensor)
     report = json.loads(out.report_json)
     report["files"] = list(out.files)
     if report_path is not None:

@@ -74,7 +74,7 @@ struct FlowOutput {
 FlowOutput QuantizeModel(const std::string& input, const std::string& output, const std::string& policy,
                          int threads, const std::vector<std::string>& accept, bool dry_run, bool write_reports,
                          bool manifest, bool progress, int64_t target_bytes, double target_bpw,
-                         const std::string& imatrix) {
+                         const std::string& imatrix, py::object on_tensor) {
   FlowOutput out;
   py::gil_scoped_release release;
   bq::QuantizeModelOptions o;
@@ -88,7 +88,21 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.target_bytes = target_bytes;
   o.target_bpw = target_bpw;
   o.imatrix = imatrix;
-  if (progress) {
+  if (!on_tensor.is_none()) {
+    // Called on this thread after each tensor; an exception it raises
+    // aborts the run like any other error (nothing is written).
+    o.progress = [&on_tensor](const bq::FlowProgress& p) {
+      py::gil_scoped_acquire gil;
+      py::dict d;
+      d["index"] = p.index;
+      d["count"] = p.count;
+      d["name"] = p.name;
+      d["done_bytes"] = p.done_bytes;
+      d["total_bytes"] = p.total_bytes;
+      d["seconds"] = p.seconds;
+      on_tensor(d);
+    };
+  } else if (progress) {
     o.progress = [](const bq::FlowProgress& p) { bq::PrintProgress(p); };
   }
   const bq::FlowReport r = bq::QuantizeModel(o);
@@ -116,7 +130,8 @@ void RegisterFlow(py::module_& m) {
       .def_readonly("go", &FlowOutput::go);
   m.def("quantize_model", &QuantizeModel, py::arg("input"), py::arg("output"), py::arg("policy"), py::arg("threads"),
         py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
-        py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "");
+        py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "",
+        py::arg("on_tensor") = py::none());
   m.def("inspect", &Inspect, py::arg("path"), py::arg("max_array") = 16);
   m.def("compare_models", [](const std::string& a, const std::string& b, const std::vector<std::string>& accept,
                              int threads) {

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t.n_bytes > 0) sum += t.data[0] + t.data[t.n_bytes - 1];  // the bytes must be inside the map
     }
     for (const auto& kv : f.metadata()) sum += kv.first.size();
-    return sum == 42 ? 0 : 0;
+    fuzz::Consume(sum);
+    return 0;
   } catch (const blockquant::Error&) {
     return 0;
   }

@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         sum += m.Importance(e.first, e.second.cols, e.second.n_mat() - 1).size();
       }
     }
-    return sum == 42 ? 0 : 0;
+    fuzz::Consume(sum);
+    return 0;
   } catch (const blockquant::Error&) {
     return 0;
   }

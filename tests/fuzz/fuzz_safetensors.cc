@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       sum += static_cast<uint64_t>(t.n_bytes) + blockquant::HfToGgufName(t.name).size();
       if (t.n_bytes > 0) sum += t.data[0] + t.data[t.n_bytes - 1];
     }
-    return sum == 42 ? 0 : 0;
+    fuzz::Consume(sum);
+    return 0;
   } catch (const blockquant::Error&) {
     return 0;
   }

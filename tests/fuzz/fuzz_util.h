@@ -26,6 +26,13 @@ inline void WriteFile(const std::string& path, const uint8_t* data, size_t size)
   }
 }
 
+// Keeps the values a target read from being optimised away, so every byte
+// the reader says is there really is read (and checked by ASan).
+inline void Consume(uint64_t value) {
+  static volatile uint64_t sink;
+  sink = sink + value;
+}
+
 }  // namespace fuzz
 
 #endif  // BLOCKQUANT_TESTS_FUZZ_FUZZ_UTIL_H_

@@ -155,7 +155,7 @@ TEST_CASE("crafted headers are rejected with kFormat, kUnsupportedType or kIo") 
   const uint32_t v9 = 9;
   CHECK(patched(4, &v9, 4) == kFormat);
   const uint64_t huge = uint64_t{1} << 60;
-  CHECK(patched(8, &huge, 8) == kFormat);   // 2^60 tensors
+  CHECK(patched(8, &huge, 8) == static_cast<int>(bq::ErrorCode::kLimit));  // 2^60 tensors
   CHECK(patched(16, &huge, 8) == kFormat);  // 2^60 metadata entries
   const uint64_t long_string = uint64_t{1} << 63;
   CHECK(patched(24, &long_string, 8) == kFormat);  // first key claims 2^63 bytes
@@ -191,6 +191,58 @@ TEST_CASE("crafted headers are rejected with kFormat, kUnsupportedType or kIo") 
   std::remove(src.c_str());
 }
 
+TEST_CASE("resource limits: caps and 64-bit overflows are refused before allocating") {
+  const std::string src = WriteSample(TempPath("limits_src.gguf"));
+  const auto good = ReadAll(src);
+  auto code_of = [](const std::string& path, const bq::GgufReadOptions& o, std::string* message = nullptr) {
+    try {
+      bq::GgufFile::Open(path, o);
+    } catch (const bq::Error& e) {
+      if (message) *message = e.what();
+      return static_cast<int>(e.code());
+    }
+    return 0;
+  };
+  const int kLimit = static_cast<int>(bq::ErrorCode::kLimit), kFormat = static_cast<int>(bq::ErrorCode::kFormat);
+  bq::GgufReadOptions o;
+  CHECK(code_of(src, o) == 0);
+  std::string msg;
+  o.max_metadata_bytes = 200;  // the sample's header is larger: the cap is named, not "truncated"
+  CHECK(code_of(src, o, &msg) == kLimit);
+  CHECK(msg.find("max_metadata_bytes = 200") != std::string::npos);
+  o = {};
+  o.max_tensor_count = 1;  // the sample has 2
+  CHECK(code_of(src, o, &msg) == kLimit);
+  CHECK(msg.find("max_tensor_count") != std::string::npos);
+  o = {};
+  o.max_array_depth = 1;  // t.nested is an array of arrays
+  CHECK(code_of(src, o, &msg) == kFormat);
+  CHECK(msg.find("nested deeper than 1") != std::string::npos);
+
+  // a.weight's dimensions patched so that their product overflows 64 bits,
+  // and a string length of 2^64 - 1: both rejected before any allocation.
+  const std::string path = TempPath("limits.gguf");
+  const std::string name = "a.weight";
+  const auto at = std::search(good.begin(), good.end(), name.begin(), name.end());
+  REQUIRE(at != good.end());
+  const size_t dims_at = static_cast<size_t>(at - good.begin()) + name.size() + 4;
+  auto bytes = good;
+  const uint64_t big = uint64_t{1} << 40;
+  std::memcpy(bytes.data() + dims_at, &big, 8);
+  std::memcpy(bytes.data() + dims_at + 8, &big, 8);
+  WriteAll(path, bytes);
+  CHECK(code_of(path, {}, &msg) == kFormat);
+  CHECK(msg.find("impossible shape") != std::string::npos);
+  bytes = good;
+  const uint64_t max_len = ~uint64_t{0};
+  std::memcpy(bytes.data() + dims_at - 4 - name.size() - 8, &max_len, 8);  // a.weight's name length
+  WriteAll(path, bytes);
+  CHECK(code_of(path, {}, &msg) == kFormat);
+  CHECK(msg.find("tensor name needs 18446744073709551615 bytes") != std::string::npos);
+  std::remove(path.c_str());
+  std::remove(src.c_str());
+}
+
 TEST_CASE("the writer leaves nothing behind unless committed") {
   const std::string path = TempPath("uncommitted.gguf");
   {
@@ -202,6 +254,21 @@ TEST_CASE("the writer leaves nothing behind unless committed") {
   }
   CHECK_FALSE(Exists(path));
   CHECK_FALSE(Exists(path + ".tmp." + std::to_string(::getpid())));
+  {
+    // While writing, nothing is visible beside the target where the data go
+    // to an unnamed file (so a SIGKILL leaves nothing); a named temporary
+    // otherwise.
+    bq::AtomicFile f(path);
+    f.Write("abcd", 4);
+    CHECK(Exists(path + ".tmp." + std::to_string(::getpid())) == !f.unnamed());
+#if defined(__linux__)
+    CHECK(f.unnamed());  // tmpfs and ext4 support O_TMPFILE
+#endif
+    f.Commit();
+    CHECK(ReadAll(path).size() == 4);
+    CHECK_FALSE(Exists(path + ".tmp." + std::to_string(::getpid())));
+    std::remove(path.c_str());
+  }
   {
     bq::GgufWriter w(path);
     w.AddTensor("x", bq::QuantType::kF32, {8});

@@ -2,10 +2,13 @@
 // and a load-save cycle reproduces the bytes.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -79,4 +82,91 @@ TEST_CASE("legacy .dat imatrix: llama.cpp's layout, load-save identical") {
   CHECK_THROWS_AS(bq::LoadImatrix(b), bq::Error);
   std::remove(a.c_str());
   std::remove(b.c_str());
+}
+
+TEST_CASE("corrupted imatrix files are errors, never crashes or partial matrices") {
+  const std::string dat = "/tmp/bq_imat_" + std::to_string(::getpid()) + "_c.dat";
+  const std::string gguf = "/tmp/bq_imat_" + std::to_string(::getpid()) + "_c.gguf";
+  const std::string cut = "/tmp/bq_imat_" + std::to_string(::getpid()) + "_cut";
+  bq::Imatrix dense_only = Sample();
+  dense_only.entries.erase("blk.0.ffn_up_exps.weight");
+  bq::SaveImatrixDat(dense_only, dat);
+  bq::SaveImatrixGguf(Sample(), gguf);
+  auto load_code = [&](const std::vector<char>& bytes, bq::Imatrix* out = nullptr) {
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    try {
+      const bq::Imatrix m = bq::LoadImatrix(cut);
+      if (out) *out = m;
+    } catch (const bq::Error& e) {
+      return static_cast<int>(e.code());
+    }
+    return 0;
+  };
+  const int kFormat = static_cast<int>(bq::ErrorCode::kFormat);
+  // .dat: every cut inside the entries fails; a cut in the optional trailer
+  // (chunk count, dataset name) loads the entries whole or fails.
+  const auto d = Bytes(dat);
+  const size_t entries_end = 4 + 4 + 19 + 4 + 4 + 16;
+  for (size_t n = 0; n < d.size(); ++n) {
+    CAPTURE(n);
+    bq::Imatrix m;
+    const int code = load_code(std::vector<char>(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n)), &m);
+    if (n < entries_end) {
+      CHECK(code == kFormat);
+    } else if (code == 0) {
+      CHECK(m.Importance("blk.0.attn_q.weight", 4) == std::vector<float>{1.0f, 0.2f, 0.0f, 0.4f});
+    } else {
+      CHECK(code == kFormat);
+    }
+  }
+  // .dat: entry count, name length and value count patched to nonsense.
+  for (const auto& [at, value] : std::vector<std::pair<size_t, int32_t>>{
+           {0, 0}, {0, -1}, {0, 1 << 30}, {4, -5}, {4, 1 << 30}, {27, -1}, {31, 0}, {31, 1 << 30}}) {
+    CAPTURE(at);
+    CAPTURE(value);
+    auto b = d;
+    std::memcpy(b.data() + at, &value, 4);
+    CHECK(load_code(b) == kFormat);
+  }
+  // GGUF: every cut fails (the GGUF reader checks each tensor lies in the file).
+  const auto g = Bytes(gguf);
+  size_t g_needed = 0;  // past the last tensor's data there is only alignment padding
+  {
+    const bq::GgufFile f = bq::GgufFile::Open(gguf);
+    for (const bq::GgufTensor& t : f.tensors()) {
+      g_needed = std::max<size_t>(g_needed, f.data_offset() + t.offset + static_cast<size_t>(t.n_bytes));
+    }
+  }
+  for (size_t n = 0; n < g_needed; n += 7) {
+    CAPTURE(n);
+    const int code = load_code(std::vector<char>(g.begin(), g.begin() + static_cast<std::ptrdiff_t>(n)));
+    CHECK(code == kFormat);
+  }
+  // Entries whose counts or values do not form [matrices x columns] are
+  // refused by name, by both savers and by Importance, before any file exists.
+  std::remove(cut.c_str());
+  bq::Imatrix wrong = Sample();
+  wrong.entries["blk.0.attn_q.weight"].counts = {1, 2, 3};
+  for (auto save : {&bq::SaveImatrixGguf, &bq::SaveImatrixDat}) {
+    try {
+      save(wrong, cut);
+      FAIL("expected kShape");
+    } catch (const bq::Error& e) {
+      CHECK(e.code() == bq::ErrorCode::kShape);
+      CHECK(std::string(e.what()).find("blk.0.attn_q.weight") != std::string::npos);
+    }
+    CHECK_FALSE(std::ifstream(cut).good());
+  }
+  CHECK_THROWS_AS(wrong.Importance("blk.0.attn_q.weight", 4), bq::Error);
+  wrong.entries["blk.0.attn_q.weight"].counts = {5120};
+  wrong.entries["blk.0.attn_q.weight"].sum2.push_back(1.0f);  // 5 values, 4 columns
+  CHECK_THROWS_AS(bq::SaveImatrixGguf(wrong, cut), bq::Error);
+  // A single count for several matrices is written as one per matrix.
+  bq::Imatrix broadcast = Sample();
+  broadcast.entries["blk.0.ffn_up_exps.weight"].counts = {300};
+  bq::SaveImatrixGguf(broadcast, cut);
+  CHECK(bq::LoadImatrix(cut).Importance("blk.0.ffn_up_exps.weight", 3, 1) == std::vector<float>{0, 0, 0});
+  std::remove(dat.c_str());
+  std::remove(gguf.c_str());
+  std::remove(cut.c_str());
 }

@@ -88,6 +88,11 @@ def test_bad_input_raises_clear_errors(rng):
         bq.quantize(x, "Q8_K")
     with pytest.raises(bq.LimitError, match="F16 range"):
         bq.quantize(np.full((1, 8), 1e6, np.float32), "F16")
+    for value in (np.nan, np.inf, -1.0):
+        imp = np.ones(256, np.float32)
+        imp[3] = value
+        with pytest.raises(bq.InvalidArgumentError, match="column 3"):
+            bq.quantize(x, "Q4_K", importance=imp)
     with pytest.raises(bq.Error) as info:
         bq.quantize(x, "Q4_K", importance=np.ones(100, np.float32))
     assert info.value.code == "shape"
@@ -108,6 +113,41 @@ def test_threads_do_not_change_bytes_and_gil_is_released(rng):
     for t in threads:
         t.join()
     assert all(r == expected for r in results)
+
+
+def test_eight_threads_at_once_give_the_sequential_results(rng):
+    # quantize, dequantize and matmul from 8 Python threads at once (the GIL is
+    # released inside each call), mixing types, importance and thread counts.
+    x = rng.standard_normal((48, 2048)).astype(np.float32)
+    imp = rng.uniform(0.1, 4.0, 2048).astype(np.float32)
+    acts = rng.standard_normal((3, 2048)).astype(np.float32)
+    jobs = []
+    for i, t in enumerate(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0", "Q4_K"]):
+        jobs.append((t, imp if i % 2 else None, 1 + i % 3))
+
+    def run(job):
+        t, w, threads = job
+        qt = bq.quantize(x, t, importance=w, threads=threads)
+        return qt, bq.dequantize(qt, threads=threads), bq.matmul(qt, acts, threads=threads)
+
+    expected = [run(job) for job in jobs]
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i):
+        barrier.wait()
+        for _ in range(3):
+            results[i] = run(jobs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (q0, d0, m0), (q1, d1, m1) in zip(expected, results):
+        assert q1 == q0
+        np.testing.assert_array_equal(d1, d0)
+        np.testing.assert_array_equal(m1, m0)
 
 
 def test_cli_types_and_error_table(capsys):

@@ -1,7 +1,11 @@
-// Writing a file so that its final path only ever holds a complete file:
-// data go to "<path>.tmp.<pid>" beside it, then fsync, rename over the path,
-// and fsync the directory. Destroying an uncommitted AtomicFile removes the
-// temporary file and leaves the path untouched.
+// Writing a file so that its final path only ever holds a complete file.
+// On Linux the data go to an unnamed file (O_TMPFILE) in the target's
+// directory, so a process killed mid-write leaves nothing behind; Commit()
+// fsyncs it, links it as "<path>.tmp.<pid>" and renames that over the path,
+// then fsyncs the directory. Where O_TMPFILE is unsupported (other systems,
+// some filesystems) the data go to "<path>.tmp.<pid>" from the start, which a
+// SIGKILL can leave behind (never at the final path). Destroying an
+// uncommitted AtomicFile removes its temporary file; the path is untouched.
 #ifndef BLOCKQUANT_IO_ATOMIC_FILE_H_
 #define BLOCKQUANT_IO_ATOMIC_FILE_H_
 
@@ -24,7 +28,13 @@ class AtomicFile {
  public:
   explicit AtomicFile(std::string path) : path_(std::move(path)) {
     tmp_path_ = path_ + ".tmp." + std::to_string(::getpid());
-    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+#ifdef O_TMPFILE
+    fd_ = ::open(Directory().c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    unnamed_ = fd_ >= 0;
+    // ENOENT/ENOTDIR/EACCES/EROFS: the directory itself is the problem; let
+    // the named open below report it with the path the user gave.
+#endif
+    if (fd_ < 0) fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) {
       BLOCKQUANT_THROW(ErrorCode::kIo, "cannot create '" + tmp_path_ + "' (for '" + path_ + "'): " +
                                            std::strerror(errno));
@@ -65,21 +75,35 @@ class AtomicFile {
   // fsync, rename over the final path, fsync the directory.
   void Commit() {
     if (fd_ < 0) BLOCKQUANT_THROW(ErrorCode::kIo, "'" + path_ + "' was already committed or abandoned");
-    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+    if (::fsync(fd_) != 0) {
       const std::string why = std::strerror(errno);
-      fd_ = -1;
+      Abandon();
+      BLOCKQUANT_THROW(ErrorCode::kIo, "flushing '" + path_ + "' failed: " + why);
+    }
+    if (unnamed_) {
+      // Give the unnamed file a name beside the target (linkat cannot
+      // replace), then rename that name over the target as usual.
+      const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+      ::unlink(tmp_path_.c_str());  // a leftover of an earlier killed run with our pid
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        const std::string why = std::strerror(errno);
+        Abandon();
+        BLOCKQUANT_THROW(ErrorCode::kIo, "naming the new '" + path_ + "' failed: " + why);
+      }
+    }
+    const int close_result = ::close(fd_);
+    fd_ = -1;
+    if (close_result != 0) {
+      const std::string why = std::strerror(errno);
       ::unlink(tmp_path_.c_str());
       BLOCKQUANT_THROW(ErrorCode::kIo, "flushing '" + path_ + "' failed: " + why);
     }
-    fd_ = -1;
     if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
       const std::string why = std::strerror(errno);
       ::unlink(tmp_path_.c_str());
       BLOCKQUANT_THROW(ErrorCode::kIo, "renaming onto '" + path_ + "' failed: " + why);
     }
-    const size_t slash = path_.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int dfd = ::open(Directory().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ::fsync(dfd);  // best effort: the rename itself already happened
       ::close(dfd);
@@ -91,12 +115,21 @@ class AtomicFile {
     if (fd_ >= 0) {
       ::close(fd_);
       fd_ = -1;
-      ::unlink(tmp_path_.c_str());
+      if (!unnamed_) ::unlink(tmp_path_.c_str());
     }
   }
 
+  // Whether the data go to an unnamed file (nothing is left if killed).
+  bool unnamed() const { return unnamed_; }
+
  private:
+  std::string Directory() const {
+    const size_t slash = path_.rfind('/');
+    return slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  }
+
   std::string path_, tmp_path_;
+  bool unnamed_ = false;
   int fd_ = -1;
   uint64_t written_ = 0;
 };

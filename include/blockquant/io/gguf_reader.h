@@ -115,6 +115,7 @@ class GgufFile {
         // a count the rest of the file cannot hold is rejected before reserving.
         const uint64_t min_elem = GgufScalarSize(v.elem_type) ? GgufScalarSize(v.elem_type) : 8;
         if (count > r.remaining() / min_elem) {
+          if (r.capped()) r.Need(r.remaining() + 1, "array elements");  // kLimit, naming the cap
           r.Fail("array of " + std::to_string(count) + " elements cannot fit in the " +
                  std::to_string(r.remaining()) + " bytes left");
         }
@@ -129,7 +130,11 @@ class GgufFile {
 
   void Parse(const GgufReadOptions& o) {
     const uint64_t parse_limit = std::min<uint64_t>(file_.size(), o.max_metadata_bytes);
-    ByteReader r(file_.data(), parse_limit, "'" + file_.path() + "'");
+    ByteReader r(file_.data(), parse_limit, "'" + file_.path() + "'",
+                 parse_limit < file_.size()
+                     ? "the header size limit (GgufReadOptions::max_metadata_bytes = " +
+                           std::to_string(o.max_metadata_bytes) + ")"
+                     : std::string());
     const uint8_t* magic = r.Bytes(4, "magic");
     if (std::memcmp(magic, "GGUF", 4) != 0) r.Fail("not a GGUF file (bad magic)");
     version_ = r.Read<uint32_t>("version");
@@ -137,10 +142,16 @@ class GgufFile {
     const uint64_t n_tensors = r.Read<uint64_t>("tensor count");
     const uint64_t n_kv = r.Read<uint64_t>("metadata count");
     // Minimum sizes: a tensor info is >= 24 bytes, a key/value >= 13.
-    if (n_tensors > o.max_tensor_count || n_tensors > r.remaining() / 24) {
+    if (n_tensors > o.max_tensor_count) {
+      BLOCKQUANT_THROW(ErrorCode::kLimit, "'" + file_.path() + "': tensor count " + std::to_string(n_tensors) +
+                                              " is over GgufReadOptions::max_tensor_count = " +
+                                              std::to_string(o.max_tensor_count));
+    }
+    const uint64_t rest_of_file = file_.size() - r.offset();  // not the cap: these are facts of the file
+    if (n_tensors > rest_of_file / 24) {
       r.Fail("tensor count " + std::to_string(n_tensors) + " is impossible for this file");
     }
-    if (n_kv > r.remaining() / 13) r.Fail("metadata count " + std::to_string(n_kv) + " is impossible for this file");
+    if (n_kv > rest_of_file / 13) r.Fail("metadata count " + std::to_string(n_kv) + " is impossible for this file");
 
     std::unordered_set<std::string> keys;
     metadata_.reserve(n_kv);

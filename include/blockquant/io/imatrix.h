@@ -31,6 +31,18 @@ struct ImatrixEntry {
   std::vector<float> sum2;    // n_mat * cols
   std::vector<float> counts;  // n_mat (a single count is broadcast to every matrix)
   int64_t n_mat() const { return cols == 0 ? 0 : static_cast<int64_t>(sum2.size()) / cols; }
+
+  // Throws kShape unless sum2 holds whole rows of cols values and counts has
+  // one value or one per matrix (the savers and Importance rely on it).
+  void Check(const std::string& name) const {
+    if (cols <= 0 || sum2.empty() || static_cast<int64_t>(sum2.size()) % cols != 0 ||
+        (counts.size() != 1 && static_cast<int64_t>(counts.size()) != n_mat())) {
+      BLOCKQUANT_THROW(ErrorCode::kShape, "imatrix entry '" + name + "': " + std::to_string(sum2.size()) +
+                                              " values, " + std::to_string(cols) + " columns and " +
+                                              std::to_string(counts.size()) +
+                                              " counts do not form [matrices x columns] with a count per matrix");
+    }
+  }
 };
 
 struct Imatrix {
@@ -45,7 +57,8 @@ struct Imatrix {
     const auto it = entries.find(tensor);
     if (it == entries.end()) return {};
     const ImatrixEntry& e = it->second;
-    if (e.cols != cols || mat >= e.n_mat()) {
+    e.Check(tensor);
+    if (e.cols != cols || mat < 0 || mat >= e.n_mat()) {
       BLOCKQUANT_THROW(ErrorCode::kShape, "imatrix entry '" + tensor + "' has " + std::to_string(e.n_mat()) + " x " +
                                               std::to_string(e.cols) + " values; the tensor needs " +
                                               std::to_string(cols) + " columns for matrix " + std::to_string(mat));
@@ -133,6 +146,7 @@ inline Imatrix LoadImatrix(const std::string& path) {
 // Legacy .dat as llama.cpp writes it (entries sorted by name): values are the
 // mean x^2 times ncall, ncall the largest count rounded up to whole chunks.
 inline void SaveImatrixDat(const Imatrix& m, const std::string& path) {
+  for (const auto& kv : m.entries) kv.second.Check(kv.first);  // before the file is created
   AtomicFile f(path);
   auto put_i32 = [&](int32_t v) { f.Write(&v, 4); };
   put_i32(static_cast<int32_t>(m.entries.size()));
@@ -171,14 +185,17 @@ inline void SaveImatrixGguf(const Imatrix& m, const std::string& path) {
   w.Set("imatrix.chunk_count", GgufValue::U32(static_cast<uint32_t>(m.chunk_count)));
   w.Set("imatrix.chunk_size", GgufValue::U32(static_cast<uint32_t>(m.chunk_size)));
   for (const auto& kv : m.entries) {
+    kv.second.Check(kv.first);
     w.AddTensor(kv.first + ".in_sum2", QuantType::kF32, {kv.second.cols, kv.second.n_mat()});
-    w.AddTensor(kv.first + ".counts", QuantType::kF32, {1, static_cast<int64_t>(kv.second.counts.size())});
+    w.AddTensor(kv.first + ".counts", QuantType::kF32, {1, kv.second.n_mat()});  // one per matrix in the file
   }
   w.Begin();
   size_t i = 0;
   for (const auto& kv : m.entries) {
-    w.Write(i++, kv.second.sum2.data(), kv.second.sum2.size() * 4);
-    w.Write(i++, kv.second.counts.data(), kv.second.counts.size() * 4);
+    const ImatrixEntry& e = kv.second;
+    w.Write(i++, e.sum2.data(), e.sum2.size() * 4);
+    const std::vector<float> counts(static_cast<size_t>(e.n_mat()), e.counts[0]);
+    w.Write(i++, e.counts.size() == 1 ? counts.data() : e.counts.data(), static_cast<size_t>(e.n_mat()) * 4);
   }
   w.Commit();
 }

@@ -37,6 +37,7 @@ class MappedFile {
     size_ = static_cast<uint64_t>(st.st_size);
     device_ = static_cast<uint64_t>(st.st_dev);
     inode_ = static_cast<uint64_t>(st.st_ino);
+    mtime_ns_ = MtimeNs(st);
     if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
@@ -58,6 +59,7 @@ class MappedFile {
       size_ = std::exchange(o.size_, 0);
       device_ = o.device_;
       inode_ = o.inode_;
+      mtime_ns_ = o.mtime_ns_;
     }
     return *this;
   }
@@ -82,7 +84,28 @@ class MappedFile {
   uint64_t device() const { return device_; }
   uint64_t inode() const { return inode_; }
 
+  // Whether the file we mapped was rewritten in place since it was opened
+  // (same inode, another size or modification time): its pages may then mix
+  // old and new bytes, so results read from it cannot be trusted. A file
+  // replaced by rename is not "modified": the mapping keeps the old inode.
+  // (Shrinking a mapped file makes reads past the new end raise SIGBUS; that
+  // cannot be turned into an error, see docs/robustness.md.)
+  bool ModifiedSinceOpen() const {
+    struct stat st;
+    if (path_.empty() || ::stat(path_.c_str(), &st) != 0) return false;
+    return static_cast<uint64_t>(st.st_dev) == device_ && static_cast<uint64_t>(st.st_ino) == inode_ &&
+           (static_cast<uint64_t>(st.st_size) != size_ || MtimeNs(st) != mtime_ns_);
+  }
+
  private:
+  static int64_t MtimeNs(const struct stat& st) {
+#ifdef __APPLE__
+    const struct timespec& t = st.st_mtimespec;
+#else
+    const struct timespec& t = st.st_mtim;
+#endif
+    return static_cast<int64_t>(t.tv_sec) * 1000000000 + static_cast<int64_t>(t.tv_nsec);
+  }
   void Reset() {
     if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
     data_ = nullptr;
@@ -91,22 +114,30 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0, device_ = 0, inode_ = 0;
+  int64_t mtime_ns_ = 0;
 };
 
-// Sequential little-endian reads within [0, size); name labels errors.
+// Sequential little-endian reads within [0, size); name labels errors. When
+// size is a cap below the file's size, cap_note says which limit it is, and
+// a read past it is a kLimit error naming that limit instead of a truncation.
 class ByteReader {
  public:
-  ByteReader(const uint8_t* data, uint64_t size, std::string name)
-      : data_(data), size_(size), name_(std::move(name)) {}
+  ByteReader(const uint8_t* data, uint64_t size, std::string name, std::string cap_note = {})
+      : data_(data), size_(size), name_(std::move(name)), cap_note_(std::move(cap_note)) {}
 
   uint64_t offset() const { return pos_; }
   uint64_t remaining() const { return size_ - pos_; }
   const std::string& name() const { return name_; }
+  bool capped() const { return !cap_note_.empty(); }
 
   [[noreturn]] void Fail(const std::string& what) const {
     BLOCKQUANT_THROW(ErrorCode::kFormat, name_ + " at byte " + std::to_string(pos_) + ": " + what);
   }
   void Need(uint64_t n, const char* what) const {
+    if (n > remaining() && !cap_note_.empty()) {
+      BLOCKQUANT_THROW(ErrorCode::kLimit, name_ + " at byte " + std::to_string(pos_) + ": " + what + " needs " +
+                                              std::to_string(n) + " bytes, past " + cap_note_);
+    }
     if (n > remaining()) {
       Fail(std::string("truncated: ") + what + " needs " + std::to_string(n) + " bytes, " +
            std::to_string(remaining()) + " remain");
@@ -134,7 +165,7 @@ class ByteReader {
  private:
   const uint8_t* data_;
   uint64_t size_;
-  std::string name_;
+  std::string name_, cap_note_;
   uint64_t pos_ = 0;
 };
 
