@@ -32,6 +32,8 @@ pkg=build-asan/pkg/blockquant
 rm -rf build-asan/pkg && mkdir -p "$pkg"
 cp python/blockquant/*.py python/blockquant/py.typed "$pkg/"
 cp build-asan/python/_core*.so "$pkg/"
-ASAN_OPTIONS=detect_leaks=0:handle_sigbus=0 LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
-  PYTHONPATH="$PWD/build-asan/pkg" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python \
-  --import-mode=importlib
+# libstdc++ is preloaded too: ASan resolves the real __cxa_throw when it
+# starts, and the interpreter itself does not link libstdc++.
+preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so.6)"
+ASAN_OPTIONS=detect_leaks=0:handle_sigbus=0 LD_PRELOAD="$preload" \
+  PYTHONPATH="$PWD/build-asan/pkg" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python

@@ -2,6 +2,7 @@
 // target (hwy::GetChosenTarget, shared by every HWY_DYNAMIC_DISPATCH table in
 // the process); forcing goes through hwy::SetSupportedTargetsForTest, which
 // limits the "supported" mask and re-chooses.
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -53,8 +54,11 @@ namespace cpu {
 CpuTargetInfo CpuTargets() {
   internal::EnsureCpuTargetInit();
   CpuTargetInfo info;
-  for (int64_t bit = 1; bit != 0 && bit <= HWY_TARGETS; bit <<= 1) {
-    if (bit & HWY_TARGETS) info.compiled.emplace_back(hwy::TargetName(bit));
+  // Unsigned: the loop walks through bit 63, where a signed shift is undefined
+  // (UBSan caught it).
+  const uint64_t compiled = static_cast<uint64_t>(HWY_TARGETS);
+  for (uint64_t bit = 1; bit != 0 && bit <= compiled; bit <<= 1) {
+    if (bit & compiled) info.compiled.emplace_back(hwy::TargetName(static_cast<int64_t>(bit)));
   }
   for (int64_t t : hwy::SupportedAndGeneratedTargets()) info.supported.emplace_back(hwy::TargetName(t));
   // Chosen = the best target in the current supported mask (lowest bit on x86).
