@@ -193,21 +193,30 @@ TEST_CASE("invalid rules: kInvalidArgument naming the rule index and field") {
   CHECK(msg.find("rule 1, field 'regex'") != std::string::npos);
 
   // Patterns that would overflow libstdc++'s regex compiler (a fuzzer find:
-  // a count of 7777777777777777777 overflows a long), its stack or its state
-  // budget are refused before std::regex sees them.
+  // a count of 77777777777777777777 overflows a long), its stack or its state
+  // budget, and back references (backtracking only) are refused before
+  // std::regex sees them.
   for (const std::string& hostile :
-       {std::string("a{77777777777777777777}"), std::string("a{2,99999}"), std::string("(a)\\123456789012345678901"),
-        std::string(600, 'a'), std::string(40, '(') + "a" + std::string(40, ')')}) {
+       {std::string("a{77777777777777777777}"), std::string("a{2,99999}"), std::string("(a)\\1"),
+        std::string("((a{40}){40}){40}"), std::string("(ab{1000}){3}"), std::string(600, 'a'),
+        std::string(40, '(') + "a" + std::string(40, ')')}) {
     s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));
     s.rules[1].regex = hostile;
     msg = error_of(s);
     CHECK_MESSAGE(msg.find("rule 1, field 'regex': refused") != std::string::npos, hostile);
   }
-  // Real rules stay within the limits: counts, classes with braces and digits, escapes.
-  for (const char* fine : {"blk\\.(1[0-9]|2[0-3])\\.ffn_down", "a{2,1000}", "[{0-9}]+\\{12345\\}", "(a)\\1"}) {
+  // Real rules stay within the limits: counts, classes with braces and
+  // digits, escapes; nested quantifiers are fine too, because the matcher
+  // runs in polynomial time (a backtracking one would take ages on
+  // "(.*){500}x" against a 20-character name).
+  for (const char* fine : {"blk\\.(1[0-9]|2[0-3])\\.ffn_down", "a{2,1000}", "[{0-9}]+\\{12345\\}",
+                           "(.*){500}x", "((a|aa)+)+$"}) {
     s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));
     s.rules[1].regex = fine;
     CHECK_MESSAGE(error_of(s).empty(), fine);
+    const std::vector<blockquant::TensorDesc> names = {{"blk.12.ffn_down.weight", {256, 512}, QuantType::kF16},
+                                           {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", {256, 512}, QuantType::kF16}};
+    CHECK(MakePlan(names, Policy::Rules(s)).tensors.size() == 2);
   }
 
   s.rules[1] = R(RuleAction::To(QuantType::kQ4_K));

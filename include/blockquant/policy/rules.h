@@ -13,6 +13,7 @@
 #ifndef BLOCKQUANT_POLICY_RULES_H_
 #define BLOCKQUANT_POLICY_RULES_H_
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <memory>
@@ -138,45 +139,90 @@ inline size_t UnclosedGlobClass(std::string_view pattern) {
 }
 
 // std::regex (libstdc++) compiles recursively, expands counted repetition by
-// copying states and parses counts into a long without overflow checks, so a
-// hostile pattern can overflow the stack or a signed integer (found by
-// tests/fuzz/fuzz_rules). Rules name tensors; these limits are far above any
-// real rule. Returns the reason a pattern is refused, or "" when it is fine.
+// copying states, parses counts into a long without overflow checks, and by
+// default matches by backtracking (exponential on nested quantifiers), so a
+// hostile pattern could overflow the stack or a signed integer (both found
+// by tests/fuzz/fuzz_rules) or take hours. Patterns are therefore checked
+// first, and compiled for libstdc++'s polynomial-time matcher (RegexFlags).
+// Rules name tensors; these limits are far above any real rule. Returns the
+// reason a pattern is refused, or "" when it is fine.
 inline constexpr size_t kMaxRegexLength = 512;
 inline constexpr int kMaxRegexDepth = 32;
-inline constexpr long kMaxRegexCount = 1000;  // in {n}, {n,}, {n,m} and \n
+inline constexpr long kMaxRegexCount = 1000;   // in {n}, {n,} and {n,m}
+inline constexpr long kMaxRegexStates = 2000;  // atoms once counted repetition is expanded
 inline std::string RegexLimitProblem(std::string_view pattern) {
   if (pattern.size() > kMaxRegexLength) {
     return "longer than " + std::to_string(kMaxRegexLength) + " characters";
   }
-  int depth = 0;
-  bool in_class = false, in_braces = false;
+  const std::string too_big = "expands to more than " + std::to_string(kMaxRegexStates) + " states";
+  // Sizes of the open groups (innermost last) and of the atom or group a
+  // quantifier after it would repeat.
+  std::vector<long> size = {0};
+  long last = 0;
+  auto atom = [&](long n) {
+    size.back() += n;
+    last = n;
+  };
+  bool in_class = false;
   for (size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
-    const bool escaped_digit = c == '\\' && i + 1 < pattern.size() && std::isdigit((unsigned char)pattern[i + 1]);
-    if (escaped_digit || (in_braces && std::isdigit((unsigned char)c))) {
-      size_t j = escaped_digit ? i + 1 : i;
-      long value = 0;
-      for (; j < pattern.size() && std::isdigit((unsigned char)pattern[j]); ++j) {
-        value = value * 10 + (pattern[j] - '0');
-        if (value > kMaxRegexCount) return "a count or back reference above " + std::to_string(kMaxRegexCount);
-      }
-      i = j - 1;
-    } else if (c == '\\') {
-      ++i;  // an escaped character has no special meaning here
-    } else if (in_class) {
+    if (in_class) {
+      if (c == '\\') ++i;
       in_class = c != ']';
+    } else if (c == '\\') {
+      if (i + 1 < pattern.size() && pattern[i + 1] >= '1' && pattern[i + 1] <= '9') {
+        return "back references are not supported";  // and need the backtracking matcher
+      }
+      ++i;
+      atom(1);
     } else if (c == '[') {
       in_class = true;
-    } else if (c == '{' || c == '}') {
-      in_braces = c == '{';
-    } else if (c == '(' && ++depth > kMaxRegexDepth) {
-      return "groups nested deeper than " + std::to_string(kMaxRegexDepth);
-    } else if (c == ')' && depth > 0) {
-      --depth;
+      atom(1);
+    } else if (c == '{' && i + 1 < pattern.size() && std::isdigit(static_cast<unsigned char>(pattern[i + 1]))) {
+      long count = 0, value = 0;
+      size_t j = i + 1;
+      for (; j < pattern.size() && (std::isdigit(static_cast<unsigned char>(pattern[j])) || pattern[j] == ','); ++j) {
+        if (pattern[j] == ',') {
+          count = std::max(count, value) + 1;  // {n,}: at least n + 1 copies
+          value = 0;
+          continue;
+        }
+        value = value * 10 + (pattern[j] - '0');
+        if (value > kMaxRegexCount) return "a repetition count above " + std::to_string(kMaxRegexCount);
+      }
+      count = std::max(count, value);
+      i = j;  // the closing '}'
+      if (count > 1) size.back() += last * (count - 1);
+      if (size.back() > kMaxRegexStates) return too_big;
+    } else if (c == '(') {
+      if (static_cast<int>(size.size()) > kMaxRegexDepth) {
+        return "groups nested deeper than " + std::to_string(kMaxRegexDepth);
+      }
+      size.push_back(0);
+      last = 0;
+    } else if (c == ')' && size.size() > 1) {
+      const long group = size.back() + 1;
+      size.pop_back();
+      atom(group);
+    } else if (c != '*' && c != '+' && c != '?' && c != '|') {
+      atom(1);
     }
+    if (size.back() > kMaxRegexStates) return too_big;
   }
-  return "";
+  long total = 0;
+  for (long s : size) total += s;
+  return total > kMaxRegexStates ? too_big : "";
+}
+
+// ECMAScript, and on libstdc++ its breadth-first matcher, whose time is
+// polynomial in pattern and name (it refuses back references, which
+// RegexLimitProblem refuses first).
+inline std::regex::flag_type RegexFlags() {
+#if defined(__GLIBCXX__)
+  return std::regex::ECMAScript | std::regex_constants::__polynomial;
+#else
+  return std::regex::ECMAScript;
+#endif
 }
 
 inline int ResolveLayer(int bound, int n_layer) { return bound < 0 ? n_layer + bound : bound; }
@@ -222,7 +268,7 @@ class RuleMatcher {
                                (r.regex.size() > 64 ? "...'" : "'") + "): " + problem);
         }
         try {
-          regexes_.emplace_back(std::in_place, r.regex, std::regex::ECMAScript);
+          regexes_.emplace_back(std::in_place, r.regex, policy_detail::RegexFlags());
         } catch (const std::regex_error& e) {
           BLOCKQUANT_THROW(ErrorCode::kInvalidArgument,
                            where + ", field 'regex': invalid regular expression '" + r.regex + "': " + e.what());
