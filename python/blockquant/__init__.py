@@ -32,6 +32,7 @@ from ._core import (
     ValidationError,
 )
 
+from . import calib  # noqa: E402  (bq.calib)
 from .flow import Policy, compress_file, inspect, make_demo_model, plan, quantize_model, validate_model
 
 __version__: str = _core.__version__

@@ -1,6 +1,7 @@
 // The quantize -> validate -> export flow for Python: thin wrappers over
 // include/blockquant/flow/. Reports cross as JSON text (parsed in Python) so
 // the C++ tool, the CLI and notebooks see exactly the same fields.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "blockquant/flow/quantize_model.h"
 #include "blockquant/flow/synthetic_model.h"
+#include "blockquant/io/imatrix.h"
 #include "row_quantizer.h"
 
 namespace py = pybind11;
@@ -121,6 +123,55 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
 
 }  // namespace
 
+// Imatrix files from and to Python: {name: (sum2 float32 [n_mat * cols],
+// counts float32 [1 or n_mat], cols)} plus datasets and chunk figures.
+py::dict LoadImatrixPy(const std::string& path) {
+  bq::Imatrix m;
+  {
+    py::gil_scoped_release release;
+    m = bq::LoadImatrix(path);
+  }
+  py::dict entries;
+  for (const auto& [name, e] : m.entries) {
+    entries[py::str(name)] = py::make_tuple(py::array_t<float>(static_cast<py::ssize_t>(e.sum2.size()), e.sum2.data()),
+                                            py::array_t<float>(static_cast<py::ssize_t>(e.counts.size()), e.counts.data()),
+                                            e.cols);
+  }
+  py::dict out;
+  out["entries"] = entries;
+  out["datasets"] = m.datasets;
+  out["chunk_count"] = m.chunk_count;
+  out["chunk_size"] = m.chunk_size;
+  return out;
+}
+
+void SaveImatrixPy(const std::string& path, const py::dict& entries, const std::vector<std::string>& datasets,
+                   int64_t chunk_count, int64_t chunk_size, const std::string& format) {
+  if (format != "gguf" && format != "dat") {
+    throw bq::Error(bq::ErrorCode::kInvalidArgument, "imatrix format must be 'gguf' or 'dat', got '" + format + "'");
+  }
+  bq::Imatrix m;
+  m.datasets = datasets;
+  m.chunk_count = chunk_count;
+  m.chunk_size = chunk_size;
+  for (const auto& kv : entries) {
+    const auto t = kv.second.cast<py::tuple>();
+    const auto sum2 = t[0].cast<py::array_t<float, py::array::c_style | py::array::forcecast>>();
+    const auto counts = t[1].cast<py::array_t<float, py::array::c_style | py::array::forcecast>>();
+    bq::ImatrixEntry e;
+    e.cols = t[2].cast<int64_t>();
+    e.sum2.assign(sum2.data(), sum2.data() + sum2.size());
+    e.counts.assign(counts.data(), counts.data() + counts.size());
+    m.entries.emplace(kv.first.cast<std::string>(), std::move(e));
+  }
+  py::gil_scoped_release release;
+  if (format == "gguf") {
+    bq::SaveImatrixGguf(m, path);
+  } else {
+    bq::SaveImatrixDat(m, path);
+  }
+}
+
 void RegisterFlow(py::module_& m) {
   py::class_<FlowOutput>(m, "FlowOutput")
       .def_readonly("report_json", &FlowOutput::report_json)
@@ -132,6 +183,9 @@ void RegisterFlow(py::module_& m) {
         py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
         py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "",
         py::arg("on_tensor") = py::none());
+  m.def("load_imatrix", &LoadImatrixPy, py::arg("path"));
+  m.def("save_imatrix", &SaveImatrixPy, py::arg("path"), py::arg("entries"), py::arg("datasets"),
+        py::arg("chunk_count"), py::arg("chunk_size"), py::arg("format"));
   m.def("inspect", &Inspect, py::arg("path"), py::arg("max_array") = 16);
   m.def("compare_models", [](const std::string& a, const std::string& b, const std::vector<std::string>& accept,
                              int threads) {

@@ -177,6 +177,9 @@ void RegisterFlow(py::module_& m);  // flow_bindings.cc
 #if defined(BLOCKQUANT_HAS_DISPATCH)
 void RegisterKernels(py::module_& m);  // kernel_bindings.cc
 #endif
+#if defined(BLOCKQUANT_HAS_CALIB)
+void RegisterCalib(py::module_& m);  // calib_bindings.cc
+#endif
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "blockquant native kernels (use the blockquant package, not this module)";
@@ -221,5 +224,10 @@ PYBIND11_MODULE(_core, m) {
   RegisterKernels(m);
 #else
   m.attr("has_kernels") = false;
+#endif
+#if defined(BLOCKQUANT_HAS_CALIB)
+  RegisterCalib(m);
+#else
+  m.attr("has_calib") = false;
 #endif
 }

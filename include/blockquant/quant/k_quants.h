@@ -262,10 +262,8 @@ BLOCKQUANT_HOST_DEVICE inline void PackQ4_K(const AsymSuper& s, BlockQ4_K* y) {
   y->dmin = s.dmin;
 }
 
-BLOCKQUANT_HOST_DEVICE inline void PackQ5_K(const AsymSuper& s, BlockQ5_K* y) {
-  uint8_t q[kQK_K];
-  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
-  PackScaleMinK4(s.sc, s.m, y->scales);
+// The level bits of a Q5_K block from q[256] in 0..31 (scales untouched).
+BLOCKQUANT_HOST_DEVICE inline void PackLevelsQ5_K(const uint8_t* q, BlockQ5_K* y) {
   PackNibblesK(q, y->qs);
   for (auto& h : y->qh) h = 0;
   for (int c = 0; c < 4; ++c) {
@@ -274,8 +272,37 @@ BLOCKQUANT_HOST_DEVICE inline void PackQ5_K(const AsymSuper& s, BlockQ5_K* y) {
       y->qh[l] = static_cast<uint8_t>(y->qh[l] | (lo_bit << (2 * c)) | (hi_bit << (2 * c + 1)));
     }
   }
+}
+
+BLOCKQUANT_HOST_DEVICE inline void PackQ5_K(const AsymSuper& s, BlockQ5_K* y) {
+  uint8_t q[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(s.L[i]);
+  PackScaleMinK4(s.sc, s.m, y->scales);
+  PackLevelsQ5_K(q, y);
   y->d = s.d;
   y->dmin = s.dmin;
+}
+
+// The level bits of a Q3_K block from code[256] = q + 4 in 0..7 (scales untouched).
+BLOCKQUANT_HOST_DEVICE inline void PackLevelsQ3_K(const uint8_t* code, BlockQ3_K* y) {
+  PackLow2(code, y->qs);
+  for (auto& h : y->hmask) h = 0;
+  for (int i = 0; i < kQK_K; ++i) {
+    if (code[i] >= 4) y->hmask[i % 32] = static_cast<uint8_t>(y->hmask[i % 32] | (1 << (i / 32)));
+  }
+}
+
+// The level bits of a Q6_K block from q[256] = level + 32 in 0..63 (scales untouched).
+BLOCKQUANT_HOST_DEVICE inline void PackLevelsQ6_K(const uint8_t* q, BlockQ6_K* y) {
+  for (int h = 0; h < 2; ++h) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* e = q + 128 * h;
+      y->ql[64 * h + l] = static_cast<uint8_t>((e[l] & 0xF) | ((e[64 + l] & 0xF) << 4));
+      y->ql[64 * h + 32 + l] = static_cast<uint8_t>((e[32 + l] & 0xF) | ((e[96 + l] & 0xF) << 4));
+      y->qh[32 * h + l] = static_cast<uint8_t>((e[l] >> 4) | ((e[32 + l] >> 4) << 2) | ((e[64 + l] >> 4) << 4) |
+                                               ((e[96 + l] >> 4) << 6));
+    }
+  }
 }
 
 BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
@@ -294,11 +321,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y,
     QuantizeSuperSym(3, -32, x + off, importance ? importance + off : nullptr, &s);
     uint8_t code[kQK_K];
     for (int i = 0; i < kQK_K; ++i) code[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 4);
-    PackLow2(code, y[b].qs);
-    for (auto& h : y[b].hmask) h = 0;
-    for (int i = 0; i < kQK_K; ++i) {
-      if (code[i] >= 4) y[b].hmask[i % 32] = static_cast<uint8_t>(y[b].hmask[i % 32] | (1 << (i / 32)));
-    }
+    PackLevelsQ3_K(code, &y[b]);
     uint8_t S[16];
     for (int g = 0; g < 16; ++g) S[g] = static_cast<uint8_t>(s.s[g] + 32);
     PackScalesQ3K(S, y[b].scales);
@@ -331,15 +354,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ6_K(const float* x, BlockQ6_K* y,
     QuantizeSuperSym(31, -128, x + off, importance ? importance + off : nullptr, &s);
     uint8_t q[kQK_K];
     for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 32);
-    for (int h = 0; h < 2; ++h) {
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t* e = q + 128 * h;
-        y[b].ql[64 * h + l] = static_cast<uint8_t>((e[l] & 0xF) | ((e[64 + l] & 0xF) << 4));
-        y[b].ql[64 * h + 32 + l] = static_cast<uint8_t>((e[32 + l] & 0xF) | ((e[96 + l] & 0xF) << 4));
-        y[b].qh[32 * h + l] = static_cast<uint8_t>((e[l] >> 4) | ((e[32 + l] >> 4) << 2) |
-                                                   ((e[64 + l] >> 4) << 4) | ((e[96 + l] >> 4) << 6));
-      }
-    }
+    PackLevelsQ6_K(q, &y[b]);
     for (int g = 0; g < 16; ++g) y[b].scales[g] = s.s[g];
     y[b].d = s.d;
   }
