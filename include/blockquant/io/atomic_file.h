@@ -1,8 +1,10 @@
 // Writing a file so that its final path only ever holds a complete file.
 // On Linux the data go to an unnamed file (O_TMPFILE) in the target's
 // directory, so a process killed mid-write leaves nothing behind; Commit()
-// fsyncs it, links it as "<path>.tmp.<pid>" and renames that over the path,
-// then fsyncs the directory. Where O_TMPFILE is unsupported (other systems,
+// fsyncs it and links it at the path, or, when a file is there to replace,
+// links it as "<path>.tmp.<pid>" and renames that over the path (a kill in
+// the microseconds between the two leaves that name); then it fsyncs the
+// directory. Where O_TMPFILE is unsupported (other systems,
 // some filesystems) the data go to "<path>.tmp.<pid>" from the start, which a
 // SIGKILL can leave behind (never at the final path). Destroying an
 // uncommitted AtomicFile removes its temporary file; the path is untouched.
@@ -81,9 +83,17 @@ class AtomicFile {
       BLOCKQUANT_THROW(ErrorCode::kIo, "flushing '" + path_ + "' failed: " + why);
     }
     if (unnamed_) {
-      // Give the unnamed file a name beside the target (linkat cannot
-      // replace), then rename that name over the target as usual.
       const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+      // No file at the path yet: link the finished file there directly, so
+      // no name but the final one ever exists.
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        ::close(fd_);
+        fd_ = -1;
+        SyncDirectory();
+        return;
+      }
+      // Replacing a file (linkat cannot replace): name it beside the target,
+      // then rename over the target. A kill between the two leaves that name.
       ::unlink(tmp_path_.c_str());  // a leftover of an earlier killed run with our pid
       if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
         const std::string why = std::strerror(errno);
@@ -103,9 +113,14 @@ class AtomicFile {
       ::unlink(tmp_path_.c_str());
       BLOCKQUANT_THROW(ErrorCode::kIo, "renaming onto '" + path_ + "' failed: " + why);
     }
+    SyncDirectory();
+  }
+
+  // Best effort: the link or rename itself already happened.
+  void SyncDirectory() const {
     const int dfd = ::open(Directory().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      ::fsync(dfd);  // best effort: the rename itself already happened
+      ::fsync(dfd);
       ::close(dfd);
     }
   }
