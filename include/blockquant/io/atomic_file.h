@@ -74,7 +74,7 @@ class AtomicFile {
     }
   }
 
-  // fsync, rename over the final path, fsync the directory.
+  // fsync, link at (or rename over) the final path, fsync the directory.
   void Commit() {
     if (fd_ < 0) BLOCKQUANT_THROW(ErrorCode::kIo, "'" + path_ + "' was already committed or abandoned");
     if (::fsync(fd_) != 0) {
@@ -82,45 +82,40 @@ class AtomicFile {
       Abandon();
       BLOCKQUANT_THROW(ErrorCode::kIo, "flushing '" + path_ + "' failed: " + why);
     }
+    // The name the data have now: the final path once linked there directly.
+    const std::string* named = &tmp_path_;
     if (unnamed_) {
       const std::string self = "/proc/self/fd/" + std::to_string(fd_);
       // No file at the path yet: link the finished file there directly, so
-      // no name but the final one ever exists.
+      // no name but the final one ever exists. Replacing a file (linkat
+      // cannot replace): name it beside the target, then rename over the
+      // target; a kill between the two leaves that name.
       if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0) {
-        ::close(fd_);
-        fd_ = -1;
-        SyncDirectory();
-        return;
-      }
-      // Replacing a file (linkat cannot replace): name it beside the target,
-      // then rename over the target. A kill between the two leaves that name.
-      ::unlink(tmp_path_.c_str());  // a leftover of an earlier killed run with our pid
-      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-        const std::string why = std::strerror(errno);
-        Abandon();
-        BLOCKQUANT_THROW(ErrorCode::kIo, "naming the new '" + path_ + "' failed: " + why);
+        named = &path_;
+      } else {
+        ::unlink(tmp_path_.c_str());  // a leftover of an earlier killed run with our pid
+        if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+          const std::string why = std::strerror(errno);
+          Abandon();
+          BLOCKQUANT_THROW(ErrorCode::kIo, "naming the new '" + path_ + "' failed: " + why);
+        }
       }
     }
     const int close_result = ::close(fd_);
     fd_ = -1;
     if (close_result != 0) {
       const std::string why = std::strerror(errno);
-      ::unlink(tmp_path_.c_str());
+      ::unlink(named->c_str());
       BLOCKQUANT_THROW(ErrorCode::kIo, "flushing '" + path_ + "' failed: " + why);
     }
-    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    if (named != &path_ && ::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
       const std::string why = std::strerror(errno);
       ::unlink(tmp_path_.c_str());
       BLOCKQUANT_THROW(ErrorCode::kIo, "renaming onto '" + path_ + "' failed: " + why);
     }
-    SyncDirectory();
-  }
-
-  // Best effort: the link or rename itself already happened.
-  void SyncDirectory() const {
     const int dfd = ::open(Directory().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      ::fsync(dfd);
+      ::fsync(dfd);  // best effort: the link or rename itself already happened
       ::close(dfd);
     }
   }
