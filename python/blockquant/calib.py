@@ -9,12 +9,13 @@ Measure ``layer_error`` on activations the quantizer did not see.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from . import _core
 from ._core import NonFiniteError, ShapeError
+from .flow import _threads
 
 METHODS = ("rtn", "imatrix", "gptq")
 
@@ -36,11 +37,6 @@ def _f32_2d(a: Any, what: str, cols: Optional[int] = None) -> np.ndarray:
     if cols is not None and a.shape[1] != cols:
         raise ShapeError(f"{what} has {a.shape[1]} columns; the weight has {cols}")
     return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _threads(threads: Optional[int]) -> int:
-    import os
-    return threads if threads and threads > 0 else (os.cpu_count() or 1)
 
 
 def importance(calib: np.ndarray) -> np.ndarray:

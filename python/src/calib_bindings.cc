@@ -16,6 +16,7 @@
 #include "blockquant/format/type_traits.h"
 #include "blockquant/parallel.h"
 #include "row_quantizer.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 namespace bq = blockquant;
@@ -32,12 +33,6 @@ void Shape2(const F32Array& a, const char* what, int64_t* rows, int64_t* cols) {
   *cols = a.shape(1);
 }
 
-template <typename F>
-void WithoutGil(F&& f) {
-  py::gil_scoped_release release;
-  f();
-}
-
 py::array_t<uint8_t> Gptq(const F32Array& w, const std::string& type_name, const F32Array& x, double damp,
                           bool act_order, int threads) {
   int64_t rows, cols, n, xcols;
@@ -52,7 +47,7 @@ py::array_t<uint8_t> Gptq(const F32Array& w, const std::string& type_name, const
   auto out = std::make_unique<std::vector<uint8_t>>(static_cast<size_t>(rows * bq::RowBytes(type, cols)));
   const float* wp = w.data();
   const float* xp = x.data();
-  WithoutGil([&] {
+  RunWithoutGil([&] {
     bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
     calib::Hessian h(cols);
     h.Add(xp, n, pool.AsParallelFor());
@@ -78,7 +73,7 @@ double LayerError(const F32Array& w, const F32Array& w_hat, const F32Array& x, i
   }
   double e = 0.0;
   const float *wp = w.data(), *qp = w_hat.data(), *xp = x.data();
-  WithoutGil([&] {
+  RunWithoutGil([&] {
     bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
     e = calib::LayerOutputError(wp, qp, rows, cols, xp, n, pool.AsParallelFor());
   });
@@ -102,7 +97,7 @@ py::dict Awq(const std::string& type_name, const std::vector<F32Array>& weights,
   const bq::QuantType type = bq::ParseQuantType(type_name);
   calib::AwqResult r;
   const float* xp = x.data();
-  WithoutGil([&] {
+  RunWithoutGil([&] {
     bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
     calib::AwqOptions o;
     o.grid = grid;

@@ -14,6 +14,7 @@
 
 #include "blockquant/blockquant.h"
 #include "row_quantizer.h"
+#include "without_gil.h"
 
 namespace py = pybind11;
 namespace bq = blockquant;
@@ -44,26 +45,6 @@ void RaiseError(const bq::Error& e) {
   py::object exc = cls(py::str(e.what()));
   exc.attr("code") = py::str(bq::ErrorCodeName(e.code()));
   PyErr_SetObject(cls.ptr(), exc.ptr());
-}
-
-// Runs f with the GIL released; blockquant::Error is rethrown as the Python
-// class for its code once the GIL is back.
-template <typename F>
-void RunWithoutGil(F&& f) {
-  bool failed = false;
-  bq::ErrorCode code{};
-  std::string message;
-  {
-    py::gil_scoped_release release;
-    try {
-      f();
-    } catch (const bq::Error& e) {
-      failed = true;
-      code = e.code();
-      message = e.message();
-    }
-  }
-  if (failed) throw bq::Error(code, message);
 }
 
 bq::QuantType SourceType(const py::array& a, const std::string& source) {

@@ -11,20 +11,13 @@
 #include "blockquant/calib/layer_error.h"
 #include "blockquant/quant/dequantize.h"
 #include "blockquant/quant/quantize.h"
+#include "random_util.h"
 
 namespace bq = blockquant;
 namespace calib = blockquant::calib;
 using bq::QuantType;
 
 namespace {
-
-std::vector<float> Normal(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // y = W (rmsnorm(x) * g) for every row of x.
 std::vector<double> NormThenLinear(const std::vector<float>& x, int64_t n, int64_t cols, const std::vector<float>& g,

@@ -18,6 +18,7 @@
 #include "blockquant/parallel.h"
 #include "blockquant/quant/dequantize.h"
 #include "blockquant/quant/quantize.h"
+#include "random_util.h"
 
 namespace bq = blockquant;
 namespace calib = blockquant::calib;
@@ -27,14 +28,6 @@ namespace {
 
 const QuantType kGridTypes[] = {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ4_K, QuantType::kQ5_K,
                                 QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0};
-
-std::vector<float> Normal(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // Activations shaped like a transformer's: columns mixed (correlated),
 // heavy-tailed rows, and a few outlier channels 20-60x the rest. The mixing

@@ -13,6 +13,7 @@
 #include "blockquant/parallel.h"
 #include "blockquant/quant/dequantize.h"
 #include "blockquant/quant/quantize.h"
+#include "random_util.h"
 
 namespace bq = blockquant;
 using bq::QuantType;
@@ -34,14 +35,6 @@ const TypeBound kBounds[] = {
     {QuantType::kQ4_0, 0.0816, 0.06}, {QuantType::kQ4_1, 0.075, 0.05},  {QuantType::kQ5_0, 0.043, 0.03},
     {QuantType::kQ5_1, 0.037, 0.025},
 };
-
-std::vector<float> Normal(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 struct RoundTrip {
   std::vector<uint8_t> bytes;

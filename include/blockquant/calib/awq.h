@@ -86,11 +86,7 @@ inline AwqResult SearchAwqScales(QuantType type, const std::vector<AwqWeight>& w
   if (weights.empty() || cols <= 0 || samples <= 0 || options.grid < 1) {
     BLOCKQUANT_THROW(ErrorCode::kInvalidArgument, "AWQ needs weights, calibration rows and a grid >= 1");
   }
-  const int64_t bad = FindNonFinite(x, samples * cols);
-  if (bad >= 0) {
-    BLOCKQUANT_THROW(ErrorCode::kNonFinite, "calibration activations hold NaN or Inf at row " +
-                                                std::to_string(bad / cols) + ", column " + std::to_string(bad % cols));
-  }
+  RequireFinite(x, samples, cols, "the calibration activation matrix");
   std::vector<double> mean_abs(static_cast<size_t>(cols), 0.0), mean_sq(static_cast<size_t>(cols), 0.0);
   for (int64_t r = 0; r < samples; ++r) {
     for (int64_t j = 0; j < cols; ++j) {

@@ -59,12 +59,7 @@ class Hessian {
   void Add(const float* x, int64_t rows, const ParallelFor& parallel_for = SerialFor()) {
     if (rows < 0) BLOCKQUANT_THROW(ErrorCode::kShape, "negative activation row count");
     if (rows == 0) return;
-    const int64_t bad = FindNonFinite(x, rows * cols_);
-    if (bad >= 0) {
-      BLOCKQUANT_THROW(ErrorCode::kNonFinite, "calibration activations hold NaN or Inf at row " +
-                                                  std::to_string(bad / cols_) + ", column " +
-                                                  std::to_string(bad % cols_));
-    }
+    RequireFinite(x, rows, cols_, "the calibration activation matrix");
     const Eigen::Map<const RowMajorMatrixXf> X(x, rows, cols_);
     const int64_t panels = (cols_ + kPanel - 1) / kPanel;
     parallel_for(static_cast<size_t>(panels), [&](size_t begin, size_t end) {
@@ -186,11 +181,7 @@ inline void QuantizeGptq(QuantType type, const float* w, int64_t rows, int64_t c
     BLOCKQUANT_THROW(ErrorCode::kShape, std::string(TypeName(type)) + " needs rows that are a multiple of " +
                                             std::to_string(block) + " values, got " + std::to_string(cols));
   }
-  const int64_t bad = FindNonFinite(w, rows * cols);
-  if (bad >= 0) {
-    BLOCKQUANT_THROW(ErrorCode::kNonFinite, "weight holds NaN or Inf at row " + std::to_string(bad / cols) +
-                                                ", column " + std::to_string(bad % cols));
-  }
+  RequireFinite(w, rows, cols, "the weight");
   const RowQuantizer quantize_row = options.quantize_row ? options.quantize_row : QuantizeRowReference;
   const std::vector<float> importance = h.Importance();
   const LevelRange range(type);

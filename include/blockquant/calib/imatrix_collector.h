@@ -25,12 +25,7 @@ class ImatrixCollector {
   // kNonFinite and add nothing.
   void Add(const std::string& name, const float* x, int64_t rows, int64_t cols) {
     if (rows < 0 || cols <= 0) BLOCKQUANT_THROW(ErrorCode::kShape, "activations for '" + name + "' need cols > 0");
-    const int64_t bad = FindNonFinite(x, rows * cols);
-    if (bad >= 0) {
-      BLOCKQUANT_THROW(ErrorCode::kNonFinite, "activations for '" + name + "' hold NaN or Inf at row " +
-                                                  std::to_string(bad / cols) + ", column " +
-                                                  std::to_string(bad % cols));
-    }
+    RequireFinite(x, rows, cols, "the activation matrix for '" + name + "'");
     Sums& s = sums_[name];
     if (s.sum2.empty()) {
       s.sum2.assign(static_cast<size_t>(cols), 0.0);

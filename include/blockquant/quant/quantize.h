@@ -32,6 +32,16 @@ inline int64_t FindNonFinite(const float* x, int64_t n) {
   return -1;
 }
 
+// Throws kNonFinite naming `what` and the first NaN/Inf's row and column of
+// a row-major rows x cols matrix.
+inline void RequireFinite(const float* x, int64_t rows, int64_t cols, const std::string& what) {
+  const int64_t bad = FindNonFinite(x, rows * cols);
+  if (bad >= 0) {
+    BLOCKQUANT_THROW(ErrorCode::kNonFinite, what + " holds NaN or Inf at row " + std::to_string(bad / cols) +
+                                                ", column " + std::to_string(bad % cols));
+  }
+}
+
 // Quantizes one row of n f32 values into RowBytes(type, n) bytes at dst.
 // importance is null or n non-negative per-column weights (an imatrix row):
 // the quantizer then minimises sum_i importance[i] * (x[i] - deq[i])^2.
