@@ -37,6 +37,14 @@ from .flow import Policy, compress_file, inspect, make_demo_model, plan, quantiz
 
 __version__: str = _core.__version__
 
+
+def __getattr__(name: str) -> Any:
+    # bq.torch loads on first use, so `import blockquant` never needs PyTorch.
+    if name == "torch":
+        import importlib
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "QuantizedTensor", "TypeInfo", "quantize", "dequantize", "types", "matmul", "cpu_targets",
     "quantize_model", "plan", "Policy", "inspect", "validate_model", "make_demo_model", "compress_file",

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "blockquant/flow/quantize_model.h"
@@ -172,6 +173,51 @@ void SaveImatrixPy(const std::string& path, const py::dict& entries, const std::
   }
 }
 
+// The policy's plan for a tensor list that is not in a file (a PyTorch
+// model's weights under their GGUF names): the same MakePlan the flow runs.
+// tensors: (name, GGUF dims, source type); facts: arch, n_layer, n_head,
+// n_head_kv, n_expert (missing = inferred from the names).
+py::dict PlanTensors(const std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>>& tensors,
+                     const std::string& policy, const py::dict& facts, bool has_imatrix) {
+  std::vector<bq::TensorDesc> descs;
+  descs.reserve(tensors.size());
+  for (const auto& t : tensors) {
+    descs.push_back({std::get<0>(t), std::get<1>(t), bq::ParseQuantType(std::get<2>(t))});
+  }
+  bq::ModelFacts f;
+  if (facts.contains("arch")) f.arch = facts["arch"].cast<std::string>();
+  if (facts.contains("n_layer")) f.n_layer = facts["n_layer"].cast<int>();
+  if (facts.contains("n_head")) f.n_head = facts["n_head"].cast<int>();
+  if (facts.contains("n_head_kv")) f.n_head_kv = facts["n_head_kv"].cast<int>();
+  if (facts.contains("n_expert")) f.n_expert = facts["n_expert"].cast<int>();
+  f.has_imatrix = has_imatrix;
+  const bq::Plan plan = bq::MakePlan(descs, bq::ResolvePolicy(policy), f);
+  py::list rows;
+  for (const bq::TensorPlan& t : plan.tensors) {
+    py::dict d;
+    d["name"] = t.name;
+    d["role"] = bq::RoleName(t.role);
+    d["layer"] = t.layer;
+    d["type"] = bq::TypeName(t.type);
+    d["requested_type"] = bq::TypeName(t.requested_type);
+    d["keep"] = t.keep;
+    d["fallback"] = t.fallback;
+    d["decided_by"] = t.decided_by;
+    d["bytes"] = t.bytes;
+    d["source_bytes"] = t.source_bytes;
+    rows.append(d);
+  }
+  py::dict out;
+  out["policy"] = plan.policy;
+  out["tensors"] = rows;
+  out["notes"] = plan.facts.notes;
+  out["total_bytes"] = plan.total_bytes;
+  out["source_bytes"] = plan.source_bytes;
+  out["n_elements"] = plan.n_elements;
+  out["text"] = plan.ToText();
+  return out;
+}
+
 void RegisterFlow(py::module_& m) {
   py::class_<FlowOutput>(m, "FlowOutput")
       .def_readonly("report_json", &FlowOutput::report_json)
@@ -183,6 +229,8 @@ void RegisterFlow(py::module_& m) {
         py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
         py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "",
         py::arg("on_tensor") = py::none());
+  m.def("plan_tensors", &PlanTensors, py::arg("tensors"), py::arg("policy"), py::arg("facts"),
+        py::arg("has_imatrix") = false);
   m.def("load_imatrix", &LoadImatrixPy, py::arg("path"));
   m.def("save_imatrix", &SaveImatrixPy, py::arg("path"), py::arg("entries"), py::arg("datasets"),
         py::arg("chunk_count"), py::arg("chunk_size"), py::arg("format"));

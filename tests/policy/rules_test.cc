@@ -61,6 +61,14 @@ TEST_CASE("ClassifyTensor: roles and layers") {
       {"blk.7.attn_q.bias", TensorRole::kBias, 7},
       {"blk.x.attn_q.weight", TensorRole::kOther, -1},
       {"blk.7attn_q.weight", TensorRole::kOther, -1},
+      // encoder-decoder (t5) names
+      {"enc.blk.2.attn_q.weight", TensorRole::kAttnQ, 2},
+      {"enc.blk.2.attn_o.weight", TensorRole::kAttnOutput, 2},
+      {"dec.blk.5.cross_attn_k.weight", TensorRole::kAttnK, 5},
+      {"dec.blk.5.cross_attn_o.weight", TensorRole::kAttnOutput, 5},
+      {"dec.blk.5.ffn_down.weight", TensorRole::kFfnDown, 5},
+      {"enc.output_norm.weight", TensorRole::kNorm, -1},
+      {"xyz.blk.1.attn_q.weight", TensorRole::kOther, -1},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);

@@ -217,3 +217,20 @@ def test_budget_with_imatrix_fits(small_model):
     report = bq.quantize_model(src, out, target_bpw=3.5, imatrix=imat, threads=2, reports=False)
     assert report["totals"]["bits_per_weight"] <= 3.5 + 1e-9
     assert bq.inspect(out)["metadata"]["quantize.imatrix.entries_count"] == len(entries)
+
+
+def test_plan_tensors_matches_the_file_plan(small_model):
+    """The planner bq.torch uses (tensors given as a list) decides exactly as for the file."""
+    _, small_model = small_model
+    from_file = bq.plan(small_model, "Q4_K_M")
+    info = bq.inspect(small_model)
+    listed = bq._core.plan_tensors([(t["name"], t["shape"], t["type"]) for t in info["tensors"]], "Q4_K_M",
+                                   {"arch": info["metadata"]["general.architecture"],
+                                    "n_layer": info["metadata"]["llama.block_count"]})
+    assert [(t["name"], t["type"], t["bytes"]) for t in listed["tensors"]] == \
+        [(t["name"], t["type"], t["bytes"]) for t in from_file["tensors"]]
+    assert listed["total_bytes"] == from_file["totals"]["tensor_bytes"]
+    with pytest.raises(bq.ShapeError):
+        bq._core.plan_tensors([("blk.0.attn_q.weight", [256, 0], "F16")], "Q4_K_M", {})
+    with pytest.raises(bq.UnsupportedTypeError):
+        bq._core.plan_tensors([("blk.0.attn_q.weight", [256, 4], "F99")], "Q4_K_M", {})

@@ -128,7 +128,7 @@ inline RoleMask ParseRoleMask(std::string_view word) {
 
 struct TensorClass {
   TensorRole role = TensorRole::kOther;
-  int layer = -1;  // N of "blk.N.", -1 for tensors outside the blocks
+  int layer = -1;  // N of "blk.N." ("enc.blk.N.", "dec.blk.N."), -1 outside the blocks
 };
 
 namespace policy_detail {
@@ -167,7 +167,11 @@ inline TensorClass ClassifyTensor(std::string_view name) {
   using policy_detail::Contains;
   using policy_detail::EndsWith;
   TensorClass c;
-  c.layer = policy_detail::ParseBlockIndex(name);
+  // Encoder-decoder models (llama.cpp's t5 names) prefix their blocks with
+  // "enc." or "dec."; the roles are the same as in a decoder's blocks.
+  std::string_view blocks = name;
+  if (blocks.substr(0, 4) == "enc." || blocks.substr(0, 4) == "dec.") blocks = blocks.substr(4);
+  c.layer = policy_detail::ParseBlockIndex(blocks);
   if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") {
     c.role = TensorRole::kTokenEmbd;
   } else if (name == "output.weight") {
@@ -181,7 +185,7 @@ inline TensorClass ClassifyTensor(std::string_view name) {
   } else {
     // The stem between "blk.N." and ".weight" names the projection exactly.
     std::string_view stem = name;
-    if (c.layer >= 0) stem = stem.substr(stem.find('.', 4) + 1);
+    if (c.layer >= 0) stem = blocks.substr(blocks.find('.', 4) + 1);
     if (EndsWith(stem, ".weight")) stem = stem.substr(0, stem.size() - 7);
     struct StemRole {
       const char* stem;
@@ -196,6 +200,10 @@ inline TensorClass ClassifyTensor(std::string_view name) {
         {"ffn_gate_exps", TensorRole::kFfnGateExps}, {"ffn_down_exps", TensorRole::kFfnDownExps},
         {"ffn_up_shexp", TensorRole::kFfnUpShexp}, {"ffn_gate_shexp", TensorRole::kFfnGateShexp},
         {"ffn_down_shexp", TensorRole::kFfnDownShexp},
+        // t5: the attention output is attn_o; cross-attention is attention.
+        {"attn_o", TensorRole::kAttnOutput},      {"cross_attn_q", TensorRole::kAttnQ},
+        {"cross_attn_k", TensorRole::kAttnK},     {"cross_attn_v", TensorRole::kAttnV},
+        {"cross_attn_o", TensorRole::kAttnOutput},
     };
     for (const StemRole& s : kStems) {
       if (stem == s.stem) {

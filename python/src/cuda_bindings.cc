@@ -1,0 +1,84 @@
+// blockquant._cuda: the CUDA host API (cuda/blockquant_cuda.h) for callers
+// that own device memory, such as bq.torch.QuantLinear. Pointers and the
+// stream cross as integers (torch's data_ptr() and cuda_stream), so this
+// module needs no framework headers and no DLPack. A separate module from
+// _core: it links the CUDA runtime statically, and a machine without a GPU or
+// driver still imports it and gets a clear DeviceError from the first call.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "blockquant/error.h"
+#include "blockquant/format/type_traits.h"
+#include "blockquant_cuda.h"
+
+namespace py = pybind11;
+namespace bq = blockquant;
+
+namespace {
+
+void* Ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
+
+// Status -> the Python exception of the same blockquant error code (the
+// classes live in _core, so `except bq.DeviceError` catches them).
+void Raise(const bq::cuda::Status& s) {
+  if (s.ok()) return;
+  const char* cls = s.code == 1   ? "InvalidArgumentError"
+                    : s.code == 2 ? "UnsupportedTypeError"
+                    : s.code == 3 ? "ShapeError"
+                                  : "DeviceError";
+  py::object type = py::module_::import("blockquant._core").attr(cls);
+  PyErr_SetString(type.ptr(), s.message.c_str());
+  throw py::error_already_set();
+}
+
+// A type name -> QuantType, with an unknown name raised here: bq::Error's
+// translator belongs to _core, whose hidden symbols this module cannot match.
+bq::QuantType Type(const std::string& name) {
+  try {
+    return bq::ParseQuantType(name);
+  } catch (const bq::Error& e) {
+    Raise(bq::cuda::Status{static_cast<int>(e.code()), e.message()});
+  }
+  return bq::QuantType::kF32;  // not reached
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "blockquant's CUDA kernels over raw device pointers (see cuda/blockquant_cuda.h)";
+  m.def("supported", [](const std::string& type) { return bq::cuda::MatMulSupported(Type(type)); },
+        py::arg("type"), "Whether the CUDA matmul and dequantize kernels take this type.");
+  m.def(
+      "matmul",
+      [](const std::string& type, uintptr_t weights, int64_t rows, int64_t cols, const std::string& act_type,
+         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream) {
+        const bq::QuantType t = Type(type), a = Type(act_type);
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::MatMul(t, Ptr(weights), rows, cols, a,
+                               Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream));
+        }
+        Raise(s);
+      },
+      py::arg("type"), py::arg("weights"), py::arg("rows"), py::arg("cols"), py::arg("act_type"), py::arg("x"),
+      py::arg("n"), py::arg("y"), py::arg("stream"),
+      "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks; asynchronous on stream.");
+  m.def(
+      "dequantize",
+      [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, const std::string& out_type,
+         uintptr_t dst, uintptr_t stream) {
+        const bq::QuantType t = Type(type), o = Type(out_type);
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::Dequantize(t, Ptr(src), rows, cols, o,
+                                   Ptr(dst), Ptr(stream));
+        }
+        Raise(s);
+      },
+      py::arg("type"), py::arg("src"), py::arg("rows"), py::arg("cols"), py::arg("out_type"), py::arg("dst"),
+      py::arg("stream"), "rows x cols blocks -> values of out_type (F32, F16, BF16); asynchronous on stream.");
+}
