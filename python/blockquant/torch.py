@@ -101,7 +101,8 @@ _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 def _facts(model: nn.Module) -> Dict[str, Any]:
     """Model facts the llama.cpp presets depend on, from a transformers config when there is one."""
-    cfg = getattr(model, "config", None)
+    # the model's own config, or a wrapped one's (sentence-transformers keeps it in 0.auto_model)
+    cfg = next((m.config for m in model.modules() if hasattr(getattr(m, "config", None), "model_type")), None)
     if cfg is None:
         return {}
     arch = {"mistral": "llama", "llama": "llama", "qwen2": "qwen2", "gemma": "gemma", "gemma2": "gemma2",
@@ -217,6 +218,11 @@ else:  # torch < 2.4: eager only
     _matmul_op = _matmul_impl
 
 
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
 class QuantLinear(nn.Module):
     """A Linear layer whose weight is GGUF blocks (buffer ``blocks``, uint8), multiplied by
     blockquant's kernels: the CPU kernels (activations quantized to the q8 partner type, as
@@ -294,7 +300,10 @@ class QuantLinear(nn.Module):
                 self._fallback = self.dequantized_weight().to(device=x.device, dtype=x.dtype)
             y = torch.nn.functional.linear(x2, self._fallback)
         else:
-            y = _matmul_op(x2, self.blocks, self.qtype, self.out_features, self.in_features).to(x.dtype)
+            # Eager calls skip the custom op's dispatch (tens of microseconds a call, more than a
+            # small GEMV on a GPU); torch.compile sees the op.
+            op = _matmul_op if _compiling() else _matmul_impl
+            y = op(x2, self.blocks, self.qtype, self.out_features, self.in_features).to(x.dtype)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.reshape(*shape[:-1], self.out_features)
@@ -318,14 +327,15 @@ class QuantEmbedding(nn.Module):
         self.row_bytes = _core.row_bytes(self.qtype, self.embedding_dim)
         self.register_buffer("blocks", torch.zeros(self.num_embeddings * self.row_bytes, dtype=torch.uint8,
                                                    device=device))
-        self.out_dtype = torch.float32
+        # Follows the model's float dtype through .to()/.half(): the dtype lookups return.
+        self.register_buffer("_dtype_probe", torch.zeros(0, device=device), persistent=False)
 
     @classmethod
     def from_quantized(cls, qt: QuantizedTensor, padding_idx: Optional[int] = None,
                        dtype: torch.dtype = torch.float32) -> "QuantEmbedding":
         m = cls(qt.shape[0], qt.shape[1], qt.type, padding_idx)
         m.blocks = torch.from_numpy(qt.data.copy())
-        m.out_dtype = dtype
+        m._dtype_probe = m._dtype_probe.to(dtype)
         return m
 
     def quantized(self) -> QuantizedTensor:
@@ -338,8 +348,17 @@ class QuantEmbedding(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1).to(torch.int64)
         rows = self.blocks.view(self.num_embeddings, self.row_bytes).index_select(0, flat.to(self.blocks.device))
-        decoded = _core.dequantize(rows.cpu().numpy().reshape(-1), rows.shape[0], self.embedding_dim, self.qtype, 1)
-        out = torch.from_numpy(decoded).to(device=ids.device, dtype=self.out_dtype)
+        dtype = self._dtype_probe.dtype
+        cu = _cuda_module() if rows.is_cuda else None
+        if cu is not None and cu.supported(self.qtype) and not _compiling():
+            # decode on the GPU: no copy to the host, no synchronisation
+            out = torch.empty((rows.shape[0], self.embedding_dim), dtype=dtype, device=rows.device)
+            cu.dequantize(self.qtype, rows.data_ptr(), rows.shape[0], self.embedding_dim, _DTYPES[dtype],
+                          out.data_ptr(), torch.cuda.current_stream(rows.device).cuda_stream)
+        else:
+            decoded = _core.dequantize(rows.cpu().numpy().reshape(-1), rows.shape[0], self.embedding_dim,
+                                       self.qtype, 1)
+            out = torch.from_numpy(decoded).to(device=ids.device, dtype=dtype)
         return out.reshape(*ids.shape, self.embedding_dim)
 
     def extra_repr(self) -> str:

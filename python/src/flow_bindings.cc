@@ -35,9 +35,9 @@ py::object ToPython(const bq::GgufValue& v, size_t max_array) {
         d["type"] = std::string("array of ") + bq::GgufTypeName(v.elem_type);
         d["count"] = v.array.size();
         d["first"] = items;
-        return std::move(d);
+        return d;  // a py::object copy is a reference count
       }
-      return std::move(items);
+      return items;
     }
     default: return v.IsSigned() ? py::object(py::int_(v.i)) : py::object(py::int_(v.u));
   }

@@ -5,7 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <unistd.h>
+
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,45 @@
 
 namespace py = pybind11;
 namespace bq = blockquant;
+
+namespace {
+
+// bq.matmul's worker threads, kept between calls: starting them per call
+// cost about 1 ms on a 2-core VM, more than a 2048 x 2048 Q4_K matvec, and
+// bq.torch calls matmul once per layer. One caller at a time uses it; a
+// concurrent caller, or a forked child (whose copy has no live workers),
+// makes its own pool. Never destroyed: joining at interpreter exit could
+// stall, and the process is ending anyway.
+class SharedPool {
+ public:
+  // Runs fn(ParallelFor) on the shared pool, or on a private one if busy.
+  template <typename Fn>
+  static void With(size_t threads, Fn&& fn) {
+    SharedPool& self = Instance();
+    std::unique_lock<std::mutex> lock(self.mu_, std::try_to_lock);
+    if (!lock.owns_lock() || self.owner_ != getpid()) {
+      bq::ThreadPool own(threads);
+      fn(own.AsParallelFor());
+      return;
+    }
+    if (!self.pool_ || self.pool_->NumThreads() != threads) {
+      self.pool_.reset();
+      self.pool_ = std::make_unique<bq::ThreadPool>(threads);
+    }
+    fn(self.pool_->AsParallelFor());
+  }
+
+ private:
+  static SharedPool& Instance() {
+    static SharedPool* instance = new SharedPool;  // intentionally leaked (see above)
+    return *instance;
+  }
+  std::mutex mu_;
+  std::unique_ptr<bq::ThreadPool> pool_;
+  const pid_t owner_ = getpid();
+};
+
+}  // namespace
 
 void RegisterKernels(py::module_& m) {
   m.attr("has_kernels") = true;
@@ -50,10 +92,10 @@ void RegisterKernels(py::module_& m) {
           {
             py::gil_scoped_release release;
             try {
-              bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
-              bq::cpu::MatMul(type, wp, rows, cols, xp, n, yp,
-                              q8_activations ? bq::cpu::Activations::kQ8 : bq::cpu::Activations::kF32,
-                              pool.AsParallelFor());
+              SharedPool::With(static_cast<size_t>(threads > 0 ? threads : 1), [&](const bq::ParallelFor& pf) {
+                bq::cpu::MatMul(type, wp, rows, cols, xp, n, yp,
+                                q8_activations ? bq::cpu::Activations::kQ8 : bq::cpu::Activations::kF32, pf);
+              });
             } catch (const bq::Error& e) {
               failed = true;
               code = e.code();

