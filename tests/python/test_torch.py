@@ -300,6 +300,8 @@ def test_cuda_kernel_mode_matches_the_cpu_blocks():
     assert q5.memory_bytes() > q5.blocks.numel()
     ids = torch.randint(0, 1000, (1, 9), device="cuda")
     assert torch.isfinite(_run(model, ids)).all()
+    with pytest.raises(ValueError, match="move one with"):
+        q5(torch.randn(3, 256))
 
 
 # --- examples/python/quantization_gate.py ------------------------------------------------------
@@ -372,6 +374,23 @@ def test_gate_verdicts_follow_the_thresholds(kind, eval_set, tmp_path, monkeypat
     assert [p["verdict"] for p in result["policies"]] == ["GO", "GO"] and result["choice"] == "Q2_K"
     assert gate.main(args + ["--mean-loss=-1e9"]) == 1
     assert json.load(open(out))["choice"] is None
+
+
+def test_gate_bleu_path_generates_and_scores(eval_set, tmp_path, monkeypatch):
+    pytest.importorskip("sacrebleu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = transformers.AutoTokenizer.from_pretrained(_minilm_dir())
+    torch.manual_seed(6)
+    model = transformers.MarianMTModel(transformers.MarianConfig(
+        vocab_size=tok.vocab_size, d_model=256, encoder_ffn_dim=512, decoder_ffn_dim=512, encoder_layers=1,
+        decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4, pad_token_id=0,
+        decoder_start_token_id=101, eos_token_id=102, max_position_embeddings=160))
+    gate = _gate()
+    result = gate.run_gate(model.eval(), tok, "seq2seq", "bleu", gate.read_eval(eval_set), ["Q8_0"],
+                           mean_limit=1e9, pair_limit=1e9)
+    assert result["metric"] == "bleu" and result["higher_is_better"]
+    assert all(0.0 <= v <= 100.0 for v in result["float"].values())
+    assert result["policies"][0]["verdict"] == "GO"
 
 
 def test_gate_loss_direction():
