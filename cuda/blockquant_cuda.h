@@ -40,6 +40,8 @@ enum class MatMulKernel : int {
   kMma16 = 3,   // 16 columns per CTA
   kMma32 = 4,   // 32 columns per CTA
   kMma64 = 5,   // 64 columns per CTA, 128 rows per CTA (batched GEMM)
+  kGemvQ8 = 6,  // n <= 4: x quantized to int8 per 32 values on the fly, dp4a;
+                // adds at most sum_k |w_k| * max|x_block| / 254 of error
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -47,9 +49,10 @@ const char* MatMulKernelName(MatMulKernel kernel);
 // Types with CUDA kernels: Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
 bool MatMulSupported(QuantType type);
 
-// The kernel kAuto runs for these arguments (kSimple when the tensor-core
-// path's requirements fail: cols % 256, 16-byte aligned weights and x, f16
-// or bf16 activations).
+// The kernel kAuto runs for these arguments: kGemvQ8 for n <= 2 (the fastest
+// there; it rounds x to int8, see bq_gemv.cuh for the error bound),
+// the tensor-core kernels above, kSimple when their requirements fail
+// (cols % 256, 16-byte aligned weights and x, f16 or bf16 activations).
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
                                 const void* x, int64_t n);
 

@@ -347,13 +347,15 @@ int main(int argc, char** argv) {
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
   // GEMV, n = 1.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kSimple}, true);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMma8, K::kSimple}, true);
   if (!quick) {
     for (QuantType t : {QuantType::kQ8_0, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ5_K,
                         QuantType::kQ4_0}) {
-      BenchOurs(t, M, Kd, 1, {K::kAuto}, false);
+      BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
     }
   }
+  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kMma8}, false);
   BenchCublas(h, M, Kd, 1, false);
   BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
   BenchVariant<QuantType::kQ4_K, 4, 4>(M, Kd, 1);

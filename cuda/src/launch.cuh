@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "blockquant_cuda.h"
+#include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
 
 namespace blockquant {
@@ -37,6 +38,16 @@ cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const 
     case MatMulKernel::kMma16: return LaunchMma<kType, Act, 2, 4, 4>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma32: return LaunchMma<kType, Act, 4, 4, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
+    case MatMulKernel::kGemvQ8: {
+      const Act* xa = static_cast<const Act*>(x);
+      switch (n) {
+        case 1: return LaunchGemvQ8<kType, Act, 1>(w, rows, cols, xa, y, stream);
+        case 2: return LaunchGemvQ8<kType, Act, 2>(w, rows, cols, xa, y, stream);
+        case 3: return LaunchGemvQ8<kType, Act, 3>(w, rows, cols, xa, y, stream);
+        case 4: return LaunchGemvQ8<kType, Act, 4>(w, rows, cols, xa, y, stream);
+        default: return cudaErrorInvalidValue;
+      }
+    }
     default: break;
   }
   constexpr int kRowsPerBlock = 8;

@@ -4,6 +4,7 @@
 //   bq_cuda_test [--small]     --small: fewer shapes (for compute-sanitizer)
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -101,14 +102,26 @@ struct MatMulCase {
 };
 
 // Activations as the kernel reads them and as the reference sees them (the
-// exact float of each f16/bf16 value).
-void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<uint8_t>* raw, std::vector<float>* f) {
+// exact float of each f16/bf16 value). adversarial: 32-blocks cycle through
+// normal, all-zero, one spike among small values, tiny and constant values.
+void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<uint8_t>* raw, std::vector<float>* f,
+                     bool adversarial = false) {
   bqtest::Rng rng(seed);
   const size_t esize = act == QuantType::kF32 ? 4 : 2;
   raw->assign(static_cast<size_t>(count) * esize, 0);
   f->assign(static_cast<size_t>(count), 0.0f);
+  const float tiny = act == QuantType::kF16 ? 1e-4f : 1e-30f;
   for (int64_t i = 0; i < count; ++i) {
-    const float v = rng.Symmetric();
+    float v = rng.Symmetric();
+    if (adversarial) {
+      switch ((i / 32) % 5) {
+        case 1: v = 0.0f; break;
+        case 2: v = i % 32 == 7 ? 3.0e4f : v * 1e-2f; break;
+        case 3: v *= tiny; break;
+        case 4: v = -0.7f; break;
+        default: break;
+      }
+    }
     if (act == QuantType::kF32) {
       std::memcpy(&(*raw)[i * 4], &v, 4);
       (*f)[i] = v;
@@ -121,28 +134,38 @@ void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<ui
 }
 
 // Tolerance: errors come only from f32 accumulation (weights and the
-// products are exact), so they are bounded relative to sum |w x|.
+// products are exact), so they are bounded relative to sum |w x|. gemv_q8
+// also rounds x to int8 per 32-block: at most sum_k |w_k| * dx(k) / 2 more,
+// dx = max |x| of the block / 127.
 constexpr double kRelTol = 3e-5;
 
 void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
-                const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w) {
+                const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w, bool adversarial_x = false) {
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, mode, 7 + c.rows * 31 + c.cols + c.n);
   const std::vector<float> wf = ReferenceDequant(t, blocks, c.rows, c.cols);
   std::vector<uint8_t> xraw;
   std::vector<float> xf;
-  MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf);
-  std::vector<double> ref(static_cast<size_t>(c.n * c.rows)), mag(ref.size());
+  MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf, adversarial_x);
+  std::vector<double> half_step(xf.size());  // dx / 2 of each value's 32-block
+  for (size_t b = 0; b < xf.size() / 32; ++b) {
+    double amax = 0.0;
+    for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(static_cast<double>(xf[32 * b + i])));
+    for (size_t i = 0; i < 32; ++i) half_step[32 * b + i] = amax / 127.0 / 2.0;
+  }
+  std::vector<double> ref(static_cast<size_t>(c.n * c.rows)), mag(ref.size()), qmag(ref.size());
   for (int64_t j = 0; j < c.n; ++j) {
     for (int64_t r = 0; r < c.rows; ++r) {
-      double s = 0.0, m = 0.0;
+      double s = 0.0, m = 0.0, q = 0.0;
       const float* w = &wf[r * c.cols];
       const float* x = &xf[j * c.cols];
       for (int64_t k = 0; k < c.cols; ++k) {
         s += static_cast<double>(w[k]) * x[k];
         m += std::fabs(static_cast<double>(w[k]) * x[k]);
+        q += std::fabs(static_cast<double>(w[k])) * half_step[j * c.cols + k];
       }
       ref[j * c.rows + r] = s;
       mag[j * c.rows + r] = m;
+      qmag[j * c.rows + r] = q;
     }
   }
   const size_t woff = misaligned_w ? 2 : 0;
@@ -153,14 +176,16 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
   const char* act_name = act == QuantType::kF16 ? "f16" : act == QuantType::kBF16 ? "bf16" : "f32";
   for (bqc::MatMulKernel k : kernels) {
+    if (k == bqc::MatMulKernel::kGemvQ8 && c.n > 4) continue;  // n <= 4 only (refusal tested in TestErrors)
     std::string name = std::string("matmul ") + t.name + " " + act_name + " " + ModeName(mode) + " " +
                        std::to_string(c.rows) + "x" + std::to_string(c.cols) + " n=" + std::to_string(c.n) + " " +
                        bqc::MatMulKernelName(k);
-    if (k == bqc::MatMulKernel::kAuto) {
-      name += std::string("(") +
-              bqc::MatMulKernelName(bqc::ChooseMatMulKernel(t.type, dw.ptr + woff, c.cols, act, dx.ptr, c.n)) + ")";
-    }
+    const bqc::MatMulKernel resolved =
+        k == bqc::MatMulKernel::kAuto ? bqc::ChooseMatMulKernel(t.type, dw.ptr + woff, c.cols, act, dx.ptr, c.n) : k;
+    if (k == bqc::MatMulKernel::kAuto) name += std::string("(") + bqc::MatMulKernelName(resolved) + ")";
     if (misaligned_w) name += " (weights at +2 bytes)";
+    if (adversarial_x) name += " (adversarial x)";
+    const double q_weight = resolved == bqc::MatMulKernel::kGemvQ8 ? 1.001 : 0.0;
     BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     if (!st.ok()) {
@@ -175,7 +200,7 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     for (size_t i = 0; i < got.size(); ++i) {
       const double err = std::fabs(got[i] - ref[i]);
       const double rel = err / (mag[i] + 1e-30);
-      if (!(rel <= kRelTol) && !(err == 0.0)) {
+      if (!(err <= kRelTol * mag[i] + q_weight * qmag[i]) && !(err == 0.0)) {
         if (first < 0) first = static_cast<int64_t>(i);
         ++bad;
       }
@@ -186,6 +211,40 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
                   static_cast<long long>(bad), static_cast<long long>(first), first >= 0 ? got[first] : 0.0,
                   first >= 0 ? ref[first] : 0.0, worst);
     Report(bad == 0, name, bad ? detail : "");
+  }
+}
+
+// gemv_q8 rounds x per 32-block: a NaN or Inf in x must still reach every
+// output of its column (fmaxf alone would drop a NaN), and only that column.
+void TestGemvNonFinite(const TypeInfo& t) {
+  const int64_t rows = 37, cols = 512, n = 2;
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
+  for (float bad : {std::nanf(""), INFINITY}) {
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, n * cols, 3, &xraw, &xf);
+    const uint16_t h = blockquant::F32ToF16(bad);
+    std::memcpy(&xraw[2 * 300], &h, 2);  // column 0, element 300
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    const std::string name = std::string("matmul ") + t.name + " gemv_q8 x with " + (std::isnan(bad) ? "NaN" : "Inf") +
+                             ": its column all NaN, the other finite";
+    const bqc::Status st = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr,
+                                       bqc::MatMulKernel::kGemvQ8);
+    if (!st.ok()) {
+      Report(false, name, st.message);
+      continue;
+    }
+    std::vector<float> got(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t wrong = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (!std::isnan(got[r])) ++wrong;
+      if (!std::isfinite(got[rows + r])) ++wrong;
+    }
+    Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
   }
 }
 
@@ -247,6 +306,12 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr + 2, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
                    bqc::MatMulKernel::kMma8);
   Report(st.code == 1, "error: forced tensor-core kernel on unaligned weights -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 5, y, nullptr,
+                   bqc::MatMulKernel::kGemvQ8);
+  Report(st.code == 1, "error: forced gemv_q8 with n = 5 -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr + 4, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
+                   bqc::MatMulKernel::kGemvQ8);
+  Report(st.code == 1, "error: forced gemv_q8 on Q4_K weights not 16-byte aligned -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
@@ -323,7 +388,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
 
   using K = bqc::MatMulKernel;
-  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64};
+  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64, K::kGemvQ8};
   const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
 
   for (const TypeInfo& t : bqtest::CudaTypes()) {
@@ -355,7 +420,12 @@ int main(int argc, char** argv) {
       TestMatMul(t, {1, 256, 3}, act, BlockMode::kRealistic, all, false);
       if (!small) TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic, {K::kAuto, K::kMma16, K::kMma64}, false);
       TestMatMul(t, {small ? 17 : 70, 768, 11}, act, BlockMode::kExtreme, all, false);
+      for (int64_t n : {1, 2, 3, 4}) {
+        TestMatMul(t, {small ? 13 : 67, 1280, n}, act, BlockMode::kRealistic, {K::kAuto, K::kGemvQ8}, false, true);
+      }
+      TestMatMul(t, {small ? 9 : 29, 512, 3}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
     }
+    TestGemvNonFinite(t);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
     if (t.elems == 32) TestMatMul(t, {small ? 9 : 40, 96, 6}, QuantType::kF16, BlockMode::kRealistic, auto_simple, false);

@@ -286,12 +286,13 @@ def test_cuda_kernel_mode_matches_the_cpu_blocks():
     for name in ["model.layers.0.self_attn.q_proj", "model.layers.2.mlp.down_proj", "lm_head"]:
         q = model.get_submodule(name)
         assert q.blocks.is_cuda
-        x = torch.randn(5, q.in_features, generator=gen)
         w = q.dequantized_weight().double()
-        ref = x.double() @ w.T
-        y = q(x.half().cuda()).double().cpu()
-        # f16 activations and f32 accumulation on the GPU
-        assert torch.all((y - ref).abs() <= 0.01 * (x.double().abs() @ w.abs().T) + 1e-3), name
+        for n in (1, 5):  # the int8-activation GEMV kernel, then the tensor-core one
+            x = torch.randn(n, q.in_features, generator=gen)
+            ref = x.double() @ w.T
+            y = q(x.half().cuda()).double().cpu()
+            # f16 (n = 1: int8 per 32 values) activations, f32 accumulation on the GPU
+            assert torch.all((y - ref).abs() <= 0.01 * (x.double().abs() @ w.abs().T) + 1e-3), (name, n)
     # a type with no CUDA kernel decodes once to the activation dtype (documented fallback)
     q5 = bqt.QuantLinear.from_quantized(bq.quantize(np.random.randn(64, 256).astype(np.float32), "Q5_0")).cuda()
     x = torch.randn(3, 256, device="cuda", dtype=torch.float16)
