@@ -21,8 +21,8 @@
 // bound is too loose.
 //
 // Requirements: cols % 256 == 0; weights 16-byte aligned for Q4_K/Q5_K, else
-// 4-byte aligned; x 16-byte aligned, f16 or bf16; shared memory for n * cols
-// int8 codes plus n * cols / 8 bytes of scales.
+// 4-byte aligned; x 16-byte aligned, f16 or bf16; GemvSmemBytes(n, cols)
+// (about 1.4 * n * cols bytes) of shared memory.
 #ifndef BLOCKQUANT_CUDA_BQ_GEMV_CUH_
 #define BLOCKQUANT_CUDA_BQ_GEMV_CUH_
 
@@ -94,7 +94,8 @@ struct Lane;
 // groups 2c and 2c+1), header broadcast.
 template <>
 struct Lane<QuantType::kQ4_K> {
-  static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16;
+  static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
+  static constexpr int kUnroll = 2;
   __device__ static void Load(const uint8_t* u, int j, LanePart<2>* p) {
     const uint4 h = Load16(u);
     const uint4 qs = Load16(u + 16 + 16 * j);
@@ -106,10 +107,12 @@ struct Lane<QuantType::kQ4_K> {
     uint32_t scw[2], mw[2];
     UnpackScaleMinK4x8(h.y, h.z, h.w, scw, mw);
     const int g0 = 2 * c, g1 = 2 * c + 1;
-    p->sc[0] = (scw[g0 / 4] >> (8 * (g0 % 4))) & 0xFF;
-    p->m[0] = (mw[g0 / 4] >> (8 * (g0 % 4))) & 0xFF;
-    p->sc[1] = (scw[g1 / 4] >> (8 * (g1 % 4))) & 0xFF;
-    p->m[1] = (mw[g1 / 4] >> (8 * (g1 % 4))) & 0xFF;
+    // Selects, not scw[c / 2]: a runtime index would put the arrays in local memory.
+    const uint32_t sw = c < 2 ? scw[0] : scw[1], mwc = c < 2 ? mw[0] : mw[1];
+    p->sc[0] = (sw >> (8 * (g0 % 4))) & 0xFF;
+    p->m[0] = (mwc >> (8 * (g0 % 4))) & 0xFF;
+    p->sc[1] = (sw >> (8 * (g1 % 4))) & 0xFF;
+    p->m[1] = (mwc >> (8 * (g1 % 4))) & 0xFF;
     p->D = HalfBits(h.x);
     p->F = HalfBits(h.x >> 16);
     p->xoff[0] = 64 * c + l0;
@@ -126,7 +129,8 @@ struct Lane<QuantType::kQ4_K> {
 
 template <>
 struct Lane<QuantType::kQ5_K> {
-  static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16;
+  static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
+  static constexpr int kUnroll = 2;
   __device__ static void Load(const uint8_t* u, int j, LanePart<2>* p) {
     const uint4 h = Load16(u);
     const uint4 qh = Load16(u + 16 + 16 * (j % 2));
@@ -139,7 +143,8 @@ struct Lane<QuantType::kQ5_K> {
 // half h = j / 4; each bit field of those bytes is one segment of 8.
 template <>
 struct Lane<QuantType::kQ6_K> {
-  static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4;
+  static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr int kUnroll = 2;
   __device__ static void Load(const uint8_t* u, int j, LanePart<4>* p) {
     const int h = j / 4, l0 = 8 * (j % 4);
     uint32_t qa[2], qb[2], qh[2], sc[2];
@@ -167,7 +172,8 @@ struct Lane<QuantType::kQ6_K> {
 
 template <>
 struct Lane<QuantType::kQ2_K> {
-  static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4;
+  static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr int kUnroll = 4;  // 10.5 bytes a lane: H100 36.8 vs 40.6 us with 2
   __device__ static void Load(const uint8_t* u, int j, LanePart<4>* p) {
     const int h = j / 4, l0 = 8 * (j % 4);
     const uint32_t qs[2] = {Load4(u + 16 + 32 * h + l0), Load4(u + 20 + 32 * h + l0)};
@@ -190,7 +196,8 @@ struct Lane<QuantType::kQ2_K> {
 
 template <>
 struct Lane<QuantType::kQ3_K> {
-  static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4;
+  static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr int kUnroll = 2;
   __device__ static void Load(const uint8_t* u, int j, LanePart<4>* p) {
     const int h = j / 4, l0 = 8 * (j % 4);
     uint32_t qs[2], hm[2], sb[3];
@@ -222,7 +229,8 @@ struct Lane<QuantType::kQ3_K> {
 // Legacy blocks: lane j takes block j of the unit's eight.
 template <>
 struct Lane<QuantType::kQ8_0> {
-  static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4;
+  static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 16;
+  static constexpr int kUnroll = 4;  // 34 bytes a lane: more units in flight pay (H100: 89.9 vs 92.3 us)
   __device__ static void Load(const uint8_t* u, int j, LanePart<1>* p) {
     const uint8_t* b = u + 34 * j;
     p->D = p->F = HalfBits(__ldg(reinterpret_cast<const unsigned short*>(b)));
@@ -235,7 +243,8 @@ struct Lane<QuantType::kQ8_0> {
 
 template <>
 struct Lane<QuantType::kQ4_0> {
-  static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4;
+  static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4, kHalfShift = 16;
+  static constexpr int kUnroll = 2;
   __device__ static void Load(const uint8_t* u, int j, LanePart<1>* p) {
     const uint8_t* b = u + 18 * j;
     p->D = p->F = HalfBits(__ldg(reinterpret_cast<const unsigned short*>(b)));
@@ -267,23 +276,39 @@ __device__ __forceinline__ void ActToFloat8(uint4 v, float* f) {
   }
 }
 
-// Shared memory of GemvQ8Kernel: n * cols codes, then n * cols / 32 scales.
-__host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) { return n * cols + n * cols / 8; }
+// x codes in shared memory: each 256-element unit takes kXUnitStride bytes,
+// its second half kHalfShift bytes further in. Lanes read 8/16-byte pieces at
+// offsets fixed by the weight layout, and in one request the four lane
+// groups read four consecutive units at the same offsets: a stride of 64 mod
+// 128 bytes and the per-type half shift put those pieces in distinct banks
+// (unpadded, up to 8 lanes hit one bank).
+constexpr int kXUnitStride = 320;
+__host__ __device__ constexpr int XPhys(int e, int half_shift) { return e + (e >= 128 ? half_shift : 0); }
+
+// Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
+// n * cols / 32 scales.
+__host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) {
+  return n * (cols / 256) * kXUnitStride + n * cols / 8;
+}
 
 }  // namespace gemv
 
 // kWarps warps per CTA; each warp takes whole rows (grid-stride), its lanes in
-// 4 groups of 8, one 256-element unit per group at a time.
-template <QuantType kType, typename Act, int kN, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32, 2)
+// 4 groups of 8, one 256-element unit per group at a time, kUnroll units
+// loaded before any is used (bytes in flight); kMinBlocks CTAs per SM caps
+// the registers.
+template <QuantType kType, typename Act, int kN, int kWarps, int kUnroll, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     GemvQ8Kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const Act* __restrict__ x,
                  float* __restrict__ y) {
   using L = gemv::Lane<kType>;
   constexpr int kSegs = L::kSegs;
   constexpr int kSegElems = 32 / kSegs;
   extern __shared__ __align__(16) uint8_t smem[];
+  const int64_t units = cols / 256;
+  const int64_t xcol_bytes = units * gemv::kXUnitStride;  // one column of x codes
   int8_t* xq = reinterpret_cast<int8_t*>(smem);
-  float* dx = reinterpret_cast<float*>(smem + kN * cols);
+  float* dx = reinterpret_cast<float*>(smem + kN * xcol_bytes);
 
   // 1. x -> int8 codes per 32-block; 4 consecutive threads share a block.
   {
@@ -314,7 +339,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
         packed[i / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (i % 4));
       }
       if (valid) {
-        reinterpret_cast<uint2*>(xq)[idx] = make_uint2(packed[0], packed[1]);
+        const int64_t c = idx / (cols / 8), e = 8 * (idx % (cols / 8));
+        int8_t* dst = xq + c * xcol_bytes + (e / 256) * gemv::kXUnitStride + gemv::XPhys(static_cast<int>(e % 256), L::kHalfShift);
+        *reinterpret_cast<uint2*>(dst) = make_uint2(packed[0], packed[1]);
         if (idx % 4 == 0) dx[idx / 4] = d;
       }
     }
@@ -323,7 +350,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 
   // 2. Rows.
   const int lane = threadIdx.x % 32, grp = lane / 8, j = lane % 8;
-  const int64_t units = cols / 256;
   const int64_t row_bytes = units * L::kUnitBytes;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows; row += warps) {
@@ -334,20 +360,37 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     auto consume = [&](const gemv::LanePart<kSegs>& p, int64_t unit) {
 #pragma unroll
       for (int c = 0; c < kN; ++c) {
-        const int8_t* xu = xq + c * cols + unit * 256;
+        const int8_t* xu = xq + c * xcol_bytes + unit * gemv::kXUnitStride;
         const float* du = dx + (c * cols + unit * 256) / 32;
+        // The segments' x-block scales in one load: they are consecutive
+        // (blocks xoff[0] / 32 + s, checked by the lane layouts' tests).
+        float dseg[kSegs];
+        if constexpr (kSegs == 4) {
+          const float4 v = *reinterpret_cast<const float4*>(du + p.xoff[0] / 32);
+          dseg[0] = v.x;
+          dseg[1] = v.y;
+          dseg[2] = v.z;
+          dseg[3] = v.w;
+        } else if constexpr (kSegs == 2) {
+          const float2 v = *reinterpret_cast<const float2*>(du + p.xoff[0] / 32);
+          dseg[0] = v.x;
+          dseg[1] = v.y;
+        } else {
+          dseg[0] = du[p.xoff[0] / 32];
+        }
         float acc_d = 0.0f, acc_f = 0.0f;
 #pragma unroll
         for (int s = 0; s < kSegs; ++s) {
           uint32_t xv[kSegElems / 4];
+          const int8_t* xs = xu + gemv::XPhys(p.xoff[s], L::kHalfShift);
           if constexpr (kSegElems == 8) {
-            const uint2 v = *reinterpret_cast<const uint2*>(xu + p.xoff[s]);
+            const uint2 v = *reinterpret_cast<const uint2*>(xs);
             xv[0] = v.x;
             xv[1] = v.y;
           } else {
 #pragma unroll
             for (int k = 0; k < kSegElems / 16; ++k) {
-              const uint4 v = *reinterpret_cast<const uint4*>(xu + p.xoff[s] + 16 * k);
+              const uint4 v = *reinterpret_cast<const uint4*>(xs + 16 * k);
               xv[4 * k] = v.x;
               xv[4 * k + 1] = v.y;
               xv[4 * k + 2] = v.z;
@@ -360,7 +403,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
             sum = __dp4a(static_cast<int>(p.q[s * (kSegElems / 4) + k]), static_cast<int>(xv[k]), sum);
             if (L::kMinKind != 0) xsum = __dp4a(0x01010101, static_cast<int>(xv[k]), xsum);
           }
-          const float d = du[p.xoff[s] / 32];
+          const float d = dseg[s];
           if (L::kMinKind == 2) sum -= L::kOffset * xsum;
           acc_d = fmaf(d, gemv::SmallIntToFloat(p.sc[s] * sum), acc_d);
           if (L::kMinKind == 1) acc_f = fmaf(d, gemv::SmallIntToFloat(p.m[s] * xsum), acc_f);
@@ -369,20 +412,18 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
         if (L::kMinKind == 1) tot[c] = fmaf(-p.F, acc_f, tot[c]);
       }
     };
-    // Two units per step, both loaded before either is used: more bytes in
-    // flight per lane.
     int64_t unit = grp;
-    for (; unit + 4 < units; unit += 8) {
-      gemv::LanePart<kSegs> a, b;
-      L::Load(wr + unit * L::kUnitBytes, j, &a);
-      L::Load(wr + (unit + 4) * L::kUnitBytes, j, &b);
-      consume(a, unit);
-      consume(b, unit + 4);
+    for (; unit + 4 * (kUnroll - 1) < units; unit += 4 * kUnroll) {
+      gemv::LanePart<kSegs> part[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) L::Load(wr + (unit + 4 * u) * L::kUnitBytes, j, &part[u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) consume(part[u], unit + 4 * u);
     }
-    if (unit < units) {
-      gemv::LanePart<kSegs> a;
-      L::Load(wr + unit * L::kUnitBytes, j, &a);
-      consume(a, unit);
+    for (; unit < units; unit += 4) {
+      gemv::LanePart<kSegs> part;
+      L::Load(wr + unit * L::kUnitBytes, j, &part);
+      consume(part, unit);
     }
 #pragma unroll
     for (int c = 0; c < kN; ++c) {
@@ -404,11 +445,11 @@ __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, 
 
 // Launches GemvQ8Kernel with one CTA per resident slot (rows are
 // grid-strided). Preconditions: GemvQ8Fits. Returns the launch error.
-template <QuantType kType, typename Act, int kN>
+template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::Lane<kType>::kUnroll,
+          int kMinBlocks = 2>
 cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, float* y,
                          cudaStream_t stream) {
-  constexpr int kWarps = 8;
-  auto kernel = GemvQ8Kernel<kType, Act, kN, kWarps>;
+  auto kernel = GemvQ8Kernel<kType, Act, kN, kWarps, kUnroll, kMinBlocks>;
   const int smem = static_cast<int>(gemv::GemvSmemBytes(kN, cols));
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;

@@ -21,6 +21,7 @@
 
 #include "blockquant/format/type_traits.h"
 #include "blockquant_cuda.h"
+#include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
 #include "test_util.h"
 
@@ -194,6 +195,41 @@ void BenchVariant(int64_t m, int64_t k, int64_t n) {
   cudaFree(y);
 }
 
+// gemv_q8 configurations the library does not pick (units in flight per
+// lane, CTAs per SM), through the header-only launcher.
+template <QuantType kType, int kN, int kUnroll, int kMinBlocks>
+void BenchGemvVariant(int64_t m, int64_t k) {
+  const TypeInfo& t = Info(kType);
+  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
+  const size_t bytes = host.size();
+  const int nbuf = BuffersForCold(bytes);
+  std::vector<uint8_t*> w(nbuf);
+  for (int i = 0; i < nbuf; ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<__half> xh(static_cast<size_t>(kN * k));
+  bqtest::Rng rng(3);
+  for (auto& v : xh) v = __float2half(rng.Symmetric());
+  __half* x;
+  float* y;
+  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(kN * m) * 4));
+  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const double us = TimeUs(
+      [&](int i) {
+        BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks>(w[i % nbuf], m, k, x, y,
+                                                                                   nullptr)));
+      },
+      20);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours gemv_q8 u%d b%d", kUnroll, kMinBlocks);
+  AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(bytes), 0.0, "variant"});
+  for (uint8_t* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
   const size_t bytes = static_cast<size_t>(m * k) * 2;
   const int nbuf = BuffersForCold(bytes);
@@ -355,7 +391,13 @@ int main(int argc, char** argv) {
     }
   }
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kGemvQ8, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
+  // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
+  BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 2, 4>(M, Kd);
+  BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
   BenchCublas(h, M, Kd, 1, false);
   BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
   BenchVariant<QuantType::kQ4_K, 4, 4>(M, Kd, 1);

@@ -135,8 +135,9 @@ bool MatMulSupported(QuantType type) {
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
                                 const void* x, int64_t n) {
   // gemv_q8 spends about one instruction per weight and column: at n <= 2 it
-  // keeps up with memory, at n = 4 the tensor cores win (H100: Q4_K 28672 x
-  // 8192, n = 1: 51.6 vs 74.2 us; n = 2: 59.8 vs 73.8; n = 4: 98.0 vs 74.0).
+  // keeps up with memory, from n = 3 the tensor cores do as well or better
+  // and keep x exact (H100, Q4_K 28672 x 8192, gemv_q8 vs mma8: n = 1 51.8
+  // vs 74.5 us, n = 2 57.9 vs 74.1, n = 3 75.3 vs 74.4, n = 4 88.3 vs 74.8).
   if (n <= 2 && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
@@ -167,7 +168,7 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     if (!GemvFits(type, weights, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
                   "MatMul: kernel gemv_q8 needs n <= 4, cols % 256 == 0, F16/BF16 x 16-byte aligned, weights "
-                  "16-byte (Q4_K/Q5_K) or 4-byte aligned, and n * cols * 1.125 bytes of shared memory");
+                  "16-byte (Q4_K/Q5_K) or 4-byte aligned, and about n * cols * 1.4 bytes of shared memory");
     }
   } else if (kernel != MatMulKernel::kSimple) {
     if (cols % 256 != 0 || !Aligned(weights, 16) || !Aligned(x, 16) || act_type == QuantType::kF32) {
