@@ -46,6 +46,9 @@ enum class MatMulKernel : int {
 
 const char* MatMulKernelName(MatMulKernel kernel);
 
+// CUDA devices visible to this process; 0 when there is no driver or device.
+int DeviceCount();
+
 // Types with CUDA kernels: Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
 bool MatMulSupported(QuantType type);
 
@@ -71,9 +74,15 @@ Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, Q
 // (QuantizeRowReference / cpu::QuantizeRow). Every block type: Q2_K..Q6_K,
 // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. importance: null or cols weights >= 0 in
 // device memory, one per column (an imatrix row; ignored for Q8_0, as on the
-// CPU). Inputs must be finite (not checked on the GPU).
+// CPU). Inputs must be finite: this call does not check (FindNonFinite does).
 Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, void* dst,
                 void* stream = nullptr, const float* importance = nullptr);
+
+// The check Quantize leaves out: *first_bad = the lowest index i < count with
+// src[i] NaN or Inf, or -1 when all are finite. Synchronous (it waits for the
+// stream, since the answer is needed on the host) and reads src once, a small
+// cost beside quantizing it.
+Status FindNonFinite(const float* src, int64_t count, int64_t* first_bad, void* stream = nullptr);
 
 }  // namespace cuda
 }  // namespace v0

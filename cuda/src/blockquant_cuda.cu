@@ -126,6 +126,15 @@ const char* MatMulKernelName(MatMulKernel kernel) {
   return "unknown";
 }
 
+int DeviceCount() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear it, so that it does not surface at the next call
+    return 0;
+  }
+  return n;
+}
+
 bool MatMulSupported(QuantType type) {
   int64_t elems, bytes;
   BlockShape(type, &elems, &bytes);
@@ -250,6 +259,43 @@ Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, vo
   QuantizeQ8_0Kernel<float><<<ctas, 256, 0, static_cast<cudaStream_t>(stream)>>>(src, blocks,
                                                                                  static_cast<uint8_t*>(dst));
   return FromCuda(cudaGetLastError(), "Quantize launch");
+}
+
+__global__ void FindNonFiniteKernel(const float* src, int64_t count, unsigned long long* first) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count; i += stride) {
+    // Bit test rather than isfinite(), which fast-math flags could fold away.
+    if ((__float_as_uint(src[i]) & 0x7f800000u) == 0x7f800000u) {
+      atomicMin(first, static_cast<unsigned long long>(i));
+      return;  // later indices of this thread are larger
+    }
+  }
+}
+
+Status FindNonFinite(const float* src, int64_t count, int64_t* first_bad, void* stream) {
+  if (first_bad == nullptr || (src == nullptr && count > 0) || count < 0) {
+    return Fail(kInvalidArgument, "FindNonFinite: null pointer or negative count");
+  }
+  *first_bad = -1;
+  if (count == 0) return Status{};
+  if (!Aligned(src, 4)) return Fail(kInvalidArgument, "FindNonFinite: misaligned pointer");
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  unsigned long long* d_first = nullptr;
+  Status st = FromCuda(cudaMalloc(&d_first, sizeof(*d_first)), "FindNonFinite alloc");
+  if (!st.ok()) return st;
+  unsigned long long first = ~0ull;
+  cudaError_t err = cudaMemcpyAsync(d_first, &first, sizeof(first), cudaMemcpyHostToDevice, s);
+  if (err == cudaSuccess) {
+    const int64_t ctas = (count + 255) / 256;
+    FindNonFiniteKernel<<<static_cast<unsigned>(ctas < 4096 ? ctas : 4096), 256, 0, s>>>(src, count, d_first);
+    err = cudaGetLastError();
+  }
+  if (err == cudaSuccess) err = cudaMemcpyAsync(&first, d_first, sizeof(first), cudaMemcpyDeviceToHost, s);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(s);
+  cudaFree(d_first);
+  if (err != cudaSuccess) return FromCuda(err, "FindNonFinite");
+  if (first != ~0ull) *first_bad = static_cast<int64_t>(first);
+  return Status{};
 }
 
 }  // namespace cuda

@@ -39,10 +39,11 @@ __version__: str = _core.__version__
 
 
 def __getattr__(name: str) -> Any:
-    # bq.torch loads on first use, so `import blockquant` never needs PyTorch.
-    if name == "torch":
+    # bq.torch and bq.cuda load on first use, so `import blockquant` never needs PyTorch
+    # or the CUDA module.
+    if name in ("torch", "cuda"):
         import importlib
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

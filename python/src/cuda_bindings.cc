@@ -48,6 +48,7 @@ bq::QuantType Type(const std::string& name) {
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "blockquant's CUDA kernels over raw device pointers (see cuda/blockquant_cuda.h)";
+  m.def("device_count", &bq::cuda::DeviceCount, "CUDA devices visible to this process; 0 without driver or device.");
   m.def("supported", [](const std::string& type) { return bq::cuda::MatMulSupported(Type(type)); },
         py::arg("type"), "Whether the CUDA matmul and dequantize kernels take this type.");
   m.def(
@@ -81,4 +82,35 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("type"), py::arg("src"), py::arg("rows"), py::arg("cols"), py::arg("out_type"), py::arg("dst"),
       py::arg("stream"), "rows x cols blocks -> values of out_type (F32, F16, BF16); asynchronous on stream.");
+  m.def(
+      "quantize",
+      [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, uintptr_t dst, uintptr_t stream,
+         uintptr_t importance) {
+        const bq::QuantType t = Type(type);
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::Quantize(t, static_cast<const float*>(Ptr(src)), rows, cols, Ptr(dst), Ptr(stream),
+                                 static_cast<const float*>(Ptr(importance)));
+        }
+        Raise(s);
+      },
+      py::arg("type"), py::arg("src"), py::arg("rows"), py::arg("cols"), py::arg("dst"), py::arg("stream"),
+      py::arg("importance") = 0,
+      "rows x cols f32 -> GGUF blocks with the CPU reference's bytes; importance: 0 or cols f32 weights; "
+      "asynchronous on stream.");
+  m.def(
+      "find_non_finite",
+      [](uintptr_t src, int64_t count, uintptr_t stream) {
+        int64_t first = -1;
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::FindNonFinite(static_cast<const float*>(Ptr(src)), count, &first, Ptr(stream));
+        }
+        Raise(s);
+        return first;
+      },
+      py::arg("src"), py::arg("count"), py::arg("stream"),
+      "Index of the first NaN/Inf among count f32 values, or -1; waits for the stream.");
 }

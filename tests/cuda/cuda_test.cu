@@ -294,6 +294,44 @@ void TestQuantizeQ8_0(int64_t rows, int64_t cols, uint64_t seed) {
   Report(bad == 0, name, bad ? std::to_string(bad) + " bytes differ, first at " + std::to_string(first) : "");
 }
 
+// FindNonFinite: the lowest bad index wherever it falls (first, last, past
+// the grid's first sweep, several bad values), -1 for all finite values,
+// subnormals and the largest float included.
+void TestFindNonFinite() {
+  const int64_t count = int64_t{4096} * 256 * 3 + 17;  // more than one sweep of the grid
+  std::vector<float> x(static_cast<size_t>(count));
+  bqtest::Rng rng(9);
+  for (auto& v : x) v = rng.Symmetric() * 1e3f;
+  x[5] = 1e-40f;
+  x[6] = 3.4028235e38f;
+  x[7] = -3.4028235e38f;
+  DeviceBuffer<float> dx(x.size());
+  struct Case { std::vector<int64_t> bad; float value; };
+  const std::vector<Case> cases = {{{}, 0.0f},
+                                   {{0}, std::nanf("")},
+                                   {{count - 1}, INFINITY},
+                                   {{count - 1, 4096 * 256 + 3}, -INFINITY},
+                                   {{count - 2, 2 * 4096 * 256 + 1, 3 * 4096 * 256 + 5}, std::nanf("")}};
+  for (const Case& c : cases) {
+    std::vector<float> y = x;
+    int64_t want = -1;
+    for (int64_t i : c.bad) {
+      y[i] = c.value;
+      if (want < 0 || i < want) want = i;
+    }
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, y.data(), y.size() * 4, cudaMemcpyHostToDevice));
+    int64_t got = -2;
+    const bqc::Status st = bqc::FindNonFinite(dx.ptr, count, &got);
+    Report(st.ok() && got == want, "find_non_finite: want " + std::to_string(want),
+           st.ok() ? "got " + std::to_string(got) : st.message);
+  }
+  int64_t got = -2;
+  bqc::Status st = bqc::FindNonFinite(dx.ptr, 0, &got);
+  Report(st.ok() && got == -1, "find_non_finite: count 0 -> -1", st.message);
+  st = bqc::FindNonFinite(nullptr, 5, &got);
+  Report(st.code == 1, "error: find_non_finite on null -> code 1", st.message);
+}
+
 void TestErrors() {
   DeviceBuffer<uint8_t> buf(1 << 16);
   float* y = reinterpret_cast<float*>(buf.ptr + 4096);
@@ -436,6 +474,7 @@ int main(int argc, char** argv) {
                       QuantType::kQ4_0, QuantType::kQ4_1, QuantType::kQ5_0, QuantType::kQ5_1}) {
     for (bool imp : {false, true}) TestQuantizeRef(q, small ? 3 : 37, small ? 2304 : 4608, 11, imp);
   }
+  TestFindNonFinite();
   TestErrors();
 
   std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);

@@ -1,0 +1,160 @@
+"""bq.cuda: the CUDA kernels on caller-owned device arrays. Argument checks run everywhere (they
+come before any CUDA call); the kernels are checked against the CPU functions where a GPU is."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import blockquant as bq
+
+pytestmark = pytest.mark.skipif(not hasattr(bq, "__version__"), reason="blockquant not importable")
+
+
+class FakeDeviceArray:
+    """Describes device memory through __cuda_array_interface__ without owning any."""
+
+    def __init__(self, shape, typestr, ptr=0x1000, strides=None):
+        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "data": (ptr, False),
+                                         "version": 3, "strides": strides}
+
+
+def _cuda_built():
+    try:
+        from blockquant import _cuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_module = pytest.mark.skipif(not _cuda_built(), reason="blockquant built without CUDA kernels")
+
+
+def test_import_blockquant_does_not_load_the_cuda_module():
+    code = "import sys, blockquant\nprint('blockquant._cuda' in sys.modules, 'blockquant.cuda' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_device_count_is_consistent_with_available():
+    n = bq.cuda.device_count()
+    assert isinstance(n, int) and n >= 0
+    assert bq.cuda.available() == (n > 0)
+
+
+@needs_module
+def test_argument_checks_come_before_any_cuda_call():
+    w = FakeDeviceArray((64, 144 * 2), "|u1")  # 64 rows of 512 Q4_K columns
+    with pytest.raises(TypeError, match="__cuda_array_interface__"):
+        bq.cuda.matmul(np.zeros((64, 288), np.uint8), "Q4_K", FakeDeviceArray((1, 512), "<f2"))
+    with pytest.raises(bq.ShapeError, match="does not match"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((1, 256), "<f2"), FakeDeviceArray((1, 64), "<f4"))
+    with pytest.raises(TypeError, match="uint8"):
+        bq.cuda.matmul(FakeDeviceArray((64, 288), "<f4"), "Q4_K", FakeDeviceArray((1, 512), "<f2"))
+    with pytest.raises(bq.ShapeError, match="whole Q4_K blocks"):
+        bq.cuda.matmul(FakeDeviceArray((64, 300), "|u1"), "Q4_K", FakeDeviceArray((1, 512), "<f2"))
+    with pytest.raises(bq.ShapeError, match="out must be F32 of shape"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((2, 512), "<f2"), FakeDeviceArray((2, 63), "<f4"))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((2, 512), "<f2", strides=(2, 1024)), FakeDeviceArray((2, 64), "<f4"))
+    with pytest.raises(ValueError, match="pass out"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((1, 512), "<f2"))
+    with pytest.raises(TypeError, match="float16, bfloat16 or float32"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((1, 512), "|u1"), FakeDeviceArray((1, 64), "<f4"))
+    with pytest.raises(bq.ShapeError, match="importance"):
+        bq.cuda.quantize(FakeDeviceArray((4, 512), "<f4"), "Q4_K", FakeDeviceArray((4, 288), "|u1"),
+                         importance=FakeDeviceArray((256,), "<f4"))
+    with pytest.raises(bq.ShapeError, match="whole Q4_K blocks of 256"):
+        bq.cuda.quantize(FakeDeviceArray((4, 500), "<f4"), "Q4_K", FakeDeviceArray((4, 288), "|u1"))
+    with pytest.raises(TypeError, match="dtype must be F32, F16 or BF16"):
+        bq.cuda.dequantize(w, "Q4_K", FakeDeviceArray((64, 512), "<f4"), dtype="Q8_0")
+    with pytest.raises(bq.UnsupportedTypeError):
+        bq.cuda.matmul(w, "Q9_K", FakeDeviceArray((1, 512), "<f2"), FakeDeviceArray((1, 64), "<f4"))
+
+
+@needs_module
+@pytest.mark.skipif(bq.cuda.device_count() > 0, reason="checks the no-GPU error; this machine has a GPU")
+def test_no_gpu_is_a_device_error_not_a_crash():
+    w = FakeDeviceArray((64, 288), "|u1")
+    with pytest.raises(bq.DeviceError):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((1, 512), "<f2"), FakeDeviceArray((1, 64), "<f4"))
+    with pytest.raises(bq.DeviceError):
+        bq.cuda.dequantize(w, "Q4_K", FakeDeviceArray((64, 512), "<f4"))
+    with pytest.raises(bq.DeviceError):
+        bq.cuda.quantize(FakeDeviceArray((64, 512), "<f4"), "Q4_K", w)
+
+
+# ---- on a GPU, through PyTorch tensors -------------------------------------------------------
+
+def _torch_cuda():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+gpu = pytest.mark.skipif(_torch_cuda() is None, reason="no PyTorch with a CUDA device")
+
+
+@gpu
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q3_K", "Q8_0", "Q4_0"])
+def test_gpu_quantize_and_dequantize_match_the_cpu(qtype):
+    torch = _torch_cuda()
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((96, 1024)) * rng.uniform(0.01, 3, size=(96, 1))).astype(np.float32)
+    w[3] = 0.0  # an all-zero row
+    w[5, 17] = 40.0  # an outlier
+    imp = rng.uniform(0, 2, size=1024).astype(np.float32)
+    for importance in (None, imp):
+        want = bq.quantize(w, qtype, importance=importance)
+        got = bq.cuda.quantize(torch.from_numpy(w).cuda(), qtype,
+                               importance=None if importance is None else torch.from_numpy(importance).cuda())
+        assert got.dtype == torch.uint8 and tuple(got.shape) == (96, want.nbytes // 96)
+        assert np.array_equal(got.cpu().numpy().reshape(-1), want.data.reshape(-1)), (qtype, importance is None)
+    deq = bq.cuda.dequantize(got, qtype)
+    assert np.array_equal(deq.cpu().numpy(), bq.dequantize(want))
+    half = bq.cuda.dequantize(got, qtype, dtype="F16")
+    assert torch.equal(half, deq.half())
+
+
+@gpu
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q2_K", "Q5_K", "Q8_0"])
+def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
+    torch = _torch_cuda()
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((300, 768)).astype(np.float32)
+    qt = bq.quantize(w, qtype)
+    blocks = torch.from_numpy(qt.data.reshape(300, -1).copy()).cuda()
+    wd = bq.dequantize(qt).astype(np.float64)
+    for n in (1, 2, 5):
+        for dt in (torch.float16, torch.bfloat16, torch.float32):
+            x = torch.randn(n, 768, generator=torch.Generator().manual_seed(n)).to(dt)
+            xf = x.float().numpy().astype(np.float64)
+            ref = xf @ wd.T
+            y = bq.cuda.matmul(blocks, qtype, x.cuda())
+            assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
+            # int8 rounding of x per 32 values (n <= 2, f16/bf16) adds at most sum |w| * max|x| / 254
+            amax = np.repeat(np.abs(xf).reshape(n, -1, 32).max(axis=2), 32, axis=1)
+            bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T) + (amax / 254) @ np.abs(wd).T * 1.001
+            assert np.all(np.abs(y.cpu().numpy() - ref) <= bound + 1e-6), (qtype, n, dt)
+    out = torch.empty(300, device="cuda")
+    assert bq.cuda.matmul(blocks, qtype, torch.ones(768, device="cuda", dtype=torch.float16), out) is out
+    assert torch.allclose(out.cpu().double(), torch.from_numpy(wd.sum(axis=1)), rtol=1e-2, atol=1e-2)
+
+
+@gpu
+def test_gpu_quantize_refuses_non_finite_weights_and_writes_nothing():
+    torch = _torch_cuda()
+    w = torch.randn(8, 512, device="cuda")
+    out = torch.full((8, 2 * 144), 0xA5, dtype=torch.uint8, device="cuda")
+    for bad, where in ((float("nan"), (0, 0)), (float("inf"), (7, 511)), (-float("inf"), (3, 200))):
+        v = w.clone()
+        v[where] = bad
+        v[7, 511] = bad  # a later one too: the error names the first
+        with pytest.raises(bq.NonFiniteError, match=rf"x\[{where[0]}, {where[1]}\]"):
+            bq.cuda.quantize(v, "Q4_K", out)
+        assert bool((out == 0xA5).all())
+    # skipping the check is the caller's promise; finite input still gives the CPU's bytes
+    got = bq.cuda.quantize(w, "Q4_K", check_finite=False)
+    assert np.array_equal(got.cpu().numpy().reshape(-1), bq.quantize(w.cpu().numpy(), "Q4_K").data.reshape(-1))
