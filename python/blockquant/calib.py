@@ -9,7 +9,8 @@ Measure ``layer_error`` on activations the quantizer did not see.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -172,3 +173,37 @@ def load_imatrix(path: str) -> Dict[str, Any]:
     """The raw contents of an imatrix file: entries {name: (sum2, counts, cols)}, datasets,
     chunk_count, chunk_size."""
     return _core.load_imatrix(path)
+
+
+def make_demo_activations(model: str, path: str, rows: int = 1024, seed: int = 0) -> Dict[str, Tuple[int, int]]:
+    """Writes ``path`` (.npz): synthetic input activations for every 2-D linear weight of
+    ``model`` (a GGUF or safetensors file, e.g. ``bq.make_demo_model``'s), shaped like real
+    ones: a low-rank Student-t signal with a power-law spectrum, isotropic noise, and 1% of
+    channels 20-100x the median. Weights reading one input (q/k/v, gate/up) share one array,
+    keyed by the first of them. For trying the calibrated flow, not for real calibration:
+    record your model's own activations (``ImatrixCollector`` shows where). Returns
+    {key: shape}."""
+    if rows < 2:
+        raise ValueError(f"rows must be >= 2, got {rows}")
+    if not path.endswith(".npz"):
+        raise ValueError(f"path must end in .npz (numpy would add it), got {path!r}")
+    rng = np.random.default_rng(seed)
+    shared = {"attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"}
+    arrays: Dict[str, np.ndarray] = {}
+    for t in _core.inspect(model)["tensors"]:
+        parts = t["name"].split(".")
+        if len(t["shape"]) != 2 or parts[0] != "blk" or parts[-1] != "weight" or parts[2] in shared:
+            continue
+        cols = int(t["shape"][0])
+        k = min(64, cols)
+        basis = rng.standard_normal((k, cols)) * (np.arange(1, k + 1) ** -0.7)[:, None]
+        x = rng.standard_t(4, size=(rows, k)) @ basis + 0.3 * rng.standard_normal((rows, cols))
+        outliers = rng.choice(cols, max(1, cols // 100), replace=False)
+        x[:, outliers] *= rng.uniform(20, 100, size=outliers.size)
+        arrays[t["name"]] = x.astype(np.float32)
+    if not arrays:
+        raise ShapeError(f"'{model}' has no blk.N.*.weight matrices to make activations for")
+    tmp = path[:-4] + ".tmp.npz"  # written whole, then renamed: no partial file at path
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return {k: v.shape for k, v in arrays.items()}

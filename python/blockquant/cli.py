@@ -56,7 +56,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         return 0
     report = bq.quantize_model(args.input, args.output, policy=args.policy, threads=args.threads,
                                target_size=args.target_size, target_bpw=args.target_bpw, imatrix=args.imatrix,
-                               report_path=args.report,
+                               report_path=args.report, calib=args.calib, method=args.method,
+                               holdout=args.holdout, heldout=args.heldout, damp=args.damp, act_order=args.act_order,
                                accept=args.accept or (), manifest=not args.no_manifest,
                                compress=args.compress, progress=False if args.quiet else None)
     _print_verdict(report)
@@ -149,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-size", help="size budget for the tensors, e.g. 2.0GB or 1.5GiB")
     s.add_argument("--target-bpw", type=float, help="bits/weight budget, e.g. 4.3")
     s.add_argument("--imatrix", help="llama.cpp importance matrix (imatrix.gguf or legacy .dat)")
+    s.add_argument("--calib", help="input activations per tensor (.npz, keys = tensor names) or an importance "
+                                   "matrix; docs/calibration.md")
+    s.add_argument("--method", choices=["rtn", "imatrix", "gptq", "awq"],
+                   help="how tensors with activations are quantized (default: gptq for .npz, imatrix otherwise)")
+    s.add_argument("--holdout", type=float, default=0.25,
+                   help="fraction of each activation array (its last rows) kept out of calibration to measure "
+                        "the layer-output error (default 0.25)")
+    s.add_argument("--heldout", help="held-out activations (.npz, same keys) instead of --holdout")
+    s.add_argument("--damp", type=float, default=0.01, help="GPTQ damping, a fraction of mean(diag(X^T X))")
+    s.add_argument("--act-order", action="store_true", help="GPTQ: columns by decreasing activation energy")
     s.add_argument("--report", help="write the report to REPORT.json and REPORT.md (default: OUT.report.*)")
     s.add_argument("--compress", choices=["gzip", "zstd"])
     s.add_argument("--no-manifest", action="store_true")

@@ -73,7 +73,9 @@ def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Opt
                    accept: Iterable[str] = (), reports: bool = True, manifest: bool = True,
                    compress: Optional[str] = None, progress: Any = None,
                    target_size: Optional[Any] = None, target_bpw: Optional[float] = None,
-                   imatrix: Optional[str] = None, report_path: Optional[str] = None) -> Dict[str, Any]:
+                   imatrix: Optional[str] = None, report_path: Optional[str] = None,
+                   calib: Optional[str] = None, method: Optional[str] = None, holdout: float = 0.25,
+                   heldout: Optional[str] = None, damp: float = 0.01, act_order: bool = False) -> Dict[str, Any]:
     """Quantizes the GGUF file ``input`` into ``output`` with ``policy`` (a ``Policy``, a preset
     such as "Q4_K_M", a hybrid, a rule-file path or a dict of rules), measures every tensor,
     and writes ``output``.report.json/.md and ``output``.manifest.json. ``accept`` overrides
@@ -86,7 +88,14 @@ def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Opt
     ``report_path``: write the report to REPORT_PATH.json/.md instead of beside the output.
     ``progress``: True prints a progress line (the default on a terminal); a callable is called
     after each tensor with a dict (index, count, name, done_bytes, total_bytes, seconds), e.g. to
-    drive a notebook progress bar; an exception it raises stops the run and nothing is written."""
+    drive a notebook progress bar; an exception it raises stops the run and nothing is written.
+
+    Calibration (docs/calibration.md): ``calib`` is an ``.npz`` of input activations per tensor
+    name, or a llama.cpp importance matrix. ``method``: "rtn", "imatrix", "gptq" (the default
+    for activations; ``damp``, ``act_order``) or "awq" (scales folded into attn_norm/ffn_norm).
+    Tensors with activations get their held-out layer-output error in the report, and that
+    error decides their pass (``accept`` "layer_error=0.05"). Held-out rows: the last
+    ``holdout`` fraction of each array, or the arrays of a second file ``heldout``."""
     if compress not in (None, "gzip", "zstd"):
         raise ValueError(f"compress must be 'gzip' or 'zstd', got {compress!r}")
     on_tensor = progress if callable(progress) else None
@@ -94,11 +103,17 @@ def quantize_model(input: str, output: str, policy: Any = "Q4_K_M", threads: Opt
         progress = sys.stderr.isatty()
     target_bytes = -1 if target_size is None else (
         parse_size(target_size) if isinstance(target_size, str) else int(target_size))
+    bpw = -1.0 if target_bpw is None else float(target_bpw)
     keep = Policy(policy) if isinstance(policy, dict) else policy  # keeps an inline rule file alive
+    hook = None
+    if calib is not None or method is not None:
+        from .calib_flow import calibration_hook
+        hook, imatrix = calibration_hook(input, calib, method, imatrix, _policy(keep), target_bytes, bpw,
+                                         holdout, heldout, damp, act_order, _threads(threads))
     out = _core.quantize_model(input, output, _policy(keep), _threads(threads), list(accept), False,
                                reports and report_path is None,
-                               manifest and compress is None, bool(progress), target_bytes,
-                               -1.0 if target_bpw is None else float(target_bpw), imatrix or "", on_tensor)
+                               manifest and compress is None, bool(progress), target_bytes, bpw,
+                               imatrix or "", on_tensor, hook)
     report = json.loads(out.report_json)
     report["files"] = list(out.files)
     if report_path is not None:

@@ -68,6 +68,78 @@ py::dict Inspect(const std::string& path, size_t max_array) {
   return out;
 }
 
+// One tensor of a GGUF or safetensors model as f32 (rows, row_length): what a
+// calibration hook reads ahead (AWQ needs q/k/v before it meets their norm).
+py::array_t<float> ReadTensor(const std::string& path, const std::string& name, int threads) {
+  const bq::ModelSource in = bq::ModelSource::Open(path);
+  for (const bq::GgufTensor& t : in.tensors()) {
+    if (t.name != name) continue;
+    py::array_t<float> out({static_cast<py::ssize_t>(t.rows()), static_cast<py::ssize_t>(t.row_length())});
+    float* dst = out.mutable_data();
+    py::gil_scoped_release release;
+    bq::ThreadPool pool(static_cast<size_t>(threads > 0 ? threads : 1));
+    bq::DequantizeTensor(t.type, t.data, t.rows(), t.row_length(), dst, pool.AsParallelFor());
+    return out;
+  }
+  throw bq::Error(bq::ErrorCode::kInvalidArgument, "'" + path + "' has no tensor '" + name + "'");
+}
+
+// A read-only or writable numpy view of memory the flow owns, valid during one
+// hook call only (the hook must copy what it keeps).
+template <typename T>
+py::array_t<T> View(T* p, int64_t rows, int64_t cols, bool writable) {
+  py::array_t<T> a({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)}, p, py::none());
+  if (!writable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
+py::dict PlanDict(const bq::TensorPlan& p) {
+  py::dict d;
+  d["name"] = p.name;
+  d["type"] = bq::TypeName(p.type);
+  d["source_type"] = bq::TypeName(p.source_type);
+  d["shape"] = p.dims;
+  d["layer"] = p.layer;
+  d["keep"] = p.keep;
+  return d;
+}
+
+// hook: a Python object with claims(plan) -> bool, quantize(plan, values, dst)
+// -> method name or None (values f32 (rows, cols), writable; dst uint8 (rows,
+// row_bytes) to fill when the method writes bytes itself, else return a name
+// starting with "=" to let the flow round the rewritten values), and
+// layer_error(plan, values, dequantized) -> float or None.
+// The lambdas hold a borrowed handle: the caller's argument keeps the object
+// alive for the run, and copies of them need no reference counting (they are
+// made and dropped while the GIL is released).
+bq::TensorHook MakeHook(py::handle hook) {
+  bq::TensorHook h;
+  h.claims = [hook](const bq::TensorPlan& p) {
+    py::gil_scoped_acquire gil;
+    return hook.attr("claims")(PlanDict(p)).cast<bool>();
+  };
+  h.quantize = [hook](const bq::TensorPlan& p, float* values, int64_t rows, int64_t cols, uint8_t* dst,
+                      std::string* method) {
+    py::gil_scoped_acquire gil;
+    const int64_t row_bytes = bq::RowBytes(p.type, cols);
+    py::object r = hook.attr("quantize")(PlanDict(p), View(values, rows, cols, true), View(dst, rows, row_bytes, true));
+    if (r.is_none()) return false;
+    *method = r.cast<std::string>();
+    if (!method->empty() && (*method)[0] == '=') {
+      method->erase(0, 1);
+      return false;
+    }
+    return true;
+  };
+  h.layer_error = [hook](const bq::TensorPlan& p, const float* values, const float* deq, int64_t rows, int64_t cols) {
+    py::gil_scoped_acquire gil;
+    py::object r = hook.attr("layer_error")(PlanDict(p), View(const_cast<float*>(values), rows, cols, false),
+                                           View(const_cast<float*>(deq), rows, cols, false));
+    return r.is_none() ? std::numeric_limits<double>::quiet_NaN() : r.cast<double>();
+  };
+  return h;
+}
+
 struct FlowOutput {
   std::string report_json, report_markdown, plan_text;
   std::vector<std::string> files;
@@ -77,8 +149,10 @@ struct FlowOutput {
 FlowOutput QuantizeModel(const std::string& input, const std::string& output, const std::string& policy,
                          int threads, const std::vector<std::string>& accept, bool dry_run, bool write_reports,
                          bool manifest, bool progress, int64_t target_bytes, double target_bpw,
-                         const std::string& imatrix, py::object on_tensor) {
+                         const std::string& imatrix, py::object on_tensor, py::object tensor_hook) {
   FlowOutput out;
+  bq::TensorHook hook;
+  if (!tensor_hook.is_none()) hook = MakeHook(tensor_hook);
   py::gil_scoped_release release;
   bq::QuantizeModelOptions o;
   o.input = input;
@@ -91,6 +165,7 @@ FlowOutput QuantizeModel(const std::string& input, const std::string& output, co
   o.target_bytes = target_bytes;
   o.target_bpw = target_bpw;
   o.imatrix = imatrix;
+  o.tensor_hook = std::move(hook);
   if (!on_tensor.is_none()) {
     // Called on this thread after each tensor; an exception it raises
     // aborts the run like any other error (nothing is written).
@@ -228,7 +303,8 @@ void RegisterFlow(py::module_& m) {
   m.def("quantize_model", &QuantizeModel, py::arg("input"), py::arg("output"), py::arg("policy"), py::arg("threads"),
         py::arg("accept"), py::arg("dry_run"), py::arg("write_reports"), py::arg("manifest"), py::arg("progress"),
         py::arg("target_bytes") = -1, py::arg("target_bpw") = -1.0, py::arg("imatrix") = "",
-        py::arg("on_tensor") = py::none());
+        py::arg("on_tensor") = py::none(), py::arg("tensor_hook") = py::none());
+  m.def("read_tensor", &ReadTensor, py::arg("path"), py::arg("name"), py::arg("threads") = 1);
   m.def("plan_tensors", &PlanTensors, py::arg("tensors"), py::arg("policy"), py::arg("facts"),
         py::arg("has_imatrix") = false);
   m.def("load_imatrix", &LoadImatrixPy, py::arg("path"));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,9 +56,12 @@ class Thresholds {
         {QuantType::kQ5_0, 0.08}, {QuantType::kQ5_1, 0.07},   {QuantType::kF16, 0.001}, {QuantType::kBF16, 0.005},
         {QuantType::kF32, 0.0}};
     for (const auto& d : defaults) max_rel_rmse_[d.first] = d.second;
+    max_layer_error_ = max_rel_rmse_;
   }
 
-  // "rel_rmse.Q4_K=0.08", "rel_rmse=0.1" (every type), "cosine.min=0.99".
+  // "rel_rmse.Q4_K=0.08", "rel_rmse=0.1" (every type), "cosine.min=0.99",
+  // "layer_error.Q4_K=0.1", "layer_error=0.1" (tensors with held-out
+  // activations; their limits start at the rel_rmse defaults).
   void Apply(const std::string& setting) {
     const size_t eq = setting.find('=');
     if (eq == std::string::npos) Bad(setting, "expected KEY=VALUE");
@@ -72,9 +76,32 @@ class Thresholds {
       for (auto& kv : max_rel_rmse_) kv.second = v;
     } else if (key.rfind("rel_rmse.", 0) == 0) {
       max_rel_rmse_[ParseQuantType(key.substr(9))] = v;
+    } else if (key == "layer_error") {
+      for (auto& kv : max_layer_error_) kv.second = v;
+    } else if (key.rfind("layer_error.", 0) == 0) {
+      max_layer_error_[ParseQuantType(key.substr(12))] = v;
     } else {
-      Bad(setting, "unknown key (use rel_rmse, rel_rmse.TYPE or cosine.min)");
+      Bad(setting, "unknown key (use rel_rmse, rel_rmse.TYPE, layer_error, layer_error.TYPE or cosine.min)");
     }
+  }
+
+  // For a tensor whose layer-output error was measured: that error decides,
+  // since error-compensating methods (GPTQ) trade weight error for output
+  // error and would fail a weight-space limit they were built to exceed.
+  std::string CheckLayerError(QuantType type, double layer_error, const TensorMetrics& m) const {
+    const auto it = max_layer_error_.find(type);
+    const double limit = it == max_layer_error_.end() ? 0.0 : it->second;
+    char buf[160];
+    if (!(layer_error <= limit)) {
+      std::snprintf(buf, sizeof(buf), "layer-output error %.4g > %.4g allowed for %s", layer_error, limit,
+                    TypeName(type));
+      return buf;
+    }
+    if (!(m.cosine >= min_cosine_)) {
+      std::snprintf(buf, sizeof(buf), "cosine %.6f < %.6f", m.cosine, min_cosine_);
+      return buf;
+    }
+    return "";
   }
 
   // Empty when the tensor passes, else why not.
@@ -102,7 +129,7 @@ class Thresholds {
   [[noreturn]] static void Bad(const std::string& setting, const std::string& why) {
     BLOCKQUANT_THROW(ErrorCode::kInvalidArgument, "acceptance setting '" + setting + "': " + why);
   }
-  std::map<QuantType, double> max_rel_rmse_;
+  std::map<QuantType, double> max_rel_rmse_, max_layer_error_;
   double min_cosine_ = 0.9;
 };
 
@@ -122,6 +149,26 @@ inline void PrintProgress(const FlowProgress& p, std::FILE* out = stderr) {
   if (p.index + 1 == p.count) std::fprintf(out, "\n");
 }
 
+// Whole-tensor hook for calibration-aware methods (docs/calibration.md).
+// Tensors it claims are decoded whole to f32 and handed to `quantize`, which
+// may rewrite the values in place (AWQ multiplies a linear layer's columns by
+// s and divides the norm before it by s; a claimed kept tensor is then
+// re-encoded in its own type) and may write the quantized bytes itself
+// (GPTQ), returning true; else the flow rounds the values as usual, with the
+// imatrix if one covers the tensor. `layer_error` then sees the values and
+// their dequantized result and returns the relative layer-output error on
+// held-out activations, or NaN. Called on the flow's thread, one tensor at a
+// time; an exception aborts the run with nothing written.
+struct TensorHook {
+  std::function<bool(const TensorPlan&)> claims;
+  std::function<bool(const TensorPlan&, float* values, int64_t rows, int64_t cols, uint8_t* dst,
+                     std::string* method)>
+      quantize;
+  std::function<double(const TensorPlan&, const float* values, const float* dequantized, int64_t rows,
+                       int64_t cols)>
+      layer_error;
+};
+
 struct QuantizeModelOptions {
   std::string input;            // a GGUF file (F32/F16/BF16 or already quantized tensors), or a
                                 // *.safetensors checkpoint (F32/F16/BF16, HF names mapped)
@@ -138,6 +185,7 @@ struct QuantizeModelOptions {
   std::vector<std::string> accept;  // threshold overrides, KEY=VALUE
   bool dry_run = false;         // plan only: nothing is written
   std::function<void(const FlowProgress&)> progress;
+  TensorHook tensor_hook;       // optional: calibration-aware quantization
 };
 
 struct TensorResult {
@@ -146,6 +194,8 @@ struct TensorResult {
   bool measured = false;  // false for tensors copied unchanged
   std::string failure;    // empty when the tensor passes
   double seconds = 0.0;
+  std::string method;     // set by a TensorHook: "gptq", "awq", ...
+  double layer_error = std::numeric_limits<double>::quiet_NaN();  // held-out output error, if measured
 };
 
 struct FlowReport {
@@ -190,6 +240,8 @@ struct FlowReport {
              JsonNumber(t.metrics.max_abs_err) + ", \"snr_db\": " + JsonNumber(t.metrics.snr_db) +
              ", \"cosine\": " + JsonNumber(t.metrics.cosine);
       }
+      if (!t.method.empty()) j += ", \"method\": " + JsonString(t.method);
+      if (std::isfinite(t.layer_error)) j += ", \"layer_error\": " + JsonNumber(t.layer_error);
       j += ", \"pass\": " + std::string(t.failure.empty() ? "true" : "false");
       if (!t.failure.empty()) j += ", \"failure\": " + JsonString(t.failure);
       j += "}" + std::string(i + 1 < tensors.size() ? "," : "") + "\n";
@@ -214,21 +266,31 @@ struct FlowReport {
       m += "\nFailing tensors:\n\n";
       for (const std::string& f : failing) m += "- " + f + "\n";
     }
-    m += "\n| tensor | type | shape | bytes | rel RMSE | max abs err | SNR dB | cosine | pass |\n"
-         "|---|---|---|---|---|---|---|---|---|\n";
+    // Calibrated runs add the method and the held-out layer-output error.
+    bool calibrated = false;
+    for (const TensorResult& t : tensors) calibrated = calibrated || !t.method.empty() || std::isfinite(t.layer_error);
+    m += calibrated ? "\n| tensor | type | shape | bytes | rel RMSE | max abs err | SNR dB | cosine | method | "
+                      "layer error | pass |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+                    : "\n| tensor | type | shape | bytes | rel RMSE | max abs err | SNR dB | cosine | pass |\n"
+                      "|---|---|---|---|---|---|---|---|---|\n";
     for (const TensorResult& t : tensors) {
       std::string shape;
       for (size_t d = 0; d < t.plan.dims.size(); ++d) shape += (d ? "x" : "") + std::to_string(t.plan.dims[d]);
       if (t.measured) {
-        std::snprintf(buf, sizeof(buf), "| %s | %s | %s | %lld | %.5f | %.4g | %.2f | %.6f | %s |\n",
-                      t.plan.name.c_str(), TypeName(t.plan.type), shape.c_str(), static_cast<long long>(t.plan.bytes),
-                      t.metrics.rel_rmse, t.metrics.max_abs_err, t.metrics.snr_db, t.metrics.cosine,
-                      t.failure.empty() ? "yes" : "**no**");
+        std::snprintf(buf, sizeof(buf), "| %s | %s | %s | %lld | %.5f | %.4g | %.2f | %.6f | ", t.plan.name.c_str(),
+                      TypeName(t.plan.type), shape.c_str(), static_cast<long long>(t.plan.bytes), t.metrics.rel_rmse,
+                      t.metrics.max_abs_err, t.metrics.snr_db, t.metrics.cosine);
       } else {
-        std::snprintf(buf, sizeof(buf), "| %s | %s | %s | %lld | exact | 0 | inf | 1 | yes |\n", t.plan.name.c_str(),
+        std::snprintf(buf, sizeof(buf), "| %s | %s | %s | %lld | exact | 0 | inf | 1 | ", t.plan.name.c_str(),
                       TypeName(t.plan.type), shape.c_str(), static_cast<long long>(t.plan.bytes));
       }
       m += buf;
+      if (calibrated) {
+        std::snprintf(buf, sizeof(buf), std::isfinite(t.layer_error) ? "%s | %.5f | " : "%s | | ",
+                      t.method.empty() ? "" : t.method.c_str(), t.layer_error);
+        m += buf;
+      }
+      m += t.failure.empty() ? "yes |\n" : "**no** |\n";
     }
     return m;
   }
@@ -251,6 +313,47 @@ inline ModelFacts Facts(const ModelSource& in) {
   f.n_head = static_cast<int>(in.GetInt(a + ".attention.head_count", -1));
   f.n_head_kv = static_cast<int>(in.GetInt(a + ".attention.head_count_kv", -1));
   return f;
+}
+
+// The TensorHook path: the whole tensor in f32, the hook's rewrite and
+// bytes (or the flow's rounding), metrics on what was written. A kept tensor
+// the hook leaves unchanged is reported as exact, like any kept tensor.
+template <typename WriteFn>
+void QuantizeHooked(const TensorHook& hook, const GgufTensor& src, const Imatrix& imatrix, const ParallelFor& pf,
+                    RowQuantizer quantize_row, const std::string& input, TensorResult* result, WriteFn write) {
+  const TensorPlan& p = result->plan;
+  const int64_t cols = src.row_length(), rows = src.rows();
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  DequantizeTensor(src.type, src.data, rows, cols, values.data(), pf);
+  const std::vector<float> before = p.type == src.type ? values : std::vector<float>();
+  std::vector<uint8_t> q(static_cast<size_t>(rows * RowBytes(p.type, cols)));
+  try {
+    const bool wrote = hook.quantize && hook.quantize(p, values.data(), rows, cols, q.data(), &result->method);
+    if (!wrote) {
+      std::vector<float> importance;
+      const auto entry = imatrix.entries.find(p.name);
+      if (entry != imatrix.entries.end() && p.type != src.type) {
+        if (entry->second.n_mat() > 1) {
+          BLOCKQUANT_THROW(ErrorCode::kShape, "a tensor hook takes 2-D tensors; imatrix entry '" + p.name +
+                                                  "' has several matrices");
+        }
+        importance = imatrix.Importance(p.name, cols, 0);
+      }
+      QuantizeTensor(p.type, QuantType::kF32, values.data(), rows, cols, q.data(),
+                     importance.empty() ? nullptr : importance.data(), pf, quantize_row);
+    }
+  } catch (const Error& e) {
+    BLOCKQUANT_THROW(e.code(), "'" + input + "' tensor '" + p.name + "': " + e.message());
+  }
+  write(q.data(), static_cast<uint64_t>(q.size()));
+  if (p.type == src.type && values == before) return;  // kept and unchanged: exact
+  std::vector<float> deq(values.size());
+  DequantizeTensor(p.type, q.data(), rows, cols, deq.data(), pf);
+  MetricsAccumulator acc;
+  acc.Add(values.data(), deq.data(), rows * cols, 0);
+  result->metrics = acc.Result();
+  result->measured = true;
+  if (hook.layer_error) result->layer_error = hook.layer_error(p, values.data(), deq.data(), rows, cols);
 }
 
 inline void RefuseSameFile(const ModelSource& in, const std::string& output) {
@@ -339,7 +442,10 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
   }
   report.policy = report.plan.policy;
   const Plan& plan = report.plan;
-  for (const TensorPlan& p : plan.tensors) report.tensors.push_back(TensorResult{p, {}, false, "", 0.0});
+  for (const TensorPlan& p : plan.tensors) {
+    report.tensors.emplace_back();
+    report.tensors.back().plan = p;
+  }
   if (o.dry_run) {
     report.seconds = elapsed();
     return report;
@@ -369,7 +475,19 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     const GgufTensor& src = in.tensors()[i];
     TensorResult& result = report.tensors[i];
     const TensorPlan& p = result.plan;
-    if (p.type == src.type) {  // kept as is: copy the bytes
+    if (o.tensor_hook.claims && o.tensor_hook.claims(p)) {
+      flow_detail::QuantizeHooked(o.tensor_hook, src, imatrix, pf, o.quantize_row, o.input, &result,
+                                  [&](const uint8_t* q, uint64_t n) { w.Write(i, q, n); });
+      if (result.measured) {
+        result.failure = std::isfinite(result.layer_error)
+                             ? thresholds.CheckLayerError(p.type, result.layer_error, result.metrics)
+                             : thresholds.Check(p.type, result.metrics);
+        if (!result.failure.empty()) {
+          report.go = false;
+          report.failing.push_back(p.name + ": " + result.failure);
+        }
+      }
+    } else if (p.type == src.type) {  // kept as is: copy the bytes
       w.Write(i, src.data, static_cast<uint64_t>(src.n_bytes));
     } else {
       const int64_t cols = src.row_length(), rows = src.rows();
