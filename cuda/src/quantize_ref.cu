@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "bq_quantize.cuh"
+#include "bq_quantize_coop.cuh"
 #include "launch.cuh"
 
 namespace blockquant {
@@ -24,16 +25,27 @@ cudaError_t Launch(const float* x, int64_t rows, int64_t cols, const float* impo
   QuantizeRefKernel<kType><<<ctas, kThreads, 0, stream>>>(x, rows, cols, importance, out);
   return cudaGetLastError();
 }
+
+// K-quants: a lane per group (bq_quantize_coop.cuh).
+template <QuantType kType>
+cudaError_t LaunchCoop(const float* x, int64_t rows, int64_t cols, const float* importance, uint8_t* out,
+                       cudaStream_t stream) {
+  constexpr int kPerCta = coop::kThreads / (kQK_K / coop::KQuant<kType>::kGroup);
+  const int64_t ctas64 = (rows * (cols / kQK_K) + kPerCta - 1) / kPerCta;
+  const unsigned ctas = static_cast<unsigned>(ctas64 < (int64_t{1} << 20) ? ctas64 : (int64_t{1} << 20));
+  coop::QuantizeKQuantKernel<kType><<<ctas, coop::kThreads, 0, stream>>>(x, rows, cols, importance, out);
+  return cudaGetLastError();
+}
 }  // namespace
 
 cudaError_t LaunchQuantizeRef(QuantType type, const float* x, int64_t rows, int64_t cols, const float* importance,
                               uint8_t* out, cudaStream_t stream) {
   switch (type) {
-    case QuantType::kQ2_K: return Launch<QuantType::kQ2_K>(x, rows, cols, importance, out, stream);
-    case QuantType::kQ3_K: return Launch<QuantType::kQ3_K>(x, rows, cols, importance, out, stream);
-    case QuantType::kQ4_K: return Launch<QuantType::kQ4_K>(x, rows, cols, importance, out, stream);
-    case QuantType::kQ5_K: return Launch<QuantType::kQ5_K>(x, rows, cols, importance, out, stream);
-    case QuantType::kQ6_K: return Launch<QuantType::kQ6_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ2_K: return LaunchCoop<QuantType::kQ2_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ3_K: return LaunchCoop<QuantType::kQ3_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ4_K: return LaunchCoop<QuantType::kQ4_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ5_K: return LaunchCoop<QuantType::kQ5_K>(x, rows, cols, importance, out, stream);
+    case QuantType::kQ6_K: return LaunchCoop<QuantType::kQ6_K>(x, rows, cols, importance, out, stream);
     case QuantType::kQ4_0: return Launch<QuantType::kQ4_0>(x, rows, cols, importance, out, stream);
     case QuantType::kQ4_1: return Launch<QuantType::kQ4_1>(x, rows, cols, importance, out, stream);
     case QuantType::kQ5_0: return Launch<QuantType::kQ5_0>(x, rows, cols, importance, out, stream);

@@ -124,7 +124,9 @@ BLOCKQUANT_HOST_DEVICE inline bool RefitAsym(int group, const float* x, const fl
 }
 
 // Levels 1 and 2 for Q2_K (group 16, q 0..3, 4-bit scales), Q4_K (32, 0..15,
-// 6-bit) and Q5_K (32, 0..31, 6-bit).
+// 6-bit) and Q5_K (32, 0..31, 6-bit). cuda/bq_quantize_coop.cuh runs the same
+// steps with one GPU lane per group: change the two together (the device
+// tests compare their bytes).
 BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperAsym(int group, int nmax, int scale_max, const float* x,
                                                      const float* importance, AsymSuper* s) {
   const int groups = kQK_K / group;
@@ -179,7 +181,8 @@ BLOCKQUANT_HOST_DEVICE inline float AssignSym(int qmax, const float* x, const fl
 
 // Levels 1 and 2 for Q3_K (q -4..3, scales -32..31) and Q6_K (q -32..31,
 // scales -128..127); both have 16 groups of 16. The largest group scale maps
-// to the negative end of the scale range, which is one step longer.
+// to the negative end of the scale range, which is one step longer. Mirrored
+// lane by lane in cuda/bq_quantize_coop.cuh, as QuantizeSuperAsym is.
 BLOCKQUANT_HOST_DEVICE inline void QuantizeSuperSym(int qmax, int scale_neg_end, const float* x,
                                                     const float* importance, SymSuper* st) {
   float w[kQK_K], a[16];
@@ -305,6 +308,24 @@ BLOCKQUANT_HOST_DEVICE inline void PackLevelsQ6_K(const uint8_t* q, BlockQ6_K* y
   }
 }
 
+BLOCKQUANT_HOST_DEVICE inline void PackQ3_K(const SymSuper& s, BlockQ3_K* y) {
+  uint8_t code[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) code[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 4);
+  PackLevelsQ3_K(code, y);
+  uint8_t S[16];
+  for (int g = 0; g < 16; ++g) S[g] = static_cast<uint8_t>(s.s[g] + 32);
+  PackScalesQ3K(S, y->scales);
+  y->d = s.d;
+}
+
+BLOCKQUANT_HOST_DEVICE inline void PackQ6_K(const SymSuper& s, BlockQ6_K* y) {
+  uint8_t q[kQK_K];
+  for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 32);
+  PackLevelsQ6_K(q, y);
+  for (int g = 0; g < 16; ++g) y->scales[g] = s.s[g];
+  y->d = s.d;
+}
+
 BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t n, const float* importance) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     AsymSuper s;
@@ -319,13 +340,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ3_K(const float* x, BlockQ3_K* y,
     SymSuper s;
     const int64_t off = b * kQK_K;
     QuantizeSuperSym(3, -32, x + off, importance ? importance + off : nullptr, &s);
-    uint8_t code[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) code[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 4);
-    PackLevelsQ3_K(code, &y[b]);
-    uint8_t S[16];
-    for (int g = 0; g < 16; ++g) S[g] = static_cast<uint8_t>(s.s[g] + 32);
-    PackScalesQ3K(S, y[b].scales);
-    y[b].d = s.d;
+    PackQ3_K(s, &y[b]);
   }
 }
 
@@ -352,11 +367,7 @@ BLOCKQUANT_HOST_DEVICE inline void QuantizeRowQ6_K(const float* x, BlockQ6_K* y,
     SymSuper s;
     const int64_t off = b * kQK_K;
     QuantizeSuperSym(31, -128, x + off, importance ? importance + off : nullptr, &s);
-    uint8_t q[kQK_K];
-    for (int i = 0; i < kQK_K; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(s.L[i]) + 32);
-    PackLevelsQ6_K(q, &y[b]);
-    for (int g = 0; g < 16; ++g) y[b].scales[g] = s.s[g];
-    y[b].d = s.d;
+    PackQ6_K(s, &y[b]);
   }
 }
 

@@ -1,0 +1,334 @@
+// GPU K-quant quantization with one lane per group: the 8 or 16 group
+// searches of a super-block (the bulk of the work) run side by side, and the
+// super-block's sums and decisions run on its first lane, in the reference's
+// order and with its functions. The steps mirror ref::QuantizeSuperAsym and
+// ref::QuantizeSuperSym (quant/k_quants.h) one for one, so the bytes are the
+// CPU reference's; the device tests compare them. One thread per super-block
+// (QuantizeRefKernel) kept ~4 KB of arrays per thread in local memory and
+// left the searches serial.
+//
+// Compile with -fmad=false, as every GPU copy of the reference.
+#ifndef BLOCKQUANT_CUDA_BQ_QUANTIZE_COOP_CUH_
+#define BLOCKQUANT_CUDA_BQ_QUANTIZE_COOP_CUH_
+
+#include <cstdint>
+#include <type_traits>
+
+#include "blockquant/format/blocks.h"
+#include "blockquant/format/fp16.h"
+#include "blockquant/format/quant_type.h"
+#include "blockquant/quant/k_quants.h"
+#include "blockquant/quant/search.h"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+namespace coop {
+
+// Per type: the group layout and the reference's constants.
+template <QuantType kType>
+struct KQuant;
+template <>
+struct KQuant<QuantType::kQ2_K> {
+  using Block = BlockQ2_K;
+  static constexpr bool kAsym = true;
+  static constexpr int kGroup = 16, kNmax = 3, kScaleMax = 15;
+  static __device__ void Pack(const ref::AsymSuper& s, Block* y) { ref::PackQ2_K(s, y); }
+};
+template <>
+struct KQuant<QuantType::kQ4_K> {
+  using Block = BlockQ4_K;
+  static constexpr bool kAsym = true;
+  static constexpr int kGroup = 32, kNmax = 15, kScaleMax = 63;
+  static __device__ void Pack(const ref::AsymSuper& s, Block* y) { ref::PackQ4_K(s, y); }
+};
+template <>
+struct KQuant<QuantType::kQ5_K> {
+  using Block = BlockQ5_K;
+  static constexpr bool kAsym = true;
+  static constexpr int kGroup = 32, kNmax = 31, kScaleMax = 63;
+  static __device__ void Pack(const ref::AsymSuper& s, Block* y) { ref::PackQ5_K(s, y); }
+};
+template <>
+struct KQuant<QuantType::kQ3_K> {
+  using Block = BlockQ3_K;
+  static constexpr bool kAsym = false;
+  static constexpr int kGroup = 16, kQmax = 3, kScaleNegEnd = -32;
+  static __device__ void Pack(const ref::SymSuper& s, Block* y) { ref::PackQ3_K(s, y); }
+};
+template <>
+struct KQuant<QuantType::kQ6_K> {
+  using Block = BlockQ6_K;
+  static constexpr bool kAsym = false;
+  static constexpr int kGroup = 16, kQmax = 31, kScaleNegEnd = -128;
+  static __device__ void Pack(const ref::SymSuper& s, Block* y) { ref::PackQ6_K(s, y); }
+};
+
+// A super-block's shared state. Laid over raw shared memory (the reference
+// structs have member initializers, which __shared__ variables cannot run);
+// every field is written before it is read.
+struct AsymState {
+  float x[kQK_K], w[kQK_K];
+  float a[16], b[16], err[16];
+  ref::AsymSuper s, t;  // the current choice and the refit's trial
+};
+struct SymState {
+  float x[kQK_K], w[kQK_K];
+  float a[16];
+  ref::SymSuper s, t;
+};
+
+constexpr int kThreads = 64;  // 8 Q4_K/Q5_K or 4 Q2_K/Q3_K/Q6_K super-blocks per CTA
+
+// ref::FixedSum over t[i] = term(i), i < 256, by the kG lanes of a super-block,
+// every lane getting the result. Lane g holds i = g, g + kG, ...: the halving
+// tree's levels down to kG pair values of one lane, the last log2(kG) levels
+// are shuffles; the same additions, operands in the same order.
+template <int kG, typename Term>
+__device__ inline float LaneFixedSum256(int g, Term term) {
+  constexpr int kPer = kQK_K / kG;
+  float v[kPer];
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) v[k] = term(g + k * kG);
+#pragma unroll
+  for (int half = kPer / 2; half >= 1; half /= 2) {
+#pragma unroll
+    for (int k = 0; k < half; ++k) v[k] = v[k] + v[k + half];
+  }
+  float sum = v[0];
+#pragma unroll
+  for (int half = kG / 2; half >= 1; half /= 2) {
+    const float upper = __shfl_down_sync(0xffffffffu, sum, half, kG);
+    sum = sum + upper;  // right on lanes g < half, which are all the next level reads
+  }
+  return __shfl_sync(0xffffffffu, sum, 0, kG);
+}
+
+// The super-block's sum of 16 per-group errors, as ChooseGroupScalesAsym
+// forms it (slots past the group count are 0).
+__device__ inline float SumGroupErrors(const float* err) {
+  float t[16];
+  for (int j = 0; j < 16; ++j) t[j] = err[j];
+  return ref::FixedSum(t, 16);
+}
+
+// ref::RefitAsym with its five 256-term sums spread over the lanes.
+template <int kG, int kGroup>
+__device__ inline bool LaneRefitAsym(int g, const AsymState& st, float* nd, float* ndm) {
+  auto u = [&](int i) { return static_cast<float>(st.s.sc[i / kGroup]) * st.s.L[i]; };
+  auto v = [&](int i) { return static_cast<float>(st.s.m[i / kGroup]); };
+  const float suu = LaneFixedSum256<kG>(g, [&](int i) { const float ui = u(i); return st.w[i] * (ui * ui); });
+  const float suv = LaneFixedSum256<kG>(g, [&](int i) { return st.w[i] * (u(i) * v(i)); });
+  const float svv = LaneFixedSum256<kG>(g, [&](int i) { const float vi = v(i); return st.w[i] * (vi * vi); });
+  const float sux = LaneFixedSum256<kG>(g, [&](int i) { return st.w[i] * (u(i) * st.x[i]); });
+  const float svx = LaneFixedSum256<kG>(g, [&](int i) { return st.w[i] * (v(i) * st.x[i]); });
+  const float det = suu * svv - suv * suv;
+  if (det > 0.0f) {
+    *nd = (sux * svv - suv * svx) / det;
+    *ndm = 0.0f - (suu * svx - suv * sux) / det;
+  } else if (suu > 0.0f) {
+    *nd = sux / suu;
+    *ndm = F16ToF32(st.s.dmin);
+  } else {
+    return false;
+  }
+  return *nd >= 0.0f && *ndm >= 0.0f && ref::IsFiniteF(*nd) && ref::IsFiniteF(*ndm);
+}
+
+// Lanes g = 0..G-1 of one super-block (G = 256 / group). Every lane reaches
+// the same decisions from the same shared values, so no lane leads and all
+// lanes of the warp run the same control flow (plain __syncwarp()).
+template <QuantType kType>
+__device__ void QuantizeAsym(AsymState& st, int g, const float* imp) {
+  using K = KQuant<kType>;
+  constexpr int kG = kQK_K / K::kGroup;
+  const float fmax_s = static_cast<float>(K::kScaleMax);
+  ref::FitGroupAsym(K::kGroup, K::kNmax, st.x + g * K::kGroup, imp ? imp + g * K::kGroup : nullptr,
+                    st.w + g * K::kGroup, &st.a[g], &st.b[g]);
+  if (g == 0) {
+    for (int j = kG; j < 16; ++j) st.err[j] = 0.0f;
+    for (int j = kG; j < 16; ++j) st.s.sc[j] = st.s.m[j] = st.t.sc[j] = st.t.m[j] = 0;
+  }
+  __syncwarp();
+  float max_a = 0.0f, max_b = 0.0f;
+  for (int j = 0; j < kG; ++j) {
+    max_a = ref::Max2(max_a, st.a[j]);
+    max_b = ref::Max2(max_b, st.b[j]);
+  }
+  uint16_t d = F32ToF16Saturate(max_a / fmax_s), dmin = F32ToF16Saturate(max_b / fmax_s);
+  st.err[g] = ref::ChooseGroupScaleAsym(K::kGroup, K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
+                                        st.w + g * K::kGroup, st.a[g], st.b[g], F16ToF32(d), F16ToF32(dmin),
+                                        &st.s.sc[g], &st.s.m[g], st.s.L + g * K::kGroup);
+  if (g == 0) {
+    st.s.d = d;
+    st.s.dmin = dmin;
+  }
+  __syncwarp();
+  float err = SumGroupErrors(st.err);
+  // The reference's refit loop, with `active` for its breaks: the super-blocks
+  // of one warp may stop at different rounds, and the shuffles need them all.
+  bool active = true;
+  for (int r = 0; r < ref::kSuperRefits; ++r) {
+    float nd, ndm;
+    uint16_t td = 0, tdm = 0;
+    const bool refit = LaneRefitAsym<kG, K::kGroup>(g, st, &nd, &ndm);
+    if (active) {
+      if (!refit) {
+        active = false;
+      } else {
+        td = F32ToF16Saturate(nd);
+        tdm = F32ToF16Saturate(ndm);
+        if (td == d && tdm == dmin) active = false;
+      }
+    }
+    __syncwarp();  // every lane has read err[] and the refit's inputs
+    if (active) {
+      st.err[g] = ref::ChooseGroupScaleAsym(K::kGroup, K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
+                                            st.w + g * K::kGroup, st.a[g], st.b[g], F16ToF32(td), F16ToF32(tdm),
+                                            &st.t.sc[g], &st.t.m[g], st.t.L + g * K::kGroup);
+    }
+    __syncwarp();
+    if (active) {
+      const float trial_err = SumGroupErrors(st.err);
+      if (!(trial_err < err)) {
+        active = false;
+      } else {
+        err = trial_err;
+        d = td;
+        dmin = tdm;
+        st.s.sc[g] = st.t.sc[g];
+        st.s.m[g] = st.t.m[g];
+        for (int i = g * K::kGroup; i < (g + 1) * K::kGroup; ++i) st.s.L[i] = st.t.L[i];
+        if (g == 0) {
+          st.s.d = d;
+          st.s.dmin = dmin;
+        }
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// ref::AssignSym for `into` over the lanes: levels into into.L, and the
+// weighted squared error (every lane gets it).
+template <int kQmax>
+__device__ inline float LaneAssignSym(int g, const SymState& st, ref::SymSuper& into) {
+  const float fd = F16ToF32(into.d);
+  const float fqmax = static_cast<float>(kQmax);
+  return LaneFixedSum256<16>(g, [&](int i) {
+    const float a = fd * static_cast<float>(into.s[i / 16]);
+    const float ia = a != 0.0f ? 1.0f / a : 0.0f;
+    into.L[i] = a != 0.0f ? ref::ClampRound(st.x[i] * ia, -fqmax - 1.0f, fqmax) : 0.0f;
+    const float diff = a * into.L[i] - st.x[i];
+    return st.w[i] * (diff * diff);
+  });
+}
+
+template <QuantType kType>
+__device__ void QuantizeSym(SymState& st, int g, const float* imp) {
+  using K = KQuant<kType>;
+  ref::GroupWeights(16, imp ? imp + 16 * g : nullptr, st.w + 16 * g);
+  st.a[g] = ref::FitSymmetric(16, K::kQmax, st.x + 16 * g, st.w + 16 * g, st.s.L + 16 * g);
+  __syncwarp();
+  const float fneg = static_cast<float>(K::kScaleNegEnd);
+  float amax = 0.0f, extreme = 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    if (ref::AbsF(st.a[j]) > amax) {
+      amax = ref::AbsF(st.a[j]);
+      extreme = st.a[j];
+    }
+  }
+  uint16_t d = F32ToF16Saturate(extreme / fneg);
+  {
+    const float fd = F16ToF32(d);
+    const float id = fd != 0.0f ? 1.0f / fd : 0.0f;
+    st.s.s[g] = static_cast<int8_t>(ref::ClampRound(st.a[g] * id, fneg, -fneg - 1.0f));
+    st.t.s[g] = st.s.s[g];  // the refit keeps the group scales
+  }
+  if (g == 0) st.s.d = st.t.d = d;
+  __syncwarp();
+  float err = LaneAssignSym<K::kQmax>(g, st, st.s);
+  __syncwarp();
+  bool active = true;  // the reference's breaks, as in QuantizeAsym
+  for (int r = 0; r < ref::kSuperRefits; ++r) {
+    // Refit d: x ~ d * (s_j q) over 256 values.
+    auto u = [&](int i) { return static_cast<float>(st.s.s[i / 16]) * st.s.L[i]; };
+    const float suu = LaneFixedSum256<16>(g, [&](int i) { const float ui = u(i); return st.w[i] * (ui * ui); });
+    const float sux = LaneFixedSum256<16>(g, [&](int i) { return st.w[i] * (u(i) * st.x[i]); });
+    uint16_t td = 0;
+    if (active) {
+      const float nd = suu > 0.0f ? sux / suu : 0.0f;
+      if (!(suu > 0.0f) || !ref::IsFiniteF(nd)) {
+        active = false;
+      } else {
+        td = F32ToF16Saturate(nd);
+        if (td == d) active = false;
+      }
+    }
+    if (g == 0 && active) st.t.d = td;
+    __syncwarp();
+    const float trial_err = LaneAssignSym<K::kQmax>(g, st, st.t);  // every lane: it shuffles
+    __syncwarp();
+    if (active) {
+      if (!(trial_err < err)) {
+        active = false;
+      } else {
+        err = trial_err;
+        d = td;
+        for (int i = 16 * g; i < 16 * (g + 1); ++i) st.s.L[i] = st.t.L[i];
+        if (g == 0) st.s.d = d;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// Super-blocks are numbered across rows; a row-major tensor's are contiguous
+// (cols is a multiple of 256), so a CTA loads its run of x in one coalesced
+// sweep. Grid-stride over CTA-sized runs.
+template <QuantType kType>
+__global__ void __launch_bounds__(kThreads) QuantizeKQuantKernel(const float* __restrict__ x, int64_t rows,
+                                                                 int64_t cols, const float* __restrict__ importance,
+                                                                 uint8_t* __restrict__ out) {
+  using K = KQuant<kType>;
+  using State = typename std::conditional<K::kAsym, AsymState, SymState>::type;
+  constexpr int kG = kQK_K / K::kGroup;         // lanes per super-block
+  constexpr int kPerCta = kThreads / kG;        // super-blocks per CTA
+  __shared__ alignas(16) unsigned char raw[kPerCta * sizeof(State)];
+  State* states = reinterpret_cast<State*>(raw);
+  const int local = threadIdx.x / kG, g = threadIdx.x % kG;
+  State& st = states[local];
+  const int64_t per_row = cols / kQK_K, total = rows * per_row;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kPerCta; first < total;
+       first += static_cast<int64_t>(gridDim.x) * kPerCta) {
+    const int64_t n_here = total - first < kPerCta ? total - first : kPerCta;
+    for (int64_t i = threadIdx.x; i < n_here * kQK_K; i += kThreads) {
+      states[i / kQK_K].x[i % kQK_K] = x[first * kQK_K + i];
+    }
+    __syncthreads();
+    const int64_t sb = first + local;
+    // Lanes of a missing super-block (the tensor's tail) still take part in
+    // their warp's __syncwarp() calls, on a copy of a real one's data.
+    const bool real = local < n_here;
+    const int64_t src_sb = real ? sb : first;
+    if (!real) {
+      for (int i = g; i < kQK_K; i += kG) st.x[i] = states[0].x[i];
+    }
+    __syncwarp();
+    const float* imp = importance ? importance + (src_sb % per_row) * kQK_K : nullptr;
+    if constexpr (K::kAsym) {
+      QuantizeAsym<kType>(st, g, imp);
+    } else {
+      QuantizeSym<kType>(st, g, imp);
+    }
+    if (real && g == 0) K::Pack(st.s, reinterpret_cast<typename K::Block*>(out) + sb);
+    __syncthreads();
+  }
+}
+
+}  // namespace coop
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant
+
+#endif  // BLOCKQUANT_CUDA_BQ_QUANTIZE_COOP_CUH_
