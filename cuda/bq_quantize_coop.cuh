@@ -90,12 +90,7 @@ __device__ inline float LaneFixedSum256(int g, Term term) {
   float v[kPer];
 #pragma unroll
   for (int k = 0; k < kPer; ++k) v[k] = term(g + k * kG);
-#pragma unroll
-  for (int half = kPer / 2; half >= 1; half /= 2) {
-#pragma unroll
-    for (int k = 0; k < half; ++k) v[k] = v[k] + v[k + half];
-  }
-  float sum = v[0];
+  float sum = ref::FixedSumN<kPer>(v);
 #pragma unroll
   for (int half = kG / 2; half >= 1; half /= 2) {
     const float upper = __shfl_down_sync(0xffffffffu, sum, half, kG);
@@ -143,8 +138,8 @@ __device__ void QuantizeAsym(AsymState& st, int g, const float* imp) {
   using K = KQuant<kType>;
   constexpr int kG = kQK_K / K::kGroup;
   const float fmax_s = static_cast<float>(K::kScaleMax);
-  ref::FitGroupAsym(K::kGroup, K::kNmax, st.x + g * K::kGroup, imp ? imp + g * K::kGroup : nullptr,
-                    st.w + g * K::kGroup, &st.a[g], &st.b[g]);
+  ref::FitGroupAsymN<K::kGroup>(K::kNmax, st.x + g * K::kGroup, imp ? imp + g * K::kGroup : nullptr,
+                                st.w + g * K::kGroup, &st.a[g], &st.b[g]);
   if (g == 0) {
     for (int j = kG; j < 16; ++j) st.err[j] = 0.0f;
     for (int j = kG; j < 16; ++j) st.s.sc[j] = st.s.m[j] = st.t.sc[j] = st.t.m[j] = 0;
@@ -156,7 +151,7 @@ __device__ void QuantizeAsym(AsymState& st, int g, const float* imp) {
     max_b = ref::Max2(max_b, st.b[j]);
   }
   uint16_t d = F32ToF16Saturate(max_a / fmax_s), dmin = F32ToF16Saturate(max_b / fmax_s);
-  st.err[g] = ref::ChooseGroupScaleAsym(K::kGroup, K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
+  st.err[g] = ref::ChooseGroupScaleAsymN<K::kGroup>(K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
                                         st.w + g * K::kGroup, st.a[g], st.b[g], F16ToF32(d), F16ToF32(dmin),
                                         &st.s.sc[g], &st.s.m[g], st.s.L + g * K::kGroup);
   if (g == 0) {
@@ -183,7 +178,7 @@ __device__ void QuantizeAsym(AsymState& st, int g, const float* imp) {
     }
     __syncwarp();  // every lane has read err[] and the refit's inputs
     if (active) {
-      st.err[g] = ref::ChooseGroupScaleAsym(K::kGroup, K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
+      st.err[g] = ref::ChooseGroupScaleAsymN<K::kGroup>(K::kNmax, K::kScaleMax, st.x + g * K::kGroup,
                                             st.w + g * K::kGroup, st.a[g], st.b[g], F16ToF32(td), F16ToF32(tdm),
                                             &st.t.sc[g], &st.t.m[g], st.t.L + g * K::kGroup);
     }
@@ -228,7 +223,7 @@ template <QuantType kType>
 __device__ void QuantizeSym(SymState& st, int g, const float* imp) {
   using K = KQuant<kType>;
   ref::GroupWeights(16, imp ? imp + 16 * g : nullptr, st.w + 16 * g);
-  st.a[g] = ref::FitSymmetric(16, K::kQmax, st.x + 16 * g, st.w + 16 * g, st.s.L + 16 * g);
+  st.a[g] = ref::FitSymmetricN<16>(K::kQmax, st.x + 16 * g, st.w + 16 * g, st.s.L + 16 * g);
   __syncwarp();
   const float fneg = static_cast<float>(K::kScaleNegEnd);
   float amax = 0.0f, extreme = 0.0f;

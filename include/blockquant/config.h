@@ -30,6 +30,14 @@
 #endif
 #endif
 
+// Full unrolling in device code, where it keeps small fixed-size arrays in
+// registers instead of local memory; nothing on the host (g++ would warn).
+#if defined(__CUDA_ARCH__)
+#define BLOCKQUANT_UNROLL _Pragma("unroll")
+#else
+#define BLOCKQUANT_UNROLL
+#endif
+
 // Reference arithmetic rounds every product to f32 (no fused multiply-add), so
 // results match numpy/gguf and every fast path bit for bit. Clang honours this
 // statement-level pragma; GCC needs -ffp-contract=off, which the CMake target

@@ -39,9 +39,11 @@ struct AsymSuper {
 // neighbourhood in scale-major order, a strict improvement winning. Values
 // are assigned with the factors as they decode (into Lj). fd/fdm: d and dmin
 // as f32. Returns the group's weighted error.
-BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScaleAsym(int group, int nmax, int scale_max, const float* xj,
-                                                         const float* wj, float a_j, float b_j, float fd, float fdm,
-                                                         uint8_t* sc_j, uint8_t* m_j, float* Lj) {
+template <int kGroup>
+BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScaleAsymN(int nmax, int scale_max, const float* xj, const float* wj,
+                                                          float a_j, float b_j, float fd, float fdm, uint8_t* sc_j,
+                                                          uint8_t* m_j, float* Lj) {
+  constexpr int group = kGroup;
   const float id = fd > 0.0f ? 1.0f / fd : 0.0f, idm = fdm > 0.0f ? 1.0f / fdm : 0.0f;
   const float fmax_s = static_cast<float>(scale_max), fnmax = static_cast<float>(nmax);
   const float sc0 = ClampRound(a_j * id, 0.0f, fmax_s), m0 = ClampRound(b_j * idm, 0.0f, fmax_s);
@@ -52,21 +54,31 @@ BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScaleAsym(int group, int nmax, in
     if (sc < 0.0f || sc > fmax_s || m < 0.0f || m > fmax_s) continue;
     const float fa = fd * sc, fb = fdm * m;
     const float ia = fa > 0.0f ? 1.0f / fa : 0.0f;
-    float Lc[32], terms[32] = {};
+    float Lc[kGroup], terms[kGroup];
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < group; ++i) {
       Lc[i] = fa > 0.0f ? ClampRound((xj[i] + fb) * ia, 0.0f, fnmax) : 0.0f;
       const float diff = fa * Lc[i] - fb - xj[i];
       terms[i] = wj[i] * (diff * diff);
     }
-    const float err = FixedSum(terms, group);
+    const float err = FixedSumN<kGroup>(terms);
     if (t == 0 || err < best_err) {  // the centre is always in range
       best_err = err;
       *sc_j = static_cast<uint8_t>(sc);
       *m_j = static_cast<uint8_t>(m);
+      BLOCKQUANT_UNROLL
       for (int i = 0; i < group; ++i) Lj[i] = Lc[i];
     }
   }
   return best_err;
+}
+
+// group is 16 or 32.
+BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScaleAsym(int group, int nmax, int scale_max, const float* xj,
+                                                         const float* wj, float a_j, float b_j, float fd, float fdm,
+                                                         uint8_t* sc_j, uint8_t* m_j, float* Lj) {
+  return group == 16 ? ChooseGroupScaleAsymN<16>(nmax, scale_max, xj, wj, a_j, b_j, fd, fdm, sc_j, m_j, Lj)
+                     : ChooseGroupScaleAsymN<32>(nmax, scale_max, xj, wj, a_j, b_j, fd, fdm, sc_j, m_j, Lj);
 }
 
 // Every group's choice for d/dmin as s holds them; returns the total error
@@ -84,13 +96,24 @@ BLOCKQUANT_HOST_DEVICE inline float ChooseGroupScalesAsym(int group, int nmax, i
 }
 
 // Group j's fit (level 1): its weights into wj, scale a_j and min b_j >= 0.
-BLOCKQUANT_HOST_DEVICE inline void FitGroupAsym(int group, int nmax, const float* xj, const float* importance_j,
-                                                float* wj, float* a_j, float* b_j) {
-  float L[32];
-  GroupWeights(group, importance_j, wj);
-  const GroupFit fit = FitAsymmetric(group, nmax, xj, wj, L, true);
+template <int kGroup>
+BLOCKQUANT_HOST_DEVICE inline void FitGroupAsymN(int nmax, const float* xj, const float* importance_j, float* wj,
+                                                 float* a_j, float* b_j) {
+  float L[kGroup];
+  GroupWeights(kGroup, importance_j, wj);
+  const GroupFit fit = FitAsymmetricN<kGroup>(nmax, xj, wj, L, true);
   *a_j = fit.scale;
   *b_j = 0.0f - fit.offset;  // +0, not -0, when there is no min
+}
+
+// group is 16 or 32.
+BLOCKQUANT_HOST_DEVICE inline void FitGroupAsym(int group, int nmax, const float* xj, const float* importance_j,
+                                                float* wj, float* a_j, float* b_j) {
+  if (group == 16) {
+    FitGroupAsymN<16>(nmax, xj, importance_j, wj, a_j, b_j);
+  } else {
+    FitGroupAsymN<32>(nmax, xj, importance_j, wj, a_j, b_j);
+  }
 }
 
 // The least-squares refit of d and dmin: x ~ d * (sc_j q) - dmin * m_j over

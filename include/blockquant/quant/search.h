@@ -43,6 +43,19 @@ BLOCKQUANT_HOST_DEVICE inline float FixedSum(float* t, int n) {
   return t[0];
 }
 
+// FixedSum for a compile-time n: the same additions, one level per template
+// instance, so that a GPU compiler unrolls it all and keeps t in registers.
+template <int N>
+BLOCKQUANT_HOST_DEVICE inline float FixedSumN(float* t) {
+  if constexpr (N == 1) {
+    return t[0];
+  } else {
+    BLOCKQUANT_UNROLL
+    for (int i = 0; i < N / 2; ++i) t[i] = t[i] + t[i + N / 2];
+    return FixedSumN<N / 2>(t);
+  }
+}
+
 // Round half to even (the default rounding mode), on the host and on a GPU.
 BLOCKQUANT_HOST_DEVICE inline float RoundHalfEven(float v) {
 #if defined(__CUDA_ARCH__)
@@ -76,13 +89,15 @@ BLOCKQUANT_HOST_DEVICE inline float ClampRound(float v, float lo, float hi) {
 }
 
 // Weighted error sum_i w_i (a * L_i + c - x_i)^2 in fixed order.
-BLOCKQUANT_HOST_DEVICE inline float FitError(int n, const float* x, const float* w, const float* L, float a, float c) {
-  float t[32] = {};
-  for (int i = 0; i < n; ++i) {
+template <int N>
+BLOCKQUANT_HOST_DEVICE inline float FitError(const float* x, const float* w, const float* L, float a, float c) {
+  float t[N];
+  BLOCKQUANT_UNROLL
+  for (int i = 0; i < N; ++i) {
     const float diff = a * L[i] + c - x[i];
     t[i] = w[i] * (diff * diff);
   }
-  return FixedSum(t, n);
+  return FixedSumN<N>(t);
 }
 
 // Result of fitting x ~ scale * L + offset over one group.
@@ -95,18 +110,23 @@ struct GroupFit {
 // offset <= 0, Q4_1/Q5_1 with any offset). n is 16 or 32; L gets q in
 // [0, nmax]. w are positive weights (the caller substitutes ones for an
 // all-zero weight group).
-BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w,
-                                                     float* L, bool offset_must_be_nonpositive) {
+template <int N>
+BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetricN(int nmax, const float* x_in, const float* w, float* L,
+                                                      bool offset_must_be_nonpositive) {
+  constexpr int n = N;
   GroupFit fit;
   float amax = 0.0f;
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) amax = Max2(amax, AbsF(x_in[i]));
   if (!(amax >= kTinyGroup)) {
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     return fit;
   }
   const float inv = 1.0f / amax;
-  float x[32] = {};
+  float x[N];
   float lo = x_in[0] * inv, hi = lo;
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) {
     x[i] = x_in[i] * inv;
     lo = Min2(lo, x[i]);
@@ -114,27 +134,33 @@ BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const floa
   }
   if (offset_must_be_nonpositive) lo = Min2(lo, 0.0f);
   if (hi == lo) {  // constant group: the offset alone represents it
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     fit.offset = lo * amax;
     return fit;
   }
-  float t[32] = {};
+  float t[N];
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) t[i] = w[i];
-  const float sw = FixedSum(t, n);
+  const float sw = FixedSumN<N>(t);
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) t[i] = w[i] * x[i];
-  const float sx = FixedSum(t, n);
+  const float sx = FixedSumN<N>(t);
   const float fmax_q = static_cast<float>(nmax);
 
   // Weighted least squares of x ~ a * L + c for given L; c clamped to <= 0
   // when required (then a is refit alone).
   auto solve = [&](const float* Lc, float* a, float* c) {
-    float u[32] = {};
+    float u[N];
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) u[i] = w[i] * Lc[i];
-    const float sl = FixedSum(u, n);
+    const float sl = FixedSumN<N>(u);
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * Lc[i]);
-    const float sl2 = FixedSum(u, n);
+    const float sl2 = FixedSumN<N>(u);
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * x[i]);
-    const float slx = FixedSum(u, n);
+    const float slx = FixedSumN<N>(u);
     const float det = sw * sl2 - sl * sl;
     if (det > 0.0f) {
       *a = (sw * slx - sl * sx) / det;
@@ -150,31 +176,35 @@ BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const floa
   };
 
   float best_a = 0.0f, best_c = 0.0f, best_err = 0.0f;
-  float cand[32] = {};
+  float cand[N];
   const float range = hi - lo;
   for (int k = 0; k <= 2 * kCandHalf; ++k) {
     const float iscale = (fmax_q + kCandStep * static_cast<float>(k - kCandHalf)) / range;
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) cand[i] = ClampRound(iscale * (x[i] - lo), 0.0f, fmax_q);
     float a, c;
     solve(cand, &a, &c);
-    const float err = FitError(n, x, w, cand, a, c);
+    const float err = FitError<N>(x, w, cand, a, c);
     if (k == 0 || err < best_err) {
       best_err = err;
       best_a = a;
       best_c = c;
+      BLOCKQUANT_UNROLL
       for (int i = 0; i < n; ++i) L[i] = cand[i];
     }
   }
   for (int it = 0; it < kRefineIters && best_a > 0.0f; ++it) {
     const float ia = 1.0f / best_a;
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) cand[i] = ClampRound((x[i] - best_c) * ia, 0.0f, fmax_q);
     float a, c;
     solve(cand, &a, &c);
-    const float err = FitError(n, x, w, cand, a, c);
+    const float err = FitError<N>(x, w, cand, a, c);
     if (!(err < best_err)) break;
     best_err = err;
     best_a = a;
     best_c = c;
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) L[i] = cand[i];
   }
   fit.scale = best_a * amax;
@@ -182,12 +212,22 @@ BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const floa
   return fit;
 }
 
+// n is 16 or 32.
+BLOCKQUANT_HOST_DEVICE inline GroupFit FitAsymmetric(int n, int nmax, const float* x_in, const float* w, float* L,
+                                                     bool offset_must_be_nonpositive) {
+  return n == 16 ? FitAsymmetricN<16>(nmax, x_in, w, L, offset_must_be_nonpositive)
+                 : FitAsymmetricN<32>(nmax, x_in, w, L, offset_must_be_nonpositive);
+}
+
 // Symmetric fit for the "scale * q" formats, q in [qmin, qmax] with
 // qmin = -(qmax + 1) (Q3_K, Q6_K, Q4_0, Q5_0). The scale may be negative, so
 // the extreme value can use the longer negative end. L gets q.
-BLOCKQUANT_HOST_DEVICE inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, float* L) {
+template <int N>
+BLOCKQUANT_HOST_DEVICE inline float FitSymmetricN(int qmax, const float* x_in, const float* w, float* L) {
+  constexpr int n = N;
   const float fqmax = static_cast<float>(qmax), fqmin = -fqmax - 1.0f;
   float amax = 0.0f, extreme = 0.0f;
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) {
     if (AbsF(x_in[i]) > amax) {  // first index wins ties
       amax = AbsF(x_in[i]);
@@ -195,52 +235,65 @@ BLOCKQUANT_HOST_DEVICE inline float FitSymmetric(int n, int qmax, const float* x
     }
   }
   if (!(amax >= kTinyGroup)) {
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) L[i] = 0.0f;
     return 0.0f;
   }
   const float inv = 1.0f / amax;
-  float x[32] = {};
+  float x[N];
+  BLOCKQUANT_UNROLL
   for (int i = 0; i < n; ++i) x[i] = x_in[i] * inv;
   const float ext = extreme * inv;  // +1 or -1
 
   auto solve = [&](const float* Lc) {
-    float u[32] = {};
+    float u[N];
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * Lc[i]);
-    const float sl2 = FixedSum(u, n);
+    const float sl2 = FixedSumN<N>(u);
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) u[i] = w[i] * (Lc[i] * x[i]);
-    const float slx = FixedSum(u, n);
+    const float slx = FixedSumN<N>(u);
     return sl2 > 0.0f ? slx / sl2 : 0.0f;
   };
 
   float best_a = 0.0f, best_err = 0.0f;
-  float cand[32] = {};
+  float cand[N];
   // Orientation 0 maps the extreme to the negative end (qmin), 1 to qmax.
   for (int orient = 0; orient < 2; ++orient) {
     const float end = orient == 0 ? fqmin : fqmax;
     for (int k = 0; k <= 2 * kCandHalf; ++k) {
       const float mag = AbsF(end) + kCandStep * static_cast<float>(k - kCandHalf);
       const float iscale = (end < 0.0f ? -mag : mag) / ext;
+      BLOCKQUANT_UNROLL
       for (int i = 0; i < n; ++i) cand[i] = ClampRound(iscale * x[i], fqmin, fqmax);
       const float a = solve(cand);
-      const float err = FitError(n, x, w, cand, a, 0.0f);
+      const float err = FitError<N>(x, w, cand, a, 0.0f);
       if ((orient == 0 && k == 0) || err < best_err) {
         best_err = err;
         best_a = a;
+        BLOCKQUANT_UNROLL
         for (int i = 0; i < n; ++i) L[i] = cand[i];
       }
     }
   }
   for (int it = 0; it < kRefineIters && best_a != 0.0f; ++it) {
     const float ia = 1.0f / best_a;
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) cand[i] = ClampRound(x[i] * ia, fqmin, fqmax);
     const float a = solve(cand);
-    const float err = FitError(n, x, w, cand, a, 0.0f);
+    const float err = FitError<N>(x, w, cand, a, 0.0f);
     if (!(err < best_err)) break;
     best_err = err;
     best_a = a;
+    BLOCKQUANT_UNROLL
     for (int i = 0; i < n; ++i) L[i] = cand[i];
   }
   return best_a * amax;
+}
+
+// n is 16 or 32.
+BLOCKQUANT_HOST_DEVICE inline float FitSymmetric(int n, int qmax, const float* x_in, const float* w, float* L) {
+  return n == 16 ? FitSymmetricN<16>(qmax, x_in, w, L) : FitSymmetricN<32>(qmax, x_in, w, L);
 }
 
 // Per-element weights for one group: importance when given and not all zero
