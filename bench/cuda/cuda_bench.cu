@@ -326,7 +326,8 @@ void BenchDequantQuant() {
         1);
     AddRow({"ours quantize f32->", blockquant::TypeName(type), "cold", m, k, 0, kus,
             4.0 * m * k + static_cast<double>(blockquant::RowBytes(type, k)) * m, 0.0,
-            "reference per block on the GPU; bytes = f32 read + blocks written"});
+            type == QuantType::kQ4_0 ? "reference, a thread per block; bytes = f32 read + blocks written"
+                                     : "reference steps, a lane per group; bytes = f32 read + blocks written"});
   }
   cudaFree(xf);
   cudaFree(q);
