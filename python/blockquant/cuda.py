@@ -23,6 +23,7 @@ runs (``ShapeError``, ``TypeError``). This module never falls back to the CPU: c
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional, Tuple
 
 from . import _core
@@ -30,12 +31,18 @@ from . import _core
 __all__ = ["available", "device_count", "supported", "matmul", "dequantize", "quantize"]
 
 
+_cuda_module: Any = None
+
+
 def _module() -> Any:
-    try:
-        from . import _cuda  # type: ignore[attr-defined]
-    except ImportError:
-        raise _core.DeviceError("this build of blockquant has no CUDA kernels (nvcc was not found at build time)")
-    return _cuda
+    global _cuda_module
+    if _cuda_module is None:
+        try:
+            from . import _cuda  # type: ignore[attr-defined]
+        except ImportError:
+            raise _core.DeviceError("this build of blockquant has no CUDA kernels (nvcc was not found at build time)")
+        _cuda_module = _cuda
+    return _cuda_module
 
 
 def device_count() -> int:
@@ -125,8 +132,10 @@ def _out(arg: Any, src: _Arr, shape: Tuple[int, ...], dtype: str, what: str) -> 
     return obj, o
 
 
+@functools.lru_cache(maxsize=None)
 def _block(qtype: str) -> Tuple[int, int]:
-    """(elements, bytes) of one block of qtype."""
+    """(elements, bytes) of one block of qtype. Cached: building the type table took about
+    half of a small matmul call's Python time."""
     for t in _core.types():
         if t["name"] == qtype:
             return int(t["block_elems"]), int(t["block_bytes"])
