@@ -84,6 +84,26 @@ Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, vo
 // cost beside quantizing it.
 Status FindNonFinite(const float* src, int64_t count, int64_t* first_bad, void* stream = nullptr);
 
+// The GPU half of GPTQ-style quantization (calib/gptq.h has the algorithm;
+// bq.calib.quantize(..., device="cuda") drives it with PyTorch for H, its
+// inverse Cholesky factor U and the updates). K-quants: Q2_K..Q6_K.
+//
+// GptqRoundBatch: for the 256 columns [c0, c0 + 256) of the working weights
+// w (rows x ld f32, row-major), whose blocks (one per row, rows x block bytes)
+// hold the scales the quantizer chose from these weights: rounds each column
+// in order onto its block's grid, writes its level into levels (int8, rows x
+// ld) and e = rounding error / U[c][c] into err (rows x 256 f32), and takes
+// e * U[c][j] off the batch's later columns j in w. The caller then applies
+// the batch to the later columns: w[:, c0+256:] -= err * U[c0:c0+256, c0+256:].
+// u: the cols x cols upper factor (H^-1 = U^T U), row-major with stride ldu.
+Status GptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t ld, int64_t c0, const void* blocks,
+                      const float* u, int64_t ldu, int8_t* levels, float* err, void* stream = nullptr);
+
+// Writes levels (int8, rows x cols, row stride ld) into the level bits of the
+// rows x cols blocks of type at blocks, leaving their scale bytes as they are.
+Status WriteBlockLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
+                        void* blocks, void* stream = nullptr);
+
 }  // namespace cuda
 }  // namespace v0
 }  // namespace blockquant

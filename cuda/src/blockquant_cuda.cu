@@ -261,6 +261,41 @@ Status Quantize(QuantType type, const float* src, int64_t rows, int64_t cols, vo
   return FromCuda(cudaGetLastError(), "Quantize launch");
 }
 
+namespace {
+bool GptqType(QuantType type) {
+  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ4_K ||
+         type == QuantType::kQ5_K || type == QuantType::kQ6_K;
+}
+}  // namespace
+
+Status GptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t ld, int64_t c0, const void* blocks,
+                      const float* u, int64_t ldu, int8_t* levels, float* err, void* stream) {
+  if (!GptqType(type)) return Fail(kUnsupportedType, "GptqRoundBatch: Q2_K..Q6_K only, got " + TypeLabel(type));
+  if (!w || !blocks || !u || !levels || !err) return Fail(kInvalidArgument, "GptqRoundBatch: null pointer");
+  if (rows <= 0 || c0 < 0 || c0 % 256 != 0 || ld < c0 + 256 || ldu < c0 + 256) {
+    return Fail(kShape, "GptqRoundBatch: need rows > 0, c0 a multiple of 256 and c0 + 256 <= ld, ldu");
+  }
+  if (!Aligned(w, 4) || !Aligned(u, 4) || !Aligned(err, 4) || !Aligned(blocks, 2)) {
+    return Fail(kInvalidArgument, "GptqRoundBatch: misaligned pointer");
+  }
+  return FromCuda(detail::LaunchGptqRoundBatch(type, w, rows, ld, c0, static_cast<const uint8_t*>(blocks), u, ldu,
+                                               levels, err, static_cast<cudaStream_t>(stream)),
+                  "GptqRoundBatch launch");
+}
+
+Status WriteBlockLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld, void* blocks,
+                        void* stream) {
+  if (!GptqType(type)) return Fail(kUnsupportedType, "WriteBlockLevels: Q2_K..Q6_K only, got " + TypeLabel(type));
+  if (!levels || !blocks) return Fail(kInvalidArgument, "WriteBlockLevels: null pointer");
+  if (rows <= 0 || cols <= 0 || cols % 256 != 0 || ld < cols) {
+    return Fail(kShape, "WriteBlockLevels: need rows > 0, cols a multiple of 256 and ld >= cols");
+  }
+  if (!Aligned(blocks, 2)) return Fail(kInvalidArgument, "WriteBlockLevels: misaligned blocks");
+  return FromCuda(detail::LaunchWriteLevels(type, levels, rows, cols, ld, static_cast<uint8_t*>(blocks),
+                                            static_cast<cudaStream_t>(stream)),
+                  "WriteBlockLevels launch");
+}
+
 __global__ void FindNonFiniteKernel(const float* src, int64_t count, unsigned long long* first) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count; i += stride) {

@@ -20,6 +20,13 @@ namespace detail {
 cudaError_t LaunchQuantizeRef(QuantType type, const float* x, int64_t rows, int64_t cols, const float* importance,
                               uint8_t* out, cudaStream_t stream);
 
+// gptq.cu: bq_gptq.cuh's kernels for Q2_K..Q6_K (cudaErrorInvalidValue for others).
+cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t ld, int64_t c0,
+                                 const uint8_t* blocks, const float* u, int64_t ldu, int8_t* levels, float* err,
+                                 cudaStream_t stream);
+cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
+                              uint8_t* blocks, cudaStream_t stream);
+
 // 2 warps (32 rows) per CTA for n <= 8: small CTAs, so that every CTA of
 // a GEMV is resident at once and the SMs get near-equal shares.
 constexpr int kMma8Warps = 2;

@@ -49,13 +49,16 @@ def importance(calib: np.ndarray) -> np.ndarray:
 
 
 def quantize(weight: np.ndarray, type: str, calib: Optional[np.ndarray] = None, method: str = "gptq",
-             damp: float = 0.01, act_order: bool = False, threads: Optional[int] = None):
+             damp: float = 0.01, act_order: bool = False, threads: Optional[int] = None,
+             device: Optional[str] = None):
     """Quantizes a (out, in) weight to ``type`` using calibration activations ``calib``
     (n_samples x in). ``method``: ``"rtn"`` plain rounding (calib unused), ``"imatrix"``
     rounding weighted by mean x^2 per column, ``"gptq"`` error compensation through
     H = X^T X + damp * mean(diag H) * I, columns in order or, with ``act_order``, by
     decreasing diag(H). Returns a ``bq.QuantizedTensor`` of standard GGUF blocks; the bytes
-    do not depend on ``threads``."""
+    do not depend on ``threads``. ``device="cuda"`` runs gptq on the GPU (Q2_K..Q6_K, no
+    act_order; needs PyTorch): the same algorithm, its sums in another order, so a few values
+    may take the neighbouring level (docs/calibration.md)."""
     from . import QuantizedTensor, quantize as plain_quantize
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -67,9 +70,21 @@ def quantize(weight: np.ndarray, type: str, calib: Optional[np.ndarray] = None, 
     x = _f32_2d(calib, "calib", w.shape[1])
     if method == "imatrix":
         return plain_quantize(w, type, importance=importance(x), threads=threads)
-    _require_calib()
     if not (damp >= 0.0):
         raise ValueError(f"damp must be >= 0, got {damp}")
+    if device is not None:
+        if device != "cuda":
+            raise ValueError(f"device must be None (the CPU) or 'cuda', got {device!r}")
+        if act_order:
+            raise ValueError("act_order runs on the CPU only (device=None)")
+        from .calib_cuda import gptq_quantize as gptq_cuda
+        for a, what in ((w, "weight"), (x, "calib")):
+            if not np.isfinite(a).all():
+                raise NonFiniteError(f"non_finite: the {what} holds NaN or Inf")
+        qtype = _core.canonical_type_name(type)
+        data = gptq_cuda(w, qtype, x, float(damp))
+        return QuantizedTensor(qtype, w.shape, data)
+    _require_calib()
     data = _core.gptq_quantize(w, type, x, float(damp), bool(act_order), _threads(threads))
     return QuantizedTensor(type, w.shape, data)
 

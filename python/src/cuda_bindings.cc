@@ -113,4 +113,36 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("src"), py::arg("count"), py::arg("stream"),
       "Index of the first NaN/Inf among count f32 values, or -1; waits for the stream.");
+  m.def(
+      "gptq_round_batch",
+      [](const std::string& type, uintptr_t w, int64_t rows, int64_t ld, int64_t c0, uintptr_t blocks, uintptr_t u,
+         int64_t ldu, uintptr_t levels, uintptr_t err, uintptr_t stream) {
+        const bq::QuantType t = Type(type);
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::GptqRoundBatch(t, static_cast<float*>(Ptr(w)), rows, ld, c0, Ptr(blocks),
+                                       static_cast<const float*>(Ptr(u)), ldu, static_cast<int8_t*>(Ptr(levels)),
+                                       static_cast<float*>(Ptr(err)), Ptr(stream));
+        }
+        Raise(s);
+      },
+      py::arg("type"), py::arg("w"), py::arg("rows"), py::arg("ld"), py::arg("c0"), py::arg("blocks"), py::arg("u"),
+      py::arg("ldu"), py::arg("levels"), py::arg("err"), py::arg("stream"),
+      "GPTQ's rounding of one 256-column batch on the GPU (cuda::GptqRoundBatch); asynchronous on stream.");
+  m.def(
+      "write_block_levels",
+      [](const std::string& type, uintptr_t levels, int64_t rows, int64_t cols, int64_t ld, uintptr_t blocks,
+         uintptr_t stream) {
+        const bq::QuantType t = Type(type);
+        bq::cuda::Status s;
+        {
+          py::gil_scoped_release release;
+          s = bq::cuda::WriteBlockLevels(t, static_cast<const int8_t*>(Ptr(levels)), rows, cols, ld, Ptr(blocks),
+                                         Ptr(stream));
+        }
+        Raise(s);
+      },
+      py::arg("type"), py::arg("levels"), py::arg("rows"), py::arg("cols"), py::arg("ld"), py::arg("blocks"),
+      py::arg("stream"), "int8 levels into the level bits of blocks (cuda::WriteBlockLevels); asynchronous.");
 }
