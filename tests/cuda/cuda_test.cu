@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "blockquant/calib/block_grid.h"
 #include "blockquant/format/fp16.h"
 #include "blockquant/quant/dequantize.h"
 #include "blockquant/quant/quantize.h"
@@ -332,6 +333,79 @@ void TestFindNonFinite() {
   Report(st.code == 1, "error: find_non_finite on null -> code 1", st.message);
 }
 
+// GptqRoundBatch against gptq.h's inner loop run on the CPU with the same
+// operations in the same order (so bit for bit), for the second batch of a
+// 512-column tensor and a random upper-triangular U; then WriteBlockLevels
+// against calib::WriteBlockLevels.
+void TestGptq(const TypeInfo& t) {
+  const int64_t rows = 37, cols = 512, c0 = 256, bb = t.bytes;
+  bqtest::Rng rng(21);
+  std::vector<float> w(static_cast<size_t>(rows * cols)), u(static_cast<size_t>(cols * cols), 0.0f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = rng.Symmetric() * (i % 97 == 0 ? 8.0f : 1.0f);
+  for (int64_t i = 0; i < cols; ++i) {
+    u[static_cast<size_t>(i * cols + i)] = 0.5f + 1.5f * std::fabs(rng.Symmetric());
+    for (int64_t j = i + 1; j < cols; ++j) u[static_cast<size_t>(i * cols + j)] = rng.Symmetric() * 0.05f;
+  }
+  // Scales of the batch, one block per row, and of the whole tensor for the level write.
+  std::vector<uint8_t> batch(static_cast<size_t>(rows * bb)), full(static_cast<size_t>(rows * 2 * bb));
+  for (int64_t r = 0; r < rows; ++r) {
+    blockquant::QuantizeRowReference(t.type, &w[r * cols + c0], &batch[r * bb], 256);
+    blockquant::QuantizeRowReference(t.type, &w[r * cols], &full[r * 2 * bb], cols);
+  }
+  // The CPU loop.
+  const blockquant::calib::LevelRange range(t.type);
+  std::vector<int8_t> want_levels(static_cast<size_t>(rows * cols), 0);
+  std::vector<float> want_err(static_cast<size_t>(rows * 256));
+  blockquant::calib::BlockGrid grid;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> x(&w[r * cols], &w[r * cols] + cols);
+    blockquant::calib::ReadBlockGrid(t.type, &batch[r * bb], &grid);
+    for (int64_t c = 0; c < 256; ++c) {
+      const float xc = x[c0 + c];
+      const float q = blockquant::calib::RoundToGrid(xc, grid.step[c], grid.offset[c], static_cast<float>(range.min),
+                                                     static_cast<float>(range.max));
+      const float* ui = &u[(c0 + c) * cols];
+      const float e = (xc - (grid.step[c] * q - grid.offset[c])) / ui[c0 + c];
+      want_levels[r * cols + c0 + c] = static_cast<int8_t>(q);
+      want_err[r * 256 + c] = e;
+      for (int64_t j = c0 + c + 1; j < c0 + 256; ++j) x[j] -= e * ui[j];
+    }
+  }
+  DeviceBuffer<float> dw(w.size()), du(u.size()), derr(want_err.size());
+  DeviceBuffer<uint8_t> dbatch(batch.size()), dfull(full.size());
+  DeviceBuffer<int8_t> dlev(want_levels.size());
+  BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, w.data(), w.size() * 4, cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(du.ptr, u.data(), u.size() * 4, cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(dbatch.ptr, batch.data(), batch.size(), cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemset(dlev.ptr, 0, want_levels.size()));
+  const std::string name = std::string("gptq ") + t.name + " round batch: levels and errors as the CPU loop";
+  bqc::Status st = bqc::GptqRoundBatch(t.type, dw.ptr, rows, cols, c0, dbatch.ptr, du.ptr, cols, dlev.ptr, derr.ptr);
+  if (!st.ok()) return Report(false, name, st.message);
+  std::vector<int8_t> got_levels(want_levels.size());
+  std::vector<float> got_err(want_err.size());
+  BQ_CUDA_CHECK(cudaMemcpy(got_levels.data(), dlev.ptr, got_levels.size(), cudaMemcpyDeviceToHost));
+  BQ_CUDA_CHECK(cudaMemcpy(got_err.data(), derr.ptr, got_err.size() * 4, cudaMemcpyDeviceToHost));
+  Report(got_levels == want_levels && std::memcmp(got_err.data(), want_err.data(), want_err.size() * 4) == 0, name,
+         "levels or errors differ");
+
+  // Levels into the blocks of the whole rows (the first batch's levels are 0).
+  std::vector<uint8_t> want_full = full;
+  std::vector<int> q(256);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < 2; ++b) {
+      for (int k = 0; k < 256; ++k) q[static_cast<size_t>(k)] = want_levels[r * cols + b * 256 + k];
+      blockquant::calib::WriteBlockLevels(t.type, q.data(), &want_full[(r * 2 + b) * bb]);
+    }
+  }
+  BQ_CUDA_CHECK(cudaMemcpy(dfull.ptr, full.data(), full.size(), cudaMemcpyHostToDevice));
+  st = bqc::WriteBlockLevels(t.type, dlev.ptr, rows, cols, cols, dfull.ptr);
+  if (!st.ok()) return Report(false, std::string("gptq ") + t.name + " write levels", st.message);
+  std::vector<uint8_t> got_full(full.size());
+  BQ_CUDA_CHECK(cudaMemcpy(got_full.data(), dfull.ptr, got_full.size(), cudaMemcpyDeviceToHost));
+  Report(got_full == want_full, std::string("gptq ") + t.name + " write levels: bytes as calib::WriteBlockLevels",
+         "bytes differ");
+}
+
 void TestErrors() {
   DeviceBuffer<uint8_t> buf(1 << 16);
   float* y = reinterpret_cast<float*>(buf.ptr + 4096);
@@ -356,6 +430,12 @@ void TestErrors() {
   Report(st.code == 2, "error: dequantize to Q8_0 -> code 2", st.message);
   st = bqc::Quantize(QuantType::kQ8_K, reinterpret_cast<float*>(buf.ptr), 1, 256, buf.ptr + 2048);
   Report(st.code == 2, "error: quantize to a type without a GPU quantizer -> code 2", st.message);
+  st = bqc::GptqRoundBatch(QuantType::kQ8_0, y, 1, 256, 0, buf.ptr, y, 256, reinterpret_cast<int8_t*>(buf.ptr), y);
+  Report(st.code == 2, "error: gptq round batch on Q8_0 -> code 2", st.message);
+  st = bqc::GptqRoundBatch(QuantType::kQ4_K, y, 1, 256, 128, buf.ptr, y, 256, reinterpret_cast<int8_t*>(buf.ptr), y);
+  Report(st.code == 3, "error: gptq batch not on a 256-column boundary -> code 3", st.message);
+  st = bqc::WriteBlockLevels(QuantType::kQ4_K, reinterpret_cast<int8_t*>(buf.ptr), 1, 200, 200, buf.ptr);
+  Report(st.code == 3, "error: write levels with cols not a multiple of 256 -> code 3", st.message);
 }
 
 }  // namespace
@@ -473,6 +553,9 @@ int main(int argc, char** argv) {
   for (QuantType q : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ4_K, QuantType::kQ5_K, QuantType::kQ6_K,
                       QuantType::kQ4_0, QuantType::kQ4_1, QuantType::kQ5_0, QuantType::kQ5_1}) {
     for (bool imp : {false, true}) TestQuantizeRef(q, small ? 3 : 37, small ? 2304 : 4608, 11, imp);
+  }
+  for (const TypeInfo& t : bqtest::CudaTypes()) {
+    if (t.elems == 256) TestGptq(t);
   }
   TestFindNonFinite();
   TestErrors();
