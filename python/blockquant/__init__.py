@@ -165,7 +165,8 @@ def _check_array(array: Any) -> np.ndarray:
 
 
 def quantize(array: np.ndarray, type: str, importance: Optional[np.ndarray] = None,
-             threads: Optional[int] = None, source_dtype: Optional[str] = None) -> QuantizedTensor:
+             threads: Optional[int] = None, source_dtype: Optional[str] = None,
+             device: Optional[str] = None) -> QuantizedTensor:
     """Quantizes ``array`` (float32, float16 or bfloat16; rows along the last axis) to ``type``.
 
     ``importance``: optional float32 weights, one per column (an importance-matrix row);
@@ -173,7 +174,19 @@ def quantize(array: np.ndarray, type: str, importance: Optional[np.ndarray] = No
     ``source_dtype="bf16"`` marks a uint16 array as raw bfloat16 bits (for numpy without
     ml_dtypes). The GIL is released while the quantizer runs on ``threads`` threads
     (default: every core). The bytes do not depend on ``threads``.
+
+    ``device``: ``None`` (the CPU, or the GPU when ``array`` is a CUDA array: a PyTorch CUDA
+    tensor or any ``__cuda_array_interface__`` object), ``"cuda"`` (the GPU; ``DeviceError``
+    without one; host arrays move through PyTorch) or ``"auto"`` (the GPU when usable, else
+    the CPU). Every device writes the same bytes; the result's bytes are on the host.
     """
+    from . import cuda as _gpu
+    if _gpu.use_gpu(device, array, importance):
+        if source_dtype is not None:
+            raise ValueError("source_dtype is for host arrays on the CPU (device=None)")
+        qtype = _core.canonical_type_name(type)
+        data, shape = _gpu.quantize_to_host(array, qtype, importance)
+        return QuantizedTensor(qtype, shape, data)
     array = _check_array(array)
     if source_dtype is None and array.dtype not in (np.float32, np.float16) and array.dtype.name != "bfloat16":
         raise TypeError(f"expected float32, float16 or bfloat16 data, got dtype {array.dtype}")
@@ -204,14 +217,22 @@ def cpu_targets() -> dict:
 
 
 def matmul(qt: QuantizedTensor, x: np.ndarray, threads: Optional[int] = None,
-           activations: str = "q8") -> np.ndarray:
+           activations: str = "q8", device: Optional[str] = None) -> np.ndarray:
     """``x @ W.T`` for a quantized weight ``qt`` of shape (out, in) and ``x`` of shape (in,) or
     (n, in), float32 or float16; returns float32 (out,) or (n, out). ``activations="q8"``
     (the default) quantizes each row of x to the weight type's q8 partner, as llama.cpp does;
-    ``"f32"`` keeps x in float. The GIL is released while the kernel runs."""
-    _require_kernels()
+    ``"f32"`` keeps x in float. The GIL is released while the kernel runs.
+
+    ``device`` as in ``bq.quantize``: on the GPU the weights are copied there on every call
+    (keep them on the GPU with ``bq.cuda.matmul`` for repeated products), ``activations`` is
+    the CUDA kernels' own choice (docs/cuda.md), a host x gives a host result and a CUDA x a
+    CUDA result."""
     if not isinstance(qt, QuantizedTensor) or len(qt.shape) != 2:
         raise TypeError("qt must be a 2-D QuantizedTensor (out, in)")
+    from . import cuda as _gpu
+    if _gpu.use_gpu(device, x):
+        return _gpu.matmul_any(qt.data, qt.type, (qt.shape[0], qt.shape[1]), x)
+    _require_kernels()
     if activations not in ("q8", "f32"):
         raise ValueError(f"activations must be 'q8' or 'f32', got {activations!r}")
     x = _check_array(x)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Optional, Tuple
 
+import numpy as np
+
 from . import _core
 
 __all__ = ["available", "device_count", "supported", "matmul", "dequantize", "quantize"]
@@ -221,3 +223,99 @@ def quantize(x: Any, qtype: str, out: Any = None, *, importance: Any = None, str
             raise _core.NonFiniteError(f"x[{bad // cols}, {bad % cols}] is not finite; nothing was quantized")
     cu.quantize(qtype, xa.ptr, rows, cols, o.ptr, xa.stream(stream), imp)
     return obj
+
+
+# ---- bq.quantize / bq.matmul with device= ---------------------------------------------------
+
+def is_device_array(obj: Any) -> bool:
+    """A PyTorch CUDA tensor or an object with ``__cuda_array_interface__`` (CuPy, Numba)."""
+    if type(obj).__module__.startswith("torch"):
+        return bool(getattr(obj, "is_cuda", False))
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def use_gpu(device: Optional[str], *arrays: Any) -> bool:
+    """Where bq.quantize/bq.matmul run: ``None``/"cpu" on the CPU unless an argument already
+    lives on the GPU, "cuda" on the GPU (``DeviceError`` without one), "auto" on the GPU when
+    one is usable (built in, a device visible, PyTorch there to move host arrays)."""
+    if device not in (None, "cpu", "cuda", "auto"):
+        raise ValueError(f"device must be None, 'cpu', 'cuda' or 'auto', got {device!r}")
+    on_gpu = any(is_device_array(a) for a in arrays)
+    if device == "cpu" and on_gpu:
+        raise TypeError("device='cpu' with an array on the GPU: move it to the host first")
+    if device in (None, "cpu"):
+        return on_gpu
+    if device == "auto":
+        return on_gpu or (available() and _torch_cuda() is not None)
+    if not available():
+        raise _core.DeviceError("device='cuda': " + ("this build has no CUDA kernels" if _built() is None
+                                                      else "no CUDA device is visible"))
+    return True
+
+
+def _built() -> Any:
+    try:
+        return _module()
+    except _core.DeviceError:
+        return None
+
+
+def _torch_cuda() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _to_device(a: Any, what: str) -> Any:
+    """A host numpy array as a CUDA tensor (through PyTorch), device arrays as they are."""
+    if is_device_array(a):
+        return a
+    torch = _torch_cuda()
+    if torch is None:
+        raise _core.DeviceError(f"moving the {what} to the GPU needs PyTorch with CUDA; pass a CUDA array instead")
+    return torch.from_numpy(np.ascontiguousarray(a)).cuda()
+
+
+def _to_host(a: Any) -> np.ndarray:
+    if type(a).__module__.startswith("torch"):
+        return a.cpu().numpy()
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    raise TypeError(f"cannot copy a {type(a).__name__} to the host")
+
+
+def quantize_to_host(array: Any, qtype: str, importance: Any) -> Tuple[np.ndarray, Tuple[int, ...]]:
+    """bq.quantize on the GPU: (host bytes, shape), the CPU's bytes."""
+    if isinstance(array, np.ndarray):
+        if array.dtype != np.float32:
+            if array.dtype != np.float16 and array.dtype.name != "bfloat16":
+                raise TypeError(f"expected float32, float16 or bfloat16 data, got dtype {array.dtype}")
+            array = array.astype(np.float32)  # the CPU widens the same way before quantizing
+    shape = tuple(int(s) for s in array.shape)
+    if len(shape) == 0 or 0 in shape:
+        raise _core.ShapeError(f"expected a non-empty array with at least one axis, got shape {shape}")
+    x = _to_device(array, "array")
+    if len(shape) != 2:
+        x = x.reshape(-1, shape[-1])
+    imp = None if importance is None else _to_device(np.asarray(importance, dtype=np.float32), "importance")
+    try:
+        blocks = quantize(x, qtype, importance=imp)
+    except Exception as e:  # PyTorch's or CuPy's out-of-memory error
+        if "out of memory" in str(e).lower():
+            raise _core.DeviceError(f"GPU out of memory quantizing {shape}: {e}") from None
+        raise
+    return _to_host(blocks).reshape(-1), shape
+
+
+def matmul_any(data: np.ndarray, qtype: str, shape: Tuple[int, int], x: Any) -> Any:
+    """bq.matmul on the GPU: numpy in, numpy out; a CUDA x gives a CUDA result."""
+    rows, cols = shape
+    host_x = isinstance(x, np.ndarray)
+    if host_x and x.dtype not in (np.float32, np.float16):
+        raise TypeError(f"x must be float32 or float16, got dtype {x.dtype}")
+    xd = _to_device(x, "x")
+    w = _to_device(data.reshape(rows, -1), "weights")
+    y = matmul(w, qtype, xd)
+    return _to_host(y) if host_x else y

@@ -215,3 +215,48 @@ def test_gpu_gptq_without_a_gpu_is_a_device_error():
     with pytest.raises(bq.DeviceError):
         bq.calib.quantize(np.ones((4, 256), np.float32), "Q4_K", calib=np.ones((8, 256), np.float32),
                           method="gptq", device="cuda")
+
+
+# ---- bq.quantize / bq.matmul with device= -----------------------------------------------------
+
+def test_device_argument_on_any_machine():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((16, 512)).astype(np.float32)
+    want = bq.quantize(w, "Q4_K")
+    assert bq.quantize(w, "Q4_K", device="cpu") == want
+    assert bq.quantize(w, "Q4_K", device="auto") == want  # the GPU when usable: the same bytes either way
+    x = rng.standard_normal((3, 512)).astype(np.float32)
+    y = bq.matmul(want, x, device="auto")
+    assert y.shape == (3, 16) and isinstance(y, np.ndarray)
+    with pytest.raises(ValueError, match="device must be"):
+        bq.quantize(w, "Q4_K", device="gpu")
+    if bq.cuda.device_count() == 0:
+        with pytest.raises(bq.DeviceError):
+            bq.quantize(w, "Q4_K", device="cuda")
+        with pytest.raises(bq.DeviceError):
+            bq.matmul(want, x, device="cuda")
+
+
+@gpu
+def test_device_argument_on_the_gpu():
+    torch = _torch_cuda()
+    rng = np.random.default_rng(6)
+    w = (rng.standard_normal((3, 40, 768)) * 2).astype(np.float32)  # 3-D: rows along the last axis
+    imp = rng.uniform(0, 2, size=768).astype(np.float32)
+    for qtype in ("Q4_K", "Q6_K", "Q8_0", "Q5_0"):
+        want = bq.quantize(w, qtype, importance=imp)
+        assert bq.quantize(w, qtype, importance=imp, device="cuda") == want, qtype
+        assert bq.quantize(torch.from_numpy(w).cuda(), qtype, importance=imp) == want, qtype  # a CUDA array
+    half = w.astype(np.float16)
+    assert bq.quantize(half, "Q4_K", device="cuda") == bq.quantize(half, "Q4_K")
+    qt = bq.quantize(w[0], "Q4_K")
+    x = rng.standard_normal((5, 768)).astype(np.float32)
+    wd = bq.dequantize(qt).astype(np.float64)
+    ref = x.astype(np.float64) @ wd.T
+    y = bq.matmul(qt, x, device="cuda")
+    assert isinstance(y, np.ndarray) and y.shape == (5, 40)
+    assert np.allclose(y, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+    yd = bq.matmul(qt, torch.from_numpy(x).cuda())  # a CUDA x: the result stays on the GPU
+    assert yd.is_cuda and np.allclose(yd.cpu().numpy(), y, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="device='cpu'"):
+        bq.quantize(torch.from_numpy(w).cuda(), "Q4_K", device="cpu")
