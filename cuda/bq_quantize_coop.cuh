@@ -1,11 +1,12 @@
 // GPU K-quant quantization with one lane per group: the 8 or 16 group
-// searches of a super-block (the bulk of the work) run side by side, and the
-// super-block's sums and decisions run on its first lane, in the reference's
-// order and with its functions. The steps mirror ref::QuantizeSuperAsym and
-// ref::QuantizeSuperSym (quant/k_quants.h) one for one, so the bytes are the
-// CPU reference's; the device tests compare them. One thread per super-block
-// (QuantizeRefKernel) kept ~4 KB of arrays per thread in local memory and
-// left the searches serial.
+// searches of a super-block (the bulk of the work) run side by side; the
+// super-block's 256-term sums are split over its lanes in FixedSum's own
+// order, and every lane takes the reference's decisions from them. The steps
+// mirror ref::QuantizeSuperAsym and ref::QuantizeSuperSym (quant/k_quants.h)
+// one for one, so the bytes are the CPU reference's; the device tests compare
+// them. One thread per super-block (QuantizeRefKernel) kept ~4 KB of arrays
+// per thread in local memory and left the searches serial: 33 ms against 11
+// for a 28672 x 8192 Q4_K tensor on an H200.
 //
 // Compile with -fmad=false, as every GPU copy of the reference.
 #ifndef BLOCKQUANT_CUDA_BQ_QUANTIZE_COOP_CUH_

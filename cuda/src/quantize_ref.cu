@@ -1,6 +1,7 @@
-// Launches the reference-running quantizer kernels (bq_quantize.cuh). This
-// file alone is compiled with -fmad=false (cuda/CMakeLists.txt): the
-// reference rounds every product, and so must its GPU copy.
+// Launches the reference-running quantizer kernels (bq_quantize.cuh for the
+// legacy types, bq_quantize_coop.cuh for the K-quants). Compiled with
+// -fmad=false (cuda/CMakeLists.txt): the reference rounds every product, and
+// so must its GPU copy.
 #include <cuda_runtime.h>
 
 #include "bq_quantize.cuh"
@@ -16,8 +17,8 @@ namespace {
 template <QuantType kType>
 cudaError_t Launch(const float* x, int64_t rows, int64_t cols, const float* importance, uint8_t* out,
                    cudaStream_t stream) {
-  // Each thread keeps a super-block's working set (~4 KB) in local memory;
-  // 64-thread CTAs keep enough of them resident without starving L1.
+  // A thread per 32-value block (Q4_0..Q5_1), its working set in registers
+  // and local memory; 64-thread CTAs.
   constexpr int kThreads = 64;
   const int64_t blocks = rows * (cols / RefQuantizer<kType>::kBlockElems);
   const int64_t ctas64 = (blocks + kThreads - 1) / kThreads;

@@ -56,9 +56,12 @@ class Activations:
     @staticmethod
     def _open(path: str) -> Any:
         try:
-            return np.load(path, allow_pickle=False)
+            table = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise _core.FormatError(f"'{path}' is not a readable .npz of activations: {e}") from e
+        if not hasattr(table, "files"):  # a single .npy array under an .npz name
+            raise _core.FormatError(f"'{path}' holds one unnamed array, not an .npz of arrays keyed by tensor name")
+        return table
 
     @staticmethod
     def _read(table: Any, key: str, path: str) -> np.ndarray:

@@ -175,5 +175,9 @@ def test_bad_calibration_input_leaves_no_output(model, tmp_path):
         f.write(b"PK\x03\x04 not really a zip")
     with pytest.raises(bq.FormatError, match="npz"):
         bq.quantize_model(src, out, calib=str(tmp_path / "junk.npz"), progress=False)
+    np.save(str(tmp_path / "single.npy"), arrays["blk.0.attn_q.weight"])
+    os.replace(str(tmp_path / "single.npy"), str(tmp_path / "single.npz"))
+    with pytest.raises(bq.FormatError, match="one unnamed array"):
+        bq.quantize_model(src, out, calib=str(tmp_path / "single.npz"), progress=False)
     assert not os.path.exists(out)
     assert not [p for p in os.listdir(tmp_path) if ".tmp." in p]
