@@ -126,6 +126,7 @@ class FlowHook:
         # name -> per-column scales the tensor's values were multiplied by (AWQ)
         self.col_scales: Dict[str, np.ndarray] = {}
         self.norm_scales: Dict[str, np.ndarray] = {}  # norm name -> s it is divided by
+        self.row_scales: Dict[str, np.ndarray] = {}   # ffn_up -> ffn_down's s, dividing its rows
 
     # -- AWQ: scales for every group before the flow starts (a norm may come before its layers)
     def prepare_awq(self, tensors: List[Dict[str, Any]], plan: Dict[str, str]) -> None:
@@ -160,10 +161,28 @@ class FlowHook:
             self.norm_scales[norm_name] = s
             for g in group:
                 self.col_scales[g] = s
+        # ffn_down reads act(gate) * up, which is linear in up's outputs: its s folds into
+        # up's rows (W_up / s per row), so down can be scaled as well.
+        floats = ("F32", "F16", "BF16")
+        for t in tensors:
+            m = _NAME.match(t["name"])
+            if not m or m.group(2) != "ffn_down" or not self.acts.covers(t["name"]):
+                continue
+            down, up = t["name"], f"{m.group(1)}.ffn_up.weight"
+            if up not in names or plan[down] in floats or plan[up] in floats:
+                continue
+            wd = _core.read_tensor(self.input, down, self.threads)
+            calib, _ = self.acts.get(down, wd.shape[1])
+            r = _core.awq_search(plan[down], [wd], calib, 20, 256, self.threads)
+            if r["alpha"] == 0.0:
+                continue
+            s = np.asarray(r["scales"], dtype=np.float32)
+            self.col_scales[down] = s
+            self.row_scales[up] = s
 
     # -- the TensorHook interface -------------------------------------------------------------
     def claims(self, p: Dict[str, Any]) -> bool:
-        if p["name"] in self.norm_scales:
+        if p["name"] in self.norm_scales or p["name"] in self.row_scales:
             return True
         quantized = p["type"] not in ("F32", "F16", "BF16") and p["type"] != p["source_type"]
         return quantized and len(p["shape"]) == 2 and self.acts.covers(p["name"])
@@ -173,13 +192,17 @@ class FlowHook:
         if name in self.norm_scales:  # a norm AWQ folds 1/s into; the flow re-encodes it
             values /= self.norm_scales[name].reshape(1, -1)
             return "=awq fold"
+        if name in self.row_scales:  # ffn_up, taking ffn_down's scales into its rows
+            values /= self.row_scales[name].reshape(-1, 1)
+            if not self.acts.covers(name):
+                return "=awq fold"
         calib, _ = self.acts.get(name, values.shape[1])
         method = self.method
         if method == "rtn":
             return "=rtn"
         if method == "awq":
             s = self.col_scales.get(name)
-            if s is None:  # no norm to fold into (attn_output, ffn_down) or alpha = 0 won
+            if s is None:  # nothing to fold into (attn_output), or alpha = 0 won
                 method = "imatrix"
             else:
                 values *= s.reshape(1, -1)
@@ -199,6 +222,10 @@ class FlowHook:
         if name in self.norm_scales or not self.acts.covers(name):
             return None
         _, held = self.acts.get(name, values.shape[1])
+        rows = self.row_scales.get(name)
+        if rows is not None:  # outputs were divided by them: compare in the original units
+            values = values * rows.reshape(-1, 1)
+            dequantized = dequantized * rows.reshape(-1, 1)
         s = self.col_scales.get(name)
         if s is not None:  # values = W diag(s): X W^T = (X / s) values^T
             held = held / s.reshape(1, -1)

@@ -98,9 +98,34 @@ def test_awq_folds_into_the_norms_and_keeps_the_layer_function(model, tmp_path):
         got = (held / s).astype(np.float64) @ wq.T  # what the exported model computes
         err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
         assert err == pytest.approx(t[name]["layer_error"], rel=1e-4), name
-    # attn_output and ffn_down read no norm: imatrix rounding, as docs/calibration.md says
+    # attn_output has nothing to fold into: imatrix rounding, as docs/calibration.md says
     assert t["blk.0.attn_output.weight"]["method"] == "imatrix"
-    assert t["blk.0.ffn_down.weight"]["method"] == "imatrix"
+    # ffn_down's s goes into ffn_up's rows; the same search again gives the hook's scales
+    from blockquant.calib_flow import calibration_hook
+    hook, _ = calibration_hook(src, acts, "awq", None, "Q4_K_M", -1, -1.0, 0.25, None, 0.01, False, 2)
+    up, down, gate = "blk.1.ffn_up.weight", "blk.1.ffn_down.weight", "blk.1.ffn_gate.weight"
+    assert t[down]["method"] == "awq" and t[up]["method"] == "awq"
+    s_d, s_n = hook.row_scales[up], hook.col_scales[up]
+    assert np.array_equal(hook.col_scales[down], s_d) and np.array_equal(hook.col_scales[gate], s_n)
+    _, held_up = _split(acts, "blk.1.ffn_gate.weight")
+    _, held_down = _split(acts, down)
+    for name, held, scale_in, scale_out in ((up, held_up, s_n, s_d), (down, held_down, s_d, None)):
+        w = _core.read_tensor(src, name).astype(np.float64)
+        wq = _core.read_tensor(out, name).astype(np.float64)
+        ref = held.astype(np.float64) @ w.T
+        got = (held / scale_in).astype(np.float64) @ wq.T  # what the exported model computes
+        if scale_out is not None:
+            got *= scale_out  # ffn_up's outputs come out divided by s_d; ffn_down takes them so
+        err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+        assert err == pytest.approx(t[name]["layer_error"], rel=1e-4), name
+    # in floats, the folded block computes what the original did
+    wg, wu, wd = (_core.read_tensor(src, n).astype(np.float64) for n in (gate, up, down))
+    x = np.random.default_rng(1).standard_normal((4, wg.shape[1]))
+    silu = lambda v: v / (1.0 + np.exp(-v))  # noqa: E731
+    a = (silu(x @ wg.T) * (x @ wu.T)) @ wd.T
+    xs = x / s_n
+    b = (silu(xs @ (wg * s_n).T) * (xs @ (wu * s_n / s_d[:, None]).T)) @ (wd * s_d).T
+    assert np.allclose(a, b, rtol=1e-6, atol=1e-9 * np.abs(a).max())
     # the float model is unchanged by folding alone: (x * g/s) (W diag(s))^T == (x * g) W^T
     w = _core.read_tensor(src, "blk.0.attn_q.weight").astype(np.float64)
     x = np.random.default_rng(0).standard_normal((5, w.shape[1]))
