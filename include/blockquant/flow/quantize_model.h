@@ -85,16 +85,19 @@ class Thresholds {
     }
   }
 
-  // For a tensor whose layer-output error was measured: that error decides,
-  // since error-compensating methods (GPTQ) trade weight error for output
+  // Empty when the tensor passes, else why not. A tensor whose held-out
+  // layer-output error was measured is judged by that error instead of its
+  // rel RMSE: error-compensating methods (GPTQ) trade weight error for output
   // error and would fail a weight-space limit they were built to exceed.
-  std::string CheckLayerError(QuantType type, double layer_error, const TensorMetrics& m) const {
-    const auto it = max_layer_error_.find(type);
-    const double limit = it == max_layer_error_.end() ? 0.0 : it->second;
+  std::string Check(QuantType type, const TensorMetrics& m,
+                    double layer_error = std::numeric_limits<double>::quiet_NaN()) const {
     char buf[160];
-    if (!(layer_error <= limit)) {
-      std::snprintf(buf, sizeof(buf), "layer-output error %.4g > %.4g allowed for %s", layer_error, limit,
-                    TypeName(type));
+    const bool by_layer = std::isfinite(layer_error);
+    const double value = by_layer ? layer_error : m.rel_rmse;
+    const double limit = Limit(by_layer ? max_layer_error_ : max_rel_rmse_, type);
+    if (!(value <= limit)) {
+      std::snprintf(buf, sizeof(buf), "%s %.4g > %.4g allowed for %s", by_layer ? "layer-output error" : "rel RMSE",
+                    value, limit, TypeName(type));
       return buf;
     }
     if (!(m.cosine >= min_cosine_)) {
@@ -103,29 +106,14 @@ class Thresholds {
     }
     return "";
   }
-
-  // Empty when the tensor passes, else why not.
-  std::string Check(QuantType type, const TensorMetrics& m) const {
-    const auto it = max_rel_rmse_.find(type);
-    const double limit = it == max_rel_rmse_.end() ? 0.0 : it->second;
-    char buf[160];
-    if (!(m.rel_rmse <= limit)) {
-      std::snprintf(buf, sizeof(buf), "rel RMSE %.4g > %.4g allowed for %s", m.rel_rmse, limit, TypeName(type));
-      return buf;
-    }
-    if (!(m.cosine >= min_cosine_)) {
-      std::snprintf(buf, sizeof(buf), "cosine %.6f < %.6f", m.cosine, min_cosine_);
-      return buf;
-    }
-    return "";
-  }
-  double MaxRelRmse(QuantType type) const {
-    const auto it = max_rel_rmse_.find(type);
-    return it == max_rel_rmse_.end() ? 0.0 : it->second;
-  }
+  double MaxRelRmse(QuantType type) const { return Limit(max_rel_rmse_, type); }
   double min_cosine() const { return min_cosine_; }
 
  private:
+  static double Limit(const std::map<QuantType, double>& limits, QuantType type) {
+    const auto it = limits.find(type);
+    return it == limits.end() ? 0.0 : it->second;
+  }
   [[noreturn]] static void Bad(const std::string& setting, const std::string& why) {
     BLOCKQUANT_THROW(ErrorCode::kInvalidArgument, "acceptance setting '" + setting + "': " + why);
   }
@@ -478,15 +466,6 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
     if (o.tensor_hook.claims && o.tensor_hook.claims(p)) {
       flow_detail::QuantizeHooked(o.tensor_hook, src, imatrix, pf, o.quantize_row, o.input, &result,
                                   [&](const uint8_t* q, uint64_t n) { w.Write(i, q, n); });
-      if (result.measured) {
-        result.failure = std::isfinite(result.layer_error)
-                             ? thresholds.CheckLayerError(p.type, result.layer_error, result.metrics)
-                             : thresholds.Check(p.type, result.metrics);
-        if (!result.failure.empty()) {
-          report.go = false;
-          report.failing.push_back(p.name + ": " + result.failure);
-        }
-      }
     } else if (p.type == src.type) {  // kept as is: copy the bytes
       w.Write(i, src.data, static_cast<uint64_t>(src.n_bytes));
     } else {
@@ -539,7 +518,9 @@ inline FlowReport QuantizeModel(const QuantizeModelOptions& o) {
       }
       result.metrics = acc.Result();
       result.measured = true;
-      result.failure = thresholds.Check(p.type, result.metrics);
+    }
+    if (result.measured) {
+      result.failure = thresholds.Check(p.type, result.metrics, result.layer_error);
       if (!result.failure.empty()) {
         report.go = false;
         report.failing.push_back(p.name + ": " + result.failure);
