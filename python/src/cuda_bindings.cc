@@ -33,6 +33,18 @@ void Raise(const bq::cuda::Status& s) {
   throw py::error_already_set();
 }
 
+// Runs f, which returns a Status, with the GIL released, then raises its
+// error once the GIL is back.
+template <typename F>
+void CallWithoutGil(F&& f) {
+  bq::cuda::Status s;
+  {
+    py::gil_scoped_release release;
+    s = f();
+  }
+  Raise(s);
+}
+
 // A type name -> QuantType, with an unknown name raised here: bq::Error's
 // translator belongs to _core, whose hidden symbols this module cannot match.
 bq::QuantType Type(const std::string& name) {
@@ -56,13 +68,9 @@ PYBIND11_MODULE(_cuda, m) {
       [](const std::string& type, uintptr_t weights, int64_t rows, int64_t cols, const std::string& act_type,
          uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream) {
         const bq::QuantType t = Type(type), a = Type(act_type);
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::MatMul(t, Ptr(weights), rows, cols, a,
-                               Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream));
-        }
-        Raise(s);
+        CallWithoutGil([&] {
+          return bq::cuda::MatMul(t, Ptr(weights), rows, cols, a, Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream));
+        });
       },
       py::arg("type"), py::arg("weights"), py::arg("rows"), py::arg("cols"), py::arg("act_type"), py::arg("x"),
       py::arg("n"), py::arg("y"), py::arg("stream"),
@@ -72,13 +80,7 @@ PYBIND11_MODULE(_cuda, m) {
       [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, const std::string& out_type,
          uintptr_t dst, uintptr_t stream) {
         const bq::QuantType t = Type(type), o = Type(out_type);
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::Dequantize(t, Ptr(src), rows, cols, o,
-                                   Ptr(dst), Ptr(stream));
-        }
-        Raise(s);
+        CallWithoutGil([&] { return bq::cuda::Dequantize(t, Ptr(src), rows, cols, o, Ptr(dst), Ptr(stream)); });
       },
       py::arg("type"), py::arg("src"), py::arg("rows"), py::arg("cols"), py::arg("out_type"), py::arg("dst"),
       py::arg("stream"), "rows x cols blocks -> values of out_type (F32, F16, BF16); asynchronous on stream.");
@@ -87,13 +89,10 @@ PYBIND11_MODULE(_cuda, m) {
       [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, uintptr_t dst, uintptr_t stream,
          uintptr_t importance) {
         const bq::QuantType t = Type(type);
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::Quantize(t, static_cast<const float*>(Ptr(src)), rows, cols, Ptr(dst), Ptr(stream),
-                                 static_cast<const float*>(Ptr(importance)));
-        }
-        Raise(s);
+        CallWithoutGil([&] {
+          return bq::cuda::Quantize(t, static_cast<const float*>(Ptr(src)), rows, cols, Ptr(dst), Ptr(stream),
+                                    static_cast<const float*>(Ptr(importance)));
+        });
       },
       py::arg("type"), py::arg("src"), py::arg("rows"), py::arg("cols"), py::arg("dst"), py::arg("stream"),
       py::arg("importance") = 0,
@@ -103,12 +102,8 @@ PYBIND11_MODULE(_cuda, m) {
       "find_non_finite",
       [](uintptr_t src, int64_t count, uintptr_t stream) {
         int64_t first = -1;
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::FindNonFinite(static_cast<const float*>(Ptr(src)), count, &first, Ptr(stream));
-        }
-        Raise(s);
+        CallWithoutGil(
+            [&] { return bq::cuda::FindNonFinite(static_cast<const float*>(Ptr(src)), count, &first, Ptr(stream)); });
         return first;
       },
       py::arg("src"), py::arg("count"), py::arg("stream"),
@@ -118,14 +113,11 @@ PYBIND11_MODULE(_cuda, m) {
       [](const std::string& type, uintptr_t w, int64_t rows, int64_t ld, int64_t c0, uintptr_t blocks, uintptr_t u,
          int64_t ldu, uintptr_t levels, uintptr_t err, uintptr_t stream) {
         const bq::QuantType t = Type(type);
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::GptqRoundBatch(t, static_cast<float*>(Ptr(w)), rows, ld, c0, Ptr(blocks),
-                                       static_cast<const float*>(Ptr(u)), ldu, static_cast<int8_t*>(Ptr(levels)),
-                                       static_cast<float*>(Ptr(err)), Ptr(stream));
-        }
-        Raise(s);
+        CallWithoutGil([&] {
+          return bq::cuda::GptqRoundBatch(t, static_cast<float*>(Ptr(w)), rows, ld, c0, Ptr(blocks),
+                                          static_cast<const float*>(Ptr(u)), ldu, static_cast<int8_t*>(Ptr(levels)),
+                                          static_cast<float*>(Ptr(err)), Ptr(stream));
+        });
       },
       py::arg("type"), py::arg("w"), py::arg("rows"), py::arg("ld"), py::arg("c0"), py::arg("blocks"), py::arg("u"),
       py::arg("ldu"), py::arg("levels"), py::arg("err"), py::arg("stream"),
@@ -135,13 +127,10 @@ PYBIND11_MODULE(_cuda, m) {
       [](const std::string& type, uintptr_t levels, int64_t rows, int64_t cols, int64_t ld, uintptr_t blocks,
          uintptr_t stream) {
         const bq::QuantType t = Type(type);
-        bq::cuda::Status s;
-        {
-          py::gil_scoped_release release;
-          s = bq::cuda::WriteBlockLevels(t, static_cast<const int8_t*>(Ptr(levels)), rows, cols, ld, Ptr(blocks),
-                                         Ptr(stream));
-        }
-        Raise(s);
+        CallWithoutGil([&] {
+          return bq::cuda::WriteBlockLevels(t, static_cast<const int8_t*>(Ptr(levels)), rows, cols, ld, Ptr(blocks),
+                                            Ptr(stream));
+        });
       },
       py::arg("type"), py::arg("levels"), py::arg("rows"), py::arg("cols"), py::arg("ld"), py::arg("blocks"),
       py::arg("stream"), "int8 levels into the level bits of blocks (cuda::WriteBlockLevels); asynchronous.");
