@@ -10,6 +10,7 @@ of attn_q/attn_k/attn_v covers all three, and one for ffn_gate or ffn_up covers 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -29,6 +30,7 @@ _GROUPS = {"attn_q": ("attn_norm", ("attn_q", "attn_k", "attn_v")),
            "ffn_gate": ("ffn_norm", ("ffn_gate", "ffn_up")),
            "ffn_up": ("ffn_norm", ("ffn_gate", "ffn_up"))}
 _NAME = re.compile(r"^(blk\.\d+)\.([a-z_]+)\.weight$")
+_FLOATS = ("F32", "F16", "BF16")  # kept in a float type: not quantized
 # Types GPTQ writes; others with activations fall back to imatrix-weighted rounding.
 _GPTQ_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0")
 
@@ -131,6 +133,7 @@ class FlowHook:
     # -- AWQ: scales for every group before the flow starts (a norm may come before its layers)
     def prepare_awq(self, tensors: List[Dict[str, Any]], plan: Dict[str, str]) -> None:
         names = {t["name"]: t for t in tensors}
+        bits = {t["name"]: t["block_bytes"] / t["block_elems"] for t in _core.types()}
         done = set()
         for t in tensors:
             m = _NAME.match(t["name"])
@@ -145,14 +148,12 @@ class FlowHook:
             done.add(norm_name)
             qtypes = {plan[g] for g in group}
             # Folding needs a float norm and every member quantized (a kept member would change).
-            if (norm_name not in names or names[norm_name]["type"] not in ("F32", "F16", "BF16")
-                    or plan.get(norm_name) not in ("F32", "F16", "BF16")
-                    or any(q in ("F32", "F16", "BF16") for q in qtypes)):
+            if (norm_name not in names or names[norm_name]["type"] not in _FLOATS
+                    or plan.get(norm_name) not in _FLOATS or any(q in _FLOATS for q in qtypes)):
                 continue
             ws = [_core.read_tensor(self.input, g, self.threads) for g in group]
             calib, _ = self.acts.get(group[0], ws[0].shape[1])
             # Score with the coarsest type of the group: its error dominates.
-            bits = {t["name"]: t["block_bytes"] / t["block_elems"] for t in _core.types()}
             qtype = min(qtypes, key=lambda q: bits[q])
             r = _core.awq_search(qtype, ws, calib, 20, 256, self.threads)
             s = np.asarray(r["scales"], dtype=np.float32)
@@ -163,13 +164,12 @@ class FlowHook:
                 self.col_scales[g] = s
         # ffn_down reads act(gate) * up, which is linear in up's outputs: its s folds into
         # up's rows (W_up / s per row), so down can be scaled as well.
-        floats = ("F32", "F16", "BF16")
         for t in tensors:
             m = _NAME.match(t["name"])
             if not m or m.group(2) != "ffn_down" or not self.acts.covers(t["name"]):
                 continue
             down, up = t["name"], f"{m.group(1)}.ffn_up.weight"
-            if up not in names or plan[down] in floats or plan[up] in floats:
+            if up not in names or plan[down] in _FLOATS or plan[up] in _FLOATS:
                 continue
             wd = _core.read_tensor(self.input, down, self.threads)
             calib, _ = self.acts.get(down, wd.shape[1])
@@ -184,7 +184,7 @@ class FlowHook:
     def claims(self, p: Dict[str, Any]) -> bool:
         if p["name"] in self.norm_scales or p["name"] in self.row_scales:
             return True
-        quantized = p["type"] not in ("F32", "F16", "BF16") and p["type"] != p["source_type"]
+        quantized = p["type"] not in _FLOATS and p["type"] != p["source_type"]
         return quantized and len(p["shape"]) == 2 and self.acts.covers(p["name"])
 
     def quantize(self, p: Dict[str, Any], values: np.ndarray, dst: np.ndarray) -> Optional[str]:
@@ -259,7 +259,6 @@ def calibration_hook(input: str, calib: Optional[str], method: Optional[str], im
     if method == "awq":
         dry = _core.quantize_model(input, "", policy, threads, [], True, False, False, False, target_bytes,
                                    target_bpw, imatrix or "")
-        import json
         tensors = json.loads(dry.report_json)["tensors"]
         hook.prepare_awq([{"name": t["name"], "type": t["source_type"]} for t in tensors],
                          {t["name"]: t["type"] for t in tensors})
