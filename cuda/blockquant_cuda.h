@@ -42,6 +42,8 @@ enum class MatMulKernel : int {
   kMma64 = 5,   // 64 columns per CTA, 128 rows per CTA (batched GEMM)
   kGemvQ8 = 6,  // n <= 4: x quantized to int8 per 32 values on the fly, dp4a;
                 // adds at most sum_k |w_k| * max|x_block| / 254 of error
+  kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
+                // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);

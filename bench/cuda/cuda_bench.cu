@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
   }
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kGemvQ8, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma}, false);
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
@@ -406,13 +406,15 @@ int main(int argc, char** argv) {
   BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
   BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
   // Small batches and GEMM.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma}, false);
   BenchCublas(h, M, Kd, 8, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kMma8, K::kMma16}, false);
   BenchCublas(h, M, Kd, 16, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma16, K::kMma32}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma32, K::kMma64}, false);
+  BenchOurs(QuantType::kQ5_K, M, Kd, 64, {K::kAuto, K::kMma64}, false);
   BenchCublas(h, M, Kd, 64, false);
-  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma32}, true);
+  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
+  BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchCublas(h, 4096, 14336, 512, true);
   // Launch-bound shape.
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);

@@ -189,6 +189,15 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const double q_weight = resolved == bqc::MatMulKernel::kGemvQ8 ? 1.001 : 0.0;
     BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
+    // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
+    // sm_90 GPU and the build targets sm_90a); the rest must be refused.
+    const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
+                               ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
+                                act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
+    if (wgmma_refuses) {
+      Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
+      continue;
+    }
     if (!st.ok()) {
       Report(false, name, st.message);
       continue;
@@ -506,7 +515,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
 
   using K = bqc::MatMulKernel;
-  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64, K::kGemvQ8};
+  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64, K::kGemvQ8, K::kWgmma};
   const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
 
   for (const TypeInfo& t : bqtest::CudaTypes()) {
@@ -536,7 +545,15 @@ int main(int argc, char** argv) {
       // a single row, many rows over several CTAs.
       TestMatMul(t, {small ? 19 : 130, 2304, 5}, act, BlockMode::kRealistic, all, false);
       TestMatMul(t, {1, 256, 3}, act, BlockMode::kRealistic, all, false);
-      if (!small) TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic, {K::kAuto, K::kMma16, K::kMma64}, false);
+      if (!small) {
+        TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic, {K::kAuto, K::kMma16, K::kMma64, K::kWgmma}, false);
+        // wgmma's wide tiles: 128 columns per CTA, rows past the last
+        // 128-row tile, n past a tile edge.
+        for (int64_t n : {24, 40, 96, 128, 129, 200}) {
+          TestMatMul(t, {200, 1536, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma}, false);
+        }
+        TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
+      }
       TestMatMul(t, {small ? 17 : 70, 768, 11}, act, BlockMode::kExtreme, all, false);
       for (int64_t n : {1, 2, 3, 4}) {
         TestMatMul(t, {small ? 13 : 67, 1280, n}, act, BlockMode::kRealistic, {K::kAuto, K::kGemvQ8}, false, true);

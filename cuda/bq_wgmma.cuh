@@ -1,0 +1,517 @@
+// Batched products of Q4_K/Q5_K weights with f16 activations on Hopper's
+// warpgroup tensor cores (wgmma, sm_90a):
+//   y[c][r] = sum_k W[r][k] * x[c][k]   (layouts as in bq_matmul.cuh).
+//
+// WgmmaMatMulKernel: a CTA computes kWGs * 64 rows x kBN columns. Per
+// super-block (256 values of k) one thread has TMA copy the rows' blocks and
+// the kBN columns of x into a ring of shared-memory stages (an mbarrier per
+// stage); x lands in wgmma's 128-byte-swizzled layout, so wgmma reads it as
+// its B operand straight from shared memory. Each warp decodes the A operand
+// (16 rows x 16 k) in registers: codes times the group's 6-bit scale are
+// exact integers below 2048, so they are exact in f16 and the scale costs one
+// fused op per pair of weights. Steps are decoded a batch ahead of the
+// wgmmas that consume them.
+//
+// Per super-block and row, y += d * P - dmin * sum_j m_j * xsum_j, where P is
+// the wgmma chain of the super-block (f32 accumulation) and xsum_j the sum of
+// x over group j. The sums come from an mma.sync with a 0/1 matrix (exact
+// products, f32 sums), are split into three bf16 parts (hi + mid + lo carry
+// 24 bits) and meet the integer mins in two bf16 mma.syncs. Weights are never
+// rounded: as in MmaMatMulKernel, the only rounding is f32 accumulation (and
+// the 24-bit split of xsum).
+//
+// Requirements: cols % 256 == 0, 16-byte aligned weights and x, an sm_90
+// GPU, a driver with cuTensorMapEncodeTiled, and code compiled for sm_90a (elsewhere the kernel traps; the library
+// only picks it where it runs, see blockquant_cuda.h).
+#ifndef BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
+#define BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "bq_decode.cuh"
+#include "bq_matmul.cuh"
+
+namespace blockquant {
+inline namespace v0 {
+namespace cuda {
+namespace detail {
+
+// D (64 x N, f32) += A (64 x 16, f16, registers) * B (16 x N, f16, shared
+// memory through desc); scale_d == 0 overwrites D instead. Generated for
+// the tile widths WgmmaMatMulKernel uses.
+template <int N>
+struct Wgmma;
+
+template <>
+struct Wgmma<16> {
+  __device__ static void Mma(float (&d)[8], const uint32_t (&a)[4], uint64_t desc, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %12, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7"
+        "}, {%8, %9, %10, %11}, %13, p, 1, 1, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(scale_d), "l"(desc));
+  }
+};
+
+template <>
+struct Wgmma<32> {
+  __device__ static void Mma(float (&d)[16], const uint32_t (&a)[4], uint64_t desc, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %20, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+        "}, {%16, %17, %18, %19}, %21, p, 1, 1, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(scale_d), "l"(desc));
+  }
+};
+
+template <>
+struct Wgmma<64> {
+  __device__ static void Mma(float (&d)[32], const uint32_t (&a)[4], uint64_t desc, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, {%32, %33, %34, %35}, %37, p, 1, 1, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(scale_d), "l"(desc));
+  }
+};
+
+template <>
+struct Wgmma<128> {
+  __device__ static void Mma(float (&d)[64], const uint32_t (&a)[4], uint64_t desc, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %68, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, {%64, %65, %66, %67}, %69, p, 1, 1, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(scale_d), "l"(desc));
+  }
+};
+
+__device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void WgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+// Keeps the compiler from moving accesses of r across a wgmma fence or wait
+// (and from reusing r's register while a wgmma still reads it).
+template <int N>
+__device__ __forceinline__ void PinRegs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void PinRegs(uint32_t (&r)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// Shared-memory descriptor of a K-major operand in wgmma's 128-byte swizzle:
+// 8-row atoms of 8 x 128 bytes (1024-byte aligned), sbo = bytes between
+// atoms along n; the start may sit 32 * u bytes into a row for the k16 step
+// u of the atom's 64 values (the leading offset is unused).
+__device__ __forceinline__ uint64_t SmemDescSw128(uint32_t addr, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t addr, uint32_t* r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void MmaF16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void MmaBf16K16(float* c, uint32_t a0, uint32_t a1, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%4,%5}, {%6,%7}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void MmaBf16K8(float* c, uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(b0));
+}
+
+// v = hi + mid + lo in bf16 (24 bits of v's 24); a non-finite v stays in hi.
+__device__ __forceinline__ void SplitBf16x3(float v, __nv_bfloat16* hi, __nv_bfloat16* mid, __nv_bfloat16* lo) {
+  *hi = __float2bfloat16_rn(v);
+  const float r1 = isfinite(v) ? v - __bfloat162float(*hi) : 0.0f;
+  *mid = __float2bfloat16_rn(r1);
+  *lo = __float2bfloat16_rn(r1 - __bfloat162float(*mid));
+}
+__device__ __forceinline__ uint32_t PackBf16(__nv_bfloat16 a, __nv_bfloat16 b) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(a)) | (static_cast<uint32_t>(__bfloat16_as_ushort(b)) << 16);
+}
+
+// Codes u0, u1 (bytes 0 and 1) -> (sc * u0, sc * u1) in f16: (1024 + u) * sc
+// - 1024 * sc in one fused op, exact while sc * u < 2048 (see MmaOps).
+__device__ __forceinline__ uint32_t ScaledPair(uint32_t codes, uint32_t sc2, uint32_t bias2) {
+  const uint32_t l = __byte_perm(codes, 0x64646464u, 0x4140);
+  uint32_t r;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(l), "r"(sc2), "r"(bias2));
+  return r;
+}
+
+// The codes of group j = 2p + h at positions off, off + 1 (c0) and off + 8,
+// off + 9 (c1) of the group, one code per byte (bytes 0 and 1): a thread's
+// 4 A-operand values of one k16 step. Q4_K/Q5_K keep groups 2p and 2p + 1 in
+// the low and high nibbles of the same bytes.
+template <QuantType kType>
+struct WgmmaCodes;
+template <>
+struct WgmmaCodes<QuantType::kQ4_K> {
+  __device__ static void Get(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
+    const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off);
+    const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off + 8);
+    *c0 = (v0 >> (4 * h)) & 0x0F0Fu;
+    *c1 = (v1 >> (4 * h)) & 0x0F0Fu;
+  }
+};
+template <>
+struct WgmmaCodes<QuantType::kQ5_K> {
+  __device__ static void Get(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
+    const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 48 + 32 * p + off);
+    const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 48 + 32 * p + off + 8);
+    const uint32_t h0 = *reinterpret_cast<const uint16_t*>(s + 16 + off);
+    const uint32_t h1 = *reinterpret_cast<const uint16_t*>(s + 16 + off + 8);
+    const int j = 2 * p + h;
+    *c0 = ((v0 >> (4 * h)) & 0x0F0Fu) | (((h0 >> j) & 0x0101u) << 4);
+    *c1 = ((v1 >> (4 * h)) & 0x0F0Fu) | (((h1 >> j) & 0x0101u) << 4);
+  }
+};
+
+// mbarrier and TMA (cp.async.bulk.tensor) wrappers; addresses are shared
+// window addresses.
+__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void MbarExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nBQ_WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra BQ_WAIT_%=;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void TmaLoad2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+
+}  // namespace detail
+
+// Dynamic shared memory of WgmmaMatMulKernel: the stages, the x-sum
+// fragments, an mbarrier per stage, and 1024 bytes to align the swizzled x tiles
+// (dynamic shared memory does not promise that alignment).
+template <QuantType kType, int kBN, int kWGs, int kStages>
+__host__ __device__ constexpr int WgmmaSmemBytes() {
+  return kStages * (kBN * 512 + kWGs * 64 * StageTraits<kType>::kStageBytes) + 2 * (kBN / 8) * 32 * 16 +
+         kStages * 8 + 1024;
+}
+
+// A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
+// TMA into a ring of kStages slots, each slot refilled right after the
+// barrier that shows every warp is done with it. xmap: x as a 2-D f16 tensor
+// (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
+// bytes (row_bytes x rows, box kStageBytes x kWGs * 64). Out-of-range rows
+// and columns arrive as zeros; their outputs are not stored. kBatch: k16
+// steps decoded ahead of their wgmmas (two batches of A registers
+// alternate, so one decodes while the previous one runs).
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
+__global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
+    WgmmaMatMulKernel(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap wmap,
+                      int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using ST = StageTraits<kType>;
+  using Codes = detail::WgmmaCodes<kType>;
+  static_assert(ST::kHeaderK4, "Q4_K and Q5_K only");
+  static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
+  constexpr int kThreads = kWGs * 128, kWarps = kThreads / 32;
+  constexpr int kRowsCta = kWGs * 64;
+  constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
+  constexpr int kWBytes = kRowsCta * ST::kStageBytes;
+  constexpr int kStage = kXBytes + kWBytes;  // a multiple of 1024
+  constexpr int kNG = kBN / 8;               // 8-column groups
+  constexpr int kAcc = kBN / 2;              // f32 accumulators per thread
+  static_assert(kStage % 1024 == 0, "stages keep the x tiles 1024-byte aligned");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024 - detail::SmemAddr(smem_raw) % 1024) % 1024);
+  uint4* xfrag = reinterpret_cast<uint4*>(smem + kStages * kStage);  // [2][kNG][32]
+  const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32);      // one mbarrier per slot
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsCta;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.y) * kBN;
+  const int64_t nsb = cols / 256;
+
+  auto load_stage = [&](int64_t sb) {
+    const int slot = static_cast<int>(sb % kStages);
+    const uint32_t full = full0 + 8 * slot, dst = detail::SmemAddr(smem + slot * kStage);
+    detail::MbarExpectTx(full, kStage);
+    for (int p = 0; p < 4; ++p) {
+      detail::TmaLoad2d(dst + p * kNG * 1024, &xmap, static_cast<int>(sb * 256 + 64 * p), static_cast<int>(col0),
+                        full);
+    }
+    detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * ST::kStageBytes), static_cast<int>(row0), full);
+  };
+  if (tid == 0) {
+    for (int i = 0; i < kStages; ++i) detail::MbarInit(full0 + 8 * i, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+  }
+  __syncthreads();
+
+  const int rl0 = (warp / 4) * 64 + (warp % 4) * 16 + g;  // this thread's rows rl0 and rl0 + 8 of the tile
+  float acc[kAcc], P[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = P[i] = 0.0f;
+  // Factors of the previous super-block, applied in the next iteration.
+  float d_prev[2] = {0.0f, 0.0f}, f_prev[2] = {0.0f, 0.0f};
+  uint32_t m_prev[2] = {0u, 0u};
+
+  // acc += d * P - dmin * (m . xsum) for the super-block whose sums sit in
+  // xfrag buffer `buf`.
+  auto epilogue = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < kNG; ++i) {
+      // At most 4 tiles' loads in flight: unbounded, the compiler hoists all
+      // of them and the wide tiles spill.
+      if (i % 4 == 0) asm volatile("" ::: "memory");
+      const uint4 e = xfrag[(buf * kNG + i) * 32 + lane];
+      float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      detail::MmaBf16K16(m, m_prev[0], m_prev[1], e.x, e.y);
+      detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        float a = fmaf(d_prev[k / 2], P[4 * i + k], acc[4 * i + k]);
+        acc[4 * i + k] = fmaf(f_prev[k / 2], m[k], a);
+      }
+    }
+  };
+
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const int slot = static_cast<int>(sb % kStages);
+    detail::MbarWait(full0 + 8 * slot, static_cast<uint32_t>(sb / kStages) & 1);
+    // Every warp is done with super-block sb - 1: its slot can be refilled,
+    // its x sums (written by other warps) are complete, and buffer sb & 1
+    // (super-block sb - 2) has been read.
+    __syncthreads();
+    if (tid == 0 && sb > 0 && sb - 1 + kStages < nsb) load_stage(sb - 1 + kStages);
+    const uint8_t* st = smem + slot * kStage;
+    const uint32_t xs_addr = detail::SmemAddr(st);
+    if (sb > 0) epilogue(static_cast<int>((sb - 1) & 1));
+
+    // This thread's two rows: scales, mins and super-block factors.
+    const uint8_t* s0 = st + kXBytes + rl0 * ST::kStageBytes;
+    const uint8_t* s1 = s0 + 8 * ST::kStageBytes;
+    uint32_t hsc[2][2], hm[2][2];
+    {
+      const uint4 h0 = *reinterpret_cast<const uint4*>(s0), h1 = *reinterpret_cast<const uint4*>(s1);
+      UnpackScaleMinK4x8(h0.y, h0.z, h0.w, hsc[0], hm[0]);
+      UnpackScaleMinK4x8(h1.y, h1.z, h1.w, hsc[1], hm[1]);
+      d_prev[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(h0.x & 0xFFFF)));
+      f_prev[0] = -__half2float(__ushort_as_half(static_cast<unsigned short>(h0.x >> 16)));
+      d_prev[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(h1.x & 0xFFFF)));
+      f_prev[1] = -__half2float(__ushort_as_half(static_cast<unsigned short>(h1.x >> 16)));
+      // (m_2t, m_2t+1) of each row as exact bf16: the A operand of the m term.
+      const uint32_t sel = t % 2 ? 0x4342u : 0x4140u;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t pr = __byte_perm(t / 2 ? hm[r][1] : hm[r][0], 0x43434343u, sel);
+        asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(m_prev[r]) : "r"(pr), "r"(0x43004300u));
+      }
+    }
+
+    // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
+    // + 15, group 2p + v / 2) in batches of kBatch, each batch decoded into
+    // registers while the previous one runs on the tensor cores.
+    uint32_t a[2][kBatch][4];
+#pragma unroll
+    for (int bt = 0; bt < 16 / kBatch; ++bt) {
+      const int buf = bt % 2;
+      if (bt >= 2) {
+        detail::WgmmaWait<1>();  // batch bt - 2 has read a[buf]
+#pragma unroll
+        for (int i = 0; i < kBatch; ++i) detail::PinRegs(a[buf][i]);
+      }
+      uint32_t sc2[2], bias2[2];  // group factors, set at each group's first step
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int s = bt * kBatch + i, p = s / 4, v = s % 4, h = v / 2;
+        const int off = 16 * (v % 2) + 2 * t;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          if (i == 0 || v % 2 == 0) {
+            sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
+            bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
+          }
+          uint32_t c0, c1;
+          Codes::Get(r ? s1 : s0, p, h, off, &c0, &c1);
+          a[buf][i][r] = detail::ScaledPair(c0, sc2[r], bias2[r]);      // row g (+8), k 2t, 2t + 1
+          a[buf][i][r + 2] = detail::ScaledPair(c1, sc2[r], bias2[r]);  // row g (+8), k 2t + 8, 2t + 9
+        }
+      }
+      detail::WgmmaFence();
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int s = bt * kBatch + i, p = s / 4, v = s % 4;
+        const uint64_t desc = detail::SmemDescSw128(xs_addr + p * kNG * 1024 + 32 * v, 1024);
+        detail::Wgmma<kBN>::Mma(P, a[buf][i], desc, s > 0);
+      }
+      detail::WgmmaCommit();
+    }
+
+    // Group sums of x for this super-block, while the last batches run:
+    // warp w sums the 16 columns of tiles w, w + kWarps, ... with a 0/1 B
+    // operand, C[c][j] = sum over group j, in two independent chains.
+    for (int ct = warp; ct < kBN / 16; ct += kWarps) {
+      float xs[2][4] = {};
+#pragma unroll
+      for (int s = 0; s < 16; ++s) {
+        const int p = s / 4, v = s % 4, mi = lane / 8, r = lane % 8;
+        const int j = 2 * v + mi / 2, ng = 2 * ct + mi % 2;
+        uint32_t af[4];
+        detail::LdMatrixX4(xs_addr + (p * kNG + ng) * 1024 + r * 128 + ((j ^ r) * 16), af);
+        const uint32_t ones = g == 2 * p + v / 2 ? 0x3C003C00u : 0u;
+        detail::MmaF16(xs[s % 2], af, ones, ones);
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) xs[0][k] += xs[1][k];
+      // Rows g and g + 8 of the 16 columns -> B fragments (k = groups 2t,
+      // 2t + 1; n = column g) of column tiles 2ct and 2ct + 1.
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
+        detail::SplitBf16x3(xs[0][2 * h], &hi0, &mid0, &lo0);
+        detail::SplitBf16x3(xs[0][2 * h + 1], &hi1, &mid1, &lo1);
+        xfrag[((sb & 1) * kNG + 2 * ct + h) * 32 + lane] =
+            make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
+      }
+    }
+
+    detail::WgmmaWait<0>();
+    detail::PinRegs(P);
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) detail::PinRegs(a[b][i]);
+    }
+  }
+  __syncthreads();
+  if (nsb > 0) epilogue(static_cast<int>((nsb - 1) & 1));
+
+#pragma unroll
+  for (int i = 0; i < kNG; ++i) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int64_t r = row0 + rl0 + 8 * (k / 2);
+      const int64_t c = col0 + 8 * i + 2 * t + (k % 2);
+      if (r < rows && c < n) y[c * rows + r] = acc[4 * i + k];
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+// Builds the kernel's tensor maps through the driver's cuTensorMapEncodeTiled
+// (looked up at run time: no link against libcuda).
+inline cudaError_t EncodeTensorMap2d(CUtensorMap* map, CUtensorMapDataType type, const void* base, uint64_t inner,
+                                     uint64_t outer, uint64_t stride_bytes, uint32_t box_inner, uint32_t box_outer,
+                                     CUtensorMapSwizzle swizzle) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      fn = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[2] = {inner, outer};
+  const cuuint64_t strides[1] = {stride_bytes};
+  const cuuint32_t box[2] = {box_inner, box_outer};
+  const cuuint32_t estrides[2] = {1, 1};
+  const CUresult r = encode(map, type, 2, const_cast<void*>(base), dims, strides, box, estrides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+// Launches WgmmaMatMulKernel (header-only use from a .cu file compiled for
+// sm_90a). Preconditions as for the tensor-core kernels of bq_matmul.cuh.
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
+cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
+                              cudaStream_t stream) {
+  using ST = StageTraits<kType>;
+  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * ST::kStageBytes;
+  CUtensorMap xmap, wmap;
+  cudaError_t err = EncodeTensorMap2d(&xmap, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, cols, n, cols * 2, 64, kBN,
+                                      CU_TENSOR_MAP_SWIZZLE_128B);
+  if (err == cudaSuccess) {
+    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, ST::kStageBytes,
+                            kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
+  }
+  if (err != cudaSuccess) return err;
+  constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages>();
+  auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks>;
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),
+                  static_cast<unsigned>((n + kBN - 1) / kBN));
+  kernel<<<grid, kWGs * 128, smem, stream>>>(xmap, wmap, rows, cols, n, y);
+  return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace v0
+}  // namespace blockquant
+
+#endif  // BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
