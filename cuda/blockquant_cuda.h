@@ -55,9 +55,10 @@ int DeviceCount();
 bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments: kGemvQ8 for n <= 2 (the fastest
-// there; it rounds x to int8, see bq_gemv.cuh for the error bound),
-// the tensor-core kernels above, kSimple when their requirements fail
-// (cols % 256, 16-byte aligned weights and x, f16 or bf16 activations).
+// there; it rounds x to int8, see bq_gemv.cuh for the error bound), kWgmma
+// from n = 3 where it runs, else the mma kernels above, and kSimple when
+// their requirements fail (cols % 256, 16-byte aligned weights and x, f16 or
+// bf16 activations).
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
                                 const void* x, int64_t n);
 

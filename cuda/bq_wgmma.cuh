@@ -200,15 +200,21 @@ template <QuantType kType>
 struct WgmmaCodes;
 template <>
 struct WgmmaCodes<QuantType::kQ4_K> {
+  // Group 2p + 1's codes come back times 16 (the high nibbles left in
+  // place, one mask instead of a shift and a mask); the caller scales by
+  // sc / 16 for them.
+  static constexpr bool kHighTimes16 = true;
   __device__ static void Get(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
     const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off);
     const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off + 8);
-    *c0 = (v0 >> (4 * h)) & 0x0F0Fu;
-    *c1 = (v1 >> (4 * h)) & 0x0F0Fu;
+    const uint32_t mask = h ? 0xF0F0u : 0x0F0Fu;
+    *c0 = v0 & mask;
+    *c1 = v1 & mask;
   }
 };
 template <>
 struct WgmmaCodes<QuantType::kQ5_K> {
+  static constexpr bool kHighTimes16 = false;
   __device__ static void Get(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
     const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 48 + 32 * p + off);
     const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 48 + 32 * p + off + 8);
@@ -345,6 +351,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     if (tid == 0 && sb > 0 && sb - 1 + kStages < nsb) load_stage(sb - 1 + kStages);
     const uint8_t* st = smem + slot * kStage;
     const uint32_t xs_addr = detail::SmemAddr(st);
+    const uint64_t desc0 = detail::SmemDescSw128(xs_addr, 1024);  // steps add their offset / 16
     if (sb > 0) epilogue(static_cast<int>((sb - 1) & 1));
 
     // This thread's two rows: scales, mins and super-block factors.
@@ -368,6 +375,40 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       }
     }
 
+    // Group sums of x for this super-block: the second warpgroup computes its
+    // share before its chain, the first after (while its last batches run),
+    // so that one warpgroup feeds the tensor cores while the other sums.
+    auto x_sums = [&]() {
+      // Warp w sums the 16 columns of tiles w', w' + kWarps, ... with a 0/1 B
+      // operand, C[c][j] = sum over group j, in two independent chains;
+      // w' = w + 4 (mod kWarps), so that with fewer tiles than warps the
+      // second warpgroup does them.
+      for (int ct = (warp + 4) % kWarps; ct < kBN / 16; ct += kWarps) {
+        float xs[2][4] = {};
+#pragma unroll
+        for (int s = 0; s < 16; ++s) {
+          const int p = s / 4, v = s % 4, mi = lane / 8, r = lane % 8;
+          const int j = 2 * v + mi / 2, ng = 2 * ct + mi % 2;
+          uint32_t af[4];
+          detail::LdMatrixX4(xs_addr + (p * kNG + ng) * 1024 + r * 128 + ((j ^ r) * 16), af);
+          const uint32_t ones = g == 2 * p + v / 2 ? 0x3C003C00u : 0u;
+          detail::MmaF16(xs[s % 2], af, ones, ones);
+        }
+#pragma unroll
+        for (int k = 0; k < 4; ++k) xs[0][k] += xs[1][k];
+        // Rows g and g + 8 of the 16 columns -> B fragments (k = groups 2t,
+        // 2t + 1; n = column g) of column tiles 2ct and 2ct + 1.
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
+          detail::SplitBf16x3(xs[0][2 * h], &hi0, &mid0, &lo0);
+          detail::SplitBf16x3(xs[0][2 * h + 1], &hi1, &mid1, &lo1);
+          xfrag[((sb & 1) * kNG + 2 * ct + h) * 32 + lane] =
+              make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
+        }
+      }
+    };
+    if (kWGs > 1 && warp >= 4) x_sums();
     // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
     // + 15, group 2p + v / 2) in batches of kBatch, each batch decoded into
     // registers while the previous one runs on the tensor cores.
@@ -389,6 +430,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
         for (int r = 0; r < 2; ++r) {
           if (i == 0 || v % 2 == 0) {
             sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
+            if (Codes::kHighTimes16 && h) {  // codes x 16: (1024 + 16u) * sc / 16 - 64 sc, still exact
+              sc2[r] = detail::MmaOps<__half>::Mul(sc2[r], 0x2C002C00u);  // x 1/16
+            }
             bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
           }
           uint32_t c0, c1;
@@ -401,40 +445,13 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
 #pragma unroll
       for (int i = 0; i < kBatch; ++i) {
         const int s = bt * kBatch + i, p = s / 4, v = s % 4;
-        const uint64_t desc = detail::SmemDescSw128(xs_addr + p * kNG * 1024 + 32 * v, 1024);
+        const uint64_t desc = desc0 + static_cast<uint64_t>((p * kNG * 1024 + 32 * v) >> 4);
         detail::Wgmma<kBN>::Mma(P, a[buf][i], desc, s > 0);
       }
       detail::WgmmaCommit();
     }
 
-    // Group sums of x for this super-block, while the last batches run:
-    // warp w sums the 16 columns of tiles w, w + kWarps, ... with a 0/1 B
-    // operand, C[c][j] = sum over group j, in two independent chains.
-    for (int ct = warp; ct < kBN / 16; ct += kWarps) {
-      float xs[2][4] = {};
-#pragma unroll
-      for (int s = 0; s < 16; ++s) {
-        const int p = s / 4, v = s % 4, mi = lane / 8, r = lane % 8;
-        const int j = 2 * v + mi / 2, ng = 2 * ct + mi % 2;
-        uint32_t af[4];
-        detail::LdMatrixX4(xs_addr + (p * kNG + ng) * 1024 + r * 128 + ((j ^ r) * 16), af);
-        const uint32_t ones = g == 2 * p + v / 2 ? 0x3C003C00u : 0u;
-        detail::MmaF16(xs[s % 2], af, ones, ones);
-      }
-#pragma unroll
-      for (int k = 0; k < 4; ++k) xs[0][k] += xs[1][k];
-      // Rows g and g + 8 of the 16 columns -> B fragments (k = groups 2t,
-      // 2t + 1; n = column g) of column tiles 2ct and 2ct + 1.
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
-        detail::SplitBf16x3(xs[0][2 * h], &hi0, &mid0, &lo0);
-        detail::SplitBf16x3(xs[0][2 * h + 1], &hi1, &mid1, &lo1);
-        xfrag[((sb & 1) * kNG + 2 * ct + h) * 32 + lane] =
-            make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
-      }
-    }
-
+    if (kWGs == 1 || warp < 4) x_sums();
     detail::WgmmaWait<0>();
     detail::PinRegs(P);
 #pragma unroll

@@ -391,9 +391,9 @@ int main(int argc, char** argv) {
       BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
     }
   }
-  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kGemvQ8, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8, K::kWgmma}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
@@ -406,7 +406,7 @@ int main(int argc, char** argv) {
   BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
   BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
   // Small batches and GEMM.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kMma8}, false);
   BenchCublas(h, M, Kd, 8, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kMma8, K::kMma16}, false);
   BenchCublas(h, M, Kd, 16, false);

@@ -111,9 +111,10 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
   }
 }
 
-// From this n on, kAuto prefers kWgmma where it runs (H200, Q4_K 28672 x
-// 8192: n = 8 76.7 us against mma8's 78.0, n = 16 76.3 against mma16's 99).
-constexpr int64_t kWgmmaMinN = 9;
+// From this n on, kAuto prefers kWgmma where it runs: its narrowest tile
+// costs the same for n = 1..16 (H200, Q4_K 28672 x 8192: 69.4 us at n = 8,
+// 70.2 at n = 16) and mma8 takes 72-78 us from n = 3 on.
+constexpr int64_t kWgmmaMinN = 3;
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
 // requirements, this build holds sm_90a code and the current GPU is sm_90.

@@ -515,7 +515,8 @@ int main(int argc, char** argv) {
   std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
 
   using K = bqc::MatMulKernel;
-  const std::vector<K> all = {K::kAuto, K::kSimple, K::kMma8, K::kMma16, K::kMma32, K::kMma64, K::kGemvQ8, K::kWgmma};
+  const std::vector<K> all = {K::kAuto,  K::kSimple, K::kMma8,   K::kMma16,
+                              K::kMma32, K::kMma64,  K::kGemvQ8, K::kWgmma};
   const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
 
   for (const TypeInfo& t : bqtest::CudaTypes()) {
