@@ -21,8 +21,9 @@
 // the 24-bit split of xsum).
 //
 // Requirements: cols % 256 == 0, 16-byte aligned weights and x, an sm_90
-// GPU, a driver with cuTensorMapEncodeTiled, and code compiled for sm_90a (elsewhere the kernel traps; the library
-// only picks it where it runs, see blockquant_cuda.h).
+// GPU, a driver with cuTensorMapEncodeTiled, and code compiled for sm_90a
+// (elsewhere the kernel traps; the library only picks it where it runs, see
+// blockquant_cuda.h).
 #ifndef BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
 #define BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
 
@@ -253,8 +254,8 @@ __device__ __forceinline__ void TmaLoad2d(uint32_t dst, const CUtensorMap* map, 
 }  // namespace detail
 
 // Dynamic shared memory of WgmmaMatMulKernel: the stages, the x-sum
-// fragments, an mbarrier per stage, and 1024 bytes to align the swizzled x tiles
-// (dynamic shared memory does not promise that alignment).
+// fragments, an mbarrier per stage, and 1024 bytes to align the swizzled x
+// tiles (dynamic shared memory does not promise that alignment).
 template <QuantType kType, int kBN, int kWGs, int kStages>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
   return kStages * (kBN * 512 + kWGs * 64 * StageTraits<kType>::kStageBytes) + 2 * (kBN / 8) * 32 * 16 +

@@ -224,11 +224,15 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   }
 }
 
-// gemv_q8 rounds x per 32-block: a NaN or Inf in x must still reach every
-// output of its column (fmaxf alone would drop a NaN), and only that column.
-void TestGemvNonFinite(const TypeInfo& t) {
+// A NaN or Inf in x must reach every output of its column, and only that
+// column. gemv_q8 rounds x per 32-block (fmaxf alone would drop a NaN) and
+// makes the column NaN; the exact kernels (mma8, and wgmma with its x sums)
+// make it NaN or +-Inf.
+void TestNonFiniteX(const TypeInfo& t) {
   const int64_t rows = 37, cols = 512, n = 2;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
+  std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
+  if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
   for (float bad : {std::nanf(""), INFINITY}) {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
@@ -239,22 +243,26 @@ void TestGemvNonFinite(const TypeInfo& t) {
     DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    const std::string name = std::string("matmul ") + t.name + " gemv_q8 x with " + (std::isnan(bad) ? "NaN" : "Inf") +
-                             ": its column all NaN, the other finite";
-    const bqc::Status st = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr,
-                                       bqc::MatMulKernel::kGemvQ8);
-    if (!st.ok()) {
-      Report(false, name, st.message);
-      continue;
+    for (bqc::MatMulKernel k : kernels) {
+      const bool gemv = k == bqc::MatMulKernel::kGemvQ8;
+      const std::string name = std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " x with " +
+                               (std::isnan(bad) ? "NaN" : "Inf") + ": its column all " +
+                               (gemv ? "NaN" : "non-finite") + ", the other finite";
+      BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0, n * rows * 4));
+      const bqc::Status st = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr, k);
+      if (!st.ok()) {
+        Report(false, name, st.message);
+        continue;
+      }
+      std::vector<float> got(static_cast<size_t>(n * rows));
+      BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+      int64_t wrong = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (gemv ? !std::isnan(got[r]) : std::isfinite(got[r])) ++wrong;
+        if (!std::isfinite(got[rows + r])) ++wrong;
+      }
+      Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
     }
-    std::vector<float> got(static_cast<size_t>(n * rows));
-    BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
-    int64_t wrong = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      if (!std::isnan(got[r])) ++wrong;
-      if (!std::isfinite(got[rows + r])) ++wrong;
-    }
-    Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
   }
 }
 
@@ -561,7 +569,7 @@ int main(int argc, char** argv) {
       }
       TestMatMul(t, {small ? 9 : 29, 512, 3}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
     }
-    TestGemvNonFinite(t);
+    TestNonFiniteX(t);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
     if (t.elems == 32) TestMatMul(t, {small ? 9 : 40, 96, 6}, QuantType::kF16, BlockMode::kRealistic, auto_simple, false);
