@@ -153,19 +153,7 @@ __device__ __forceinline__ void LdMatrixX4(uint32_t addr, uint32_t* r) {
                : "r"(addr));
 }
 
-__device__ __forceinline__ void MmaF16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void MmaBf16K16(float* c, uint32_t a0, uint32_t a1, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%4,%5}, {%6,%7}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(b0), "r"(b1));
-}
+// The m16n8k8 form of MmaOps<__nv_bfloat16>::Mma (A: rows g and g + 8).
 __device__ __forceinline__ void MmaBf16K8(float* c, uint32_t a0, uint32_t a1, uint32_t b0) {
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
@@ -332,7 +320,8 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       if (i % 4 == 0) asm volatile("" ::: "memory");
       const uint4 e = xfrag[(buf * kNG + i) * 32 + lane];
       float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      detail::MmaBf16K16(m, m_prev[0], m_prev[1], e.x, e.y);
+      const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
+      detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e.x, e.y);
       detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
@@ -393,7 +382,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
           uint32_t af[4];
           detail::LdMatrixX4(xs_addr + (p * kNG + ng) * 1024 + r * 128 + ((j ^ r) * 16), af);
           const uint32_t ones = g == 2 * p + v / 2 ? 0x3C003C00u : 0u;
-          detail::MmaF16(xs[s % 2], af, ones, ones);
+          detail::MmaOps<__half>::Mma(xs[s % 2], af, ones, ones);
         }
 #pragma unroll
         for (int k = 0; k < 4; ++k) xs[0][k] += xs[1][k];
