@@ -54,9 +54,9 @@ int DeviceCount();
 // Types with CUDA kernels: Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
 bool MatMulSupported(QuantType type);
 
-// The kernel kAuto runs for these arguments: kGemvQ8 for n <= 2 (the fastest
+// The kernel kAuto runs for these arguments: kGemvQ8 for n <= 3 (the fastest
 // there; it rounds x to int8, see bq_gemv.cuh for the error bound), kWgmma
-// from n = 3 where it runs, else the mma kernels above, and kSimple when
+// from n = 4 where it runs, else the mma kernels above, and kSimple when
 // their requirements fail (cols % 256, 16-byte aligned weights and x, f16 or
 // bf16 activations).
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,

@@ -196,9 +196,10 @@ void BenchVariant(int64_t m, int64_t k, int64_t n) {
 }
 
 // gemv_q8 configurations the library does not pick (units in flight per
-// lane, CTAs per SM), through the header-only launcher.
+// lane, CTAs per SM, launched without programmatic dependent launch),
+// through the header-only launcher.
 template <QuantType kType, int kN, int kUnroll, int kMinBlocks>
-void BenchGemvVariant(int64_t m, int64_t k) {
+void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
   const TypeInfo& t = Info(kType);
   const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
   const size_t bytes = host.size();
@@ -219,11 +220,12 @@ void BenchGemvVariant(int64_t m, int64_t k) {
   const double us = TimeUs(
       [&](int i) {
         BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks>(w[i % nbuf], m, k, x, y,
-                                                                                   nullptr)));
+                                                                                   nullptr, overlap_previous)));
       },
       20);
   char name[64];
-  std::snprintf(name, sizeof(name), "ours gemv_q8 u%d b%d", kUnroll, kMinBlocks);
+  std::snprintf(name, sizeof(name), "ours gemv_q8 u%d b%d%s", kUnroll, kMinBlocks,
+                overlap_previous ? "" : " no-pdl");
   AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(bytes), 0.0, "variant"});
   for (uint8_t* p : w) cudaFree(p);
   cudaFree(x);
@@ -392,12 +394,13 @@ int main(int argc, char** argv) {
     }
   }
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8, K::kWgmma}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kWgmma, K::kMma8}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 2, 4>(M, Kd);
+  BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd, false);
   BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
   BenchCublas(h, M, Kd, 1, false);
   BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);

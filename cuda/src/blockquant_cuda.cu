@@ -111,10 +111,12 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
   }
 }
 
-// From this n on, kAuto prefers kWgmma where it runs: its narrowest tile
-// costs the same for n = 1..16 (H200, Q4_K 28672 x 8192: 69.4 us at n = 8,
-// 70.2 at n = 16) and mma8 takes 72-78 us from n = 3 on.
-constexpr int64_t kWgmmaMinN = 3;
+// Up to this n kAuto runs gemv_q8, from the next on kWgmma where it runs:
+// its narrowest tile costs the same for n = 1..16 (H200, Q4_K 28672 x 8192:
+// 70.7 us at n = 4, 70.5 at n = 16) and mma8 takes 72-78 us from n = 2 on,
+// while gemv_q8 spends about one instruction per weight and column (n = 1
+// 37.7 us, n = 2 52.2, n = 3 60.0, n = 4 70.5).
+constexpr int64_t kGemvMaxN = 3;
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
 // requirements, this build holds sm_90a code and the current GPU is sm_90.
@@ -168,15 +170,11 @@ bool MatMulSupported(QuantType type) {
 
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
                                 const void* x, int64_t n) {
-  // gemv_q8 spends about one instruction per weight and column: at n <= 2 it
-  // keeps up with memory, from n = 3 the tensor cores do as well or better
-  // and keep x exact (H100, Q4_K 28672 x 8192, gemv_q8 vs mma8: n = 1 51.8
-  // vs 74.5 us, n = 2 57.9 vs 74.1, n = 3 75.3 vs 74.4, n = 4 88.3 vs 74.8).
-  if (n <= 2 && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
+  if (n <= kGemvMaxN && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  if (n >= kWgmmaMinN && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  if (n > kGemvMaxN && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.

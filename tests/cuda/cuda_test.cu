@@ -568,6 +568,12 @@ int main(int argc, char** argv) {
         TestMatMul(t, {small ? 13 : 67, 1280, n}, act, BlockMode::kRealistic, {K::kAuto, K::kGemvQ8}, false, true);
       }
       TestMatMul(t, {small ? 9 : 29, 512, 3}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
+      // gemv_q8's batches of 4 units per lane group with a remainder (21
+      // units), and more rows than warps (each warp takes several).
+      for (int64_t n : {1, 2}) {
+        TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
+      }
+      if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
     }
     TestNonFiniteX(t);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
