@@ -399,6 +399,7 @@ int main(int argc, char** argv) {
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ6_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd, false);
   BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
