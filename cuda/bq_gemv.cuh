@@ -111,6 +111,16 @@ __device__ __forceinline__ void AlignEven(const EvenWords<kWords>& r, uint32_t* 
 #pragma unroll
   for (int k = 0; k < kWords; ++k) out[k] = __byte_perm(r.w[k], k + 1 < kWords ? r.w[k + 1] : r.tail, r.sel);
 }
+// Bytes c, 2 + c, 4 + c, 6 + c of the 8 bytes lo, hi (c = 0 or 1): the
+// scales of a Q2_K/Q3_K lane, groups 2s + c of its half, s = 0..3.
+__device__ __forceinline__ uint32_t LaneScaleBytes(uint32_t lo, uint32_t hi, int c) {
+  return __byte_perm(lo, hi, c ? 0x7531u : 0x6420u);
+}
+// Byte s of v, zero-extended: one byte permute.
+template <int s>
+__device__ __forceinline__ int ByteU(uint32_t v) {
+  return static_cast<int>(__byte_perm(v, 0, 0x4440u + s));
+}
 __device__ __forceinline__ uint32_t Load2(const uint8_t* p) {
   return __ldg(reinterpret_cast<const unsigned short*>(p));
 }
@@ -149,9 +159,6 @@ struct Lane;
 template <>
 struct Lane<QuantType::kQ4_K> {
   static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
-  // Units in flight per lane at n = 1 (H200: 37.5 vs 38.8 us with 2) and
-  // n >= 2 (more registers per unit there).
-  static constexpr int kUnroll = 4, kUnrollN = 2;
   static constexpr int kGroupElems = 32, kLaneGroups = 1;  // lane j: group j's min
   struct Raw {
     uint4 h, qs;
@@ -189,7 +196,7 @@ struct Lane<QuantType::kQ4_K> {
 template <>
 struct Lane<QuantType::kQ5_K> {
   static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
-  static constexpr int kUnroll = 2, kUnrollN = 2, kGroupElems = 32, kLaneGroups = 1;
+  static constexpr int kGroupElems = 32, kLaneGroups = 1;
   struct Raw {
     uint4 h, qh, qs;
   };
@@ -206,7 +213,7 @@ struct Lane<QuantType::kQ5_K> {
 template <>
 struct Lane<QuantType::kQ6_K> {
   static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kUnroll = 4, kUnrollN = 2, kGroupElems = 0, kLaneGroups = 0;  // H200: 58.2 vs 63.8 us
+  static constexpr int kGroupElems = 0, kLaneGroups = 0;
   struct Raw {
     EvenWords<2> qa, qb, qh, sc;
     uint32_t d;
@@ -244,7 +251,6 @@ struct Lane<QuantType::kQ6_K> {
 template <>
 struct Lane<QuantType::kQ2_K> {
   static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kUnroll = 4, kUnrollN = 4;  // 10.5 bytes a lane: H100 36.8 vs 40.6 us with 2
   static constexpr int kGroupElems = 16, kLaneGroups = 2;  // lane j: groups 2j, 2j + 1
   struct Raw {
     uint32_t qs[2], sc[2], dd;
@@ -262,11 +268,13 @@ struct Lane<QuantType::kQ2_K> {
     for (int s = 0; s < 4; ++s) {
       p->q[2 * s] = (r.qs[0] >> (2 * s)) & 0x03030303u;
       p->q[2 * s + 1] = (r.qs[1] >> (2 * s)) & 0x03030303u;
-      const int i = 2 * s + l0 / 16;
-      const int b = (r.sc[i / 4] >> (8 * (i % 4))) & 0xFF;
-      p->sc[s] = b & 0xF;
       p->xoff[s] = 128 * h + 32 * s + l0;
     }
+    const uint32_t scb = LaneScaleBytes(r.sc[0], r.sc[1], l0 / 16) & 0x0F0F0F0Fu;  // scale | min << 4
+    p->sc[0] = ByteU<0>(scb);
+    p->sc[1] = ByteU<1>(scb);
+    p->sc[2] = ByteU<2>(scb);
+    p->sc[3] = ByteU<3>(scb);
     // Groups 2j, 2j + 1 are bytes 2 (j % 4), + 1 of this half's scales.
     const uint32_t mw = ((j % 4) < 2 ? r.sc[0] : r.sc[1]) >> (16 * (j % 2));  // a select: see Lane<kQ4_K>
     p->mg[0] = (mw >> 4) & 0xF;
@@ -278,7 +286,7 @@ struct Lane<QuantType::kQ2_K> {
 template <>
 struct Lane<QuantType::kQ3_K> {
   static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kUnroll = 4, kUnrollN = 2, kGroupElems = 0, kLaneGroups = 0;  // H200: 51.2 vs 56.8 us
+  static constexpr int kGroupElems = 0, kLaneGroups = 0;
   struct Raw {
     EvenWords<2> qs, hm;
     EvenWords<3> sb;
@@ -312,12 +320,13 @@ struct Lane<QuantType::kQ3_K> {
     // of sb[0..1]; the top two bits are bits 4h + 2 (s / 2) of byte
     // (2s + c) % 4 of sb[2].
     const int c = l0 / 16;
-    const uint32_t sel = c ? 0x7531u : 0x6420u;  // bytes c, 2 + c, 4 + c, 6 + c
-    const uint32_t low = (__byte_perm(sb[0], sb[1], sel) >> (4 * h)) & 0x0F0F0F0Fu;
-    const uint32_t top = __byte_perm(sb[2], 0, sel & 0x3333u) >> (4 * h);  // bytes c, 2 + c, c, 2 + c
+    const uint32_t low = (LaneScaleBytes(sb[0], sb[1], c) >> (4 * h)) & 0x0F0F0F0Fu;
+    const uint32_t top = __byte_perm(sb[2], 0, c ? 0x3131u : 0x2020u) >> (4 * h);  // bytes c, 2 + c, c, 2 + c
     const uint32_t packed = low | (((top & 0x00000303u) | ((top >> 2) & 0x03030000u)) << 4);
-#pragma unroll
-    for (int s = 0; s < 4; ++s) p->sc[s] = static_cast<int>(__byte_perm(packed, 0, 0x4440u + s)) - 32;
+    p->sc[0] = ByteU<0>(packed) - 32;
+    p->sc[1] = ByteU<1>(packed) - 32;
+    p->sc[2] = ByteU<2>(packed) - 32;
+    p->sc[3] = ByteU<3>(packed) - 32;
   }
 };
 
@@ -325,7 +334,6 @@ struct Lane<QuantType::kQ3_K> {
 template <>
 struct Lane<QuantType::kQ8_0> {
   static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 16;
-  static constexpr int kUnroll = 4, kUnrollN = 4;  // 34 bytes a lane: more units in flight pay (H100: 89.9 vs 92.3 us)
   static constexpr int kGroupElems = 0, kLaneGroups = 0;
   struct Raw {
     uint32_t d;
@@ -346,7 +354,7 @@ struct Lane<QuantType::kQ8_0> {
 template <>
 struct Lane<QuantType::kQ4_0> {
   static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4, kHalfShift = 16;
-  static constexpr int kUnroll = 4, kUnrollN = 2, kGroupElems = 0, kLaneGroups = 0;  // H200: 36.7 vs 37.9 us
+  static constexpr int kGroupElems = 0, kLaneGroups = 0;
   struct Raw {
     uint32_t d;
     EvenWords<4> q;
@@ -407,6 +415,12 @@ __device__ __forceinline__ void AllowNextGrid() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+
+// Units in flight per lane (LaunchGemvQ8's default). H200, 28672 x 8192, 4
+// against 2: Q4_K n = 1 37.5 vs 38.8 us, n = 2 44.5 vs 51.5, n = 3 55.1 vs
+// 59.8; Q3_K n = 1 51.2 vs 56.8; Q6_K 58.2 vs 63.8; Q5_K n = 2 57.0 vs 59.9;
+// Q8_0 equal. At n = 4 the registers would not hold 4.
+__host__ __device__ constexpr int DefaultUnroll(int n) { return n <= 3 ? 4 : 2; }
 
 // Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
 // n * cols / 32 scales, then up to n * cols / 16 group sums of x.
@@ -613,8 +627,7 @@ __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, 
 // dependent of the previous kernel in `stream`: its CTAs start as that
 // kernel's end and prefetch weights, and read x only once that kernel has
 // finished (correct whatever the previous kernel is; measured in docs/cuda.md).
-template <QuantType kType, typename Act, int kN, int kWarps = 8,
-          int kUnroll = kN == 1 ? gemv::Lane<kType>::kUnroll : gemv::Lane<kType>::kUnrollN,
+template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::DefaultUnroll(kN),
           int kMinBlocks = 2>
 cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, float* y,
                          cudaStream_t stream, bool overlap_previous = true) {

@@ -402,6 +402,7 @@ int main(int argc, char** argv) {
   BenchGemvVariant<QuantType::kQ6_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd, false);
+  BenchGemvVariant<QuantType::kQ4_K, 2, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
   BenchCublas(h, M, Kd, 1, false);
   BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
