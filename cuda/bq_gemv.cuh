@@ -52,6 +52,9 @@ __device__ __forceinline__ uint4 Load16(const uint8_t* p) { return __ldg(reinter
 __device__ __forceinline__ uint32_t Load4(const uint8_t* p) {
   return __ldg(reinterpret_cast<const unsigned int*>(p));
 }
+__device__ __forceinline__ uint32_t Load2(const uint8_t* p) {
+  return __ldg(reinterpret_cast<const unsigned short*>(p));
+}
 
 // kWords little-endian words of a field that starts 2-byte aligned in a
 // buffer that starts 4-byte aligned, in two steps so that the loads can be
@@ -79,7 +82,7 @@ __device__ __forceinline__ EvenWords<kWords> FetchEven(const uint8_t* p) {
   r.sel = 0x3210u + 0x1111u * lo;
 #pragma unroll
   for (int k = 0; k < kWords; ++k) r.w[k] = Load4(base + 4 * k);
-  r.tail = lo ? __ldg(reinterpret_cast<const unsigned short*>(p + 4 * kWords - 2)) : 0u;
+  r.tail = lo ? Load2(p + 4 * kWords - 2) : 0u;
   return r;
 }
 // Fields of one unit whose offsets are multiples of 4 share its alignment:
@@ -120,9 +123,6 @@ __device__ __forceinline__ uint32_t LaneScaleBytes(uint32_t lo, uint32_t hi, int
 template <int s>
 __device__ __forceinline__ int ByteU(uint32_t v) {
   return static_cast<int>(__byte_perm(v, 0, 0x4440u + s));
-}
-__device__ __forceinline__ uint32_t Load2(const uint8_t* p) {
-  return __ldg(reinterpret_cast<const unsigned short*>(p));
 }
 
 __device__ __forceinline__ float HalfBits(uint32_t bits16) {
@@ -417,8 +417,8 @@ __device__ __forceinline__ void AllowNextGrid() {
 }
 
 // Units in flight per lane (LaunchGemvQ8's default). H200, 28672 x 8192, 4
-// against 2: Q4_K n = 1 37.5 vs 38.8 us, n = 2 44.5 vs 51.5, n = 3 55.1 vs
-// 59.8; Q3_K n = 1 51.2 vs 56.8; Q6_K 58.2 vs 63.8; Q5_K n = 2 57.0 vs 59.9;
+// against 2: Q4_K n = 1 37.2 vs 38.5 us, n = 2 44.6 vs 51.6, n = 3 55.1 vs
+// 59.8; Q3_K n = 1 49.8 vs 56.8; Q6_K 58.2 vs 63.6; Q5_K n = 2 57.0 vs 59.9;
 // Q8_0 equal. At n = 4 the registers would not hold 4.
 __host__ __device__ constexpr int DefaultUnroll(int n) { return n <= 3 ? 4 : 2; }
 
@@ -624,9 +624,10 @@ __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, 
 // Launches GemvQ8Kernel with one CTA per resident slot (rows are
 // grid-strided). Preconditions: GemvQ8Fits. Returns the launch error.
 // On sm_90 and newer, `overlap_previous` launches it as a programmatic
-// dependent of the previous kernel in `stream`: its CTAs start as that
-// kernel's end and prefetch weights, and read x only once that kernel has
-// finished (correct whatever the previous kernel is; measured in docs/cuda.md).
+// dependent of the previous kernel in `stream`: its CTAs can start as that
+// kernel's CTAs end, and read x and the weights only once that kernel has
+// finished, so it is correct whatever that kernel wrote (docs/cuda.md has
+// what it saves).
 template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::DefaultUnroll(kN),
           int kMinBlocks = 2>
 cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, float* y,
