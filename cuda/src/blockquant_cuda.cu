@@ -113,9 +113,9 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 
 // Up to this n kAuto runs gemv_q8, from the next on kWgmma where it runs:
 // its narrowest tile costs the same for n = 1..16 (H200, Q4_K 28672 x 8192:
-// 70.7 us at n = 4, 70.5 at n = 16) and mma8 takes 72-78 us from n = 2 on,
-// while gemv_q8 spends about one instruction per weight and column (n = 1
-// 37.7 us, n = 2 52.2, n = 3 60.0, n = 4 70.5).
+// 70.1 us at n = 4, 70.1 at n = 16) and mma8 takes 72-78 us from n = 2 on,
+// while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
+// n = 4 70.8).
 constexpr int64_t kGemvMaxN = 3;
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout

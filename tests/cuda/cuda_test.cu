@@ -570,7 +570,7 @@ int main(int argc, char** argv) {
       TestMatMul(t, {small ? 9 : 29, 512, 3}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       // gemv_q8's batches of 4 units per lane group with a remainder (21
       // units), and more rows than warps (each warp takes several).
-      for (int64_t n : {1, 2}) {
+      for (int64_t n : {1, 2, 3, 4}) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
