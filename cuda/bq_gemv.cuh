@@ -135,8 +135,9 @@ __device__ __forceinline__ float HalfBits(uint32_t bits16) {
 //   D * sc * (u - kOffset)          (kMinKind 0: kOffset 0; 2: kOffset > 0)
 //   D * sc * u - F * m_g             (kMinKind 1, m_g the element's group min)
 // The mins' term, F * sum_g m_g * (sum of x over group g), is not summed per
-// segment: each lane takes kLaneGroups whole groups of kGroupElems elements
-// (starting at group g0), against group sums of x made once per CTA.
+// segment: each lane takes the 32 / kGroupElems whole groups of its type's
+// kGroupElems elements that start at group g0, against group sums of x made
+// once per CTA.
 template <int kSegs>
 struct LanePart {
   uint32_t q[8];
@@ -159,7 +160,7 @@ struct Lane;
 template <>
 struct Lane<QuantType::kQ4_K> {
   static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
-  static constexpr int kGroupElems = 32, kLaneGroups = 1;  // lane j: group j's min
+  static constexpr int kGroupElems = 32;  // lane j: group j's min
   struct Raw {
     uint4 h, qs;
   };
@@ -196,7 +197,7 @@ struct Lane<QuantType::kQ4_K> {
 template <>
 struct Lane<QuantType::kQ5_K> {
   static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
-  static constexpr int kGroupElems = 32, kLaneGroups = 1;
+  static constexpr int kGroupElems = 32;
   struct Raw {
     uint4 h, qh, qs;
   };
@@ -213,7 +214,7 @@ struct Lane<QuantType::kQ5_K> {
 template <>
 struct Lane<QuantType::kQ6_K> {
   static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kGroupElems = 0, kLaneGroups = 0;
+  static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     EvenWords<2> qa, qb, qh, sc;
     uint32_t d;
@@ -251,7 +252,7 @@ struct Lane<QuantType::kQ6_K> {
 template <>
 struct Lane<QuantType::kQ2_K> {
   static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kGroupElems = 16, kLaneGroups = 2;  // lane j: groups 2j, 2j + 1
+  static constexpr int kGroupElems = 16;  // lane j: groups 2j, 2j + 1
   struct Raw {
     uint32_t qs[2], sc[2], dd;
   };
@@ -270,7 +271,7 @@ struct Lane<QuantType::kQ2_K> {
       p->q[2 * s + 1] = (r.qs[1] >> (2 * s)) & 0x03030303u;
       p->xoff[s] = 128 * h + 32 * s + l0;
     }
-    const uint32_t scb = LaneScaleBytes(r.sc[0], r.sc[1], l0 / 16) & 0x0F0F0F0Fu;  // scale | min << 4
+    const uint32_t scb = LaneScaleBytes(r.sc[0], r.sc[1], l0 / 16) & 0x0F0F0F0Fu;  // the scales' nibbles
     p->sc[0] = ByteU<0>(scb);
     p->sc[1] = ByteU<1>(scb);
     p->sc[2] = ByteU<2>(scb);
@@ -286,7 +287,7 @@ struct Lane<QuantType::kQ2_K> {
 template <>
 struct Lane<QuantType::kQ3_K> {
   static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr int kGroupElems = 0, kLaneGroups = 0;
+  static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     EvenWords<2> qs, hm;
     EvenWords<3> sb;
@@ -334,7 +335,7 @@ struct Lane<QuantType::kQ3_K> {
 template <>
 struct Lane<QuantType::kQ8_0> {
   static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 16;
-  static constexpr int kGroupElems = 0, kLaneGroups = 0;
+  static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     uint32_t d;
     EvenWords<8> q;
@@ -354,7 +355,7 @@ struct Lane<QuantType::kQ8_0> {
 template <>
 struct Lane<QuantType::kQ4_0> {
   static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4, kHalfShift = 16;
-  static constexpr int kGroupElems = 0, kLaneGroups = 0;
+  static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     uint32_t d;
     EvenWords<4> q;
@@ -442,6 +443,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   constexpr int kSegs = L::kSegs;
   constexpr int kSegElems = 32 / kSegs;
   constexpr int kGroupElems = L::kGroupElems > 0 ? L::kGroupElems : 32;
+  constexpr int kLaneGroups = 32 / kGroupElems;  // 256 / kGroupElems groups over 8 lanes
   extern __shared__ __align__(16) uint8_t smem[];
   const int64_t units = cols / 256;
   const int64_t xcol_bytes = units * gemv::kXUnitStride;  // one column of x codes
@@ -576,7 +578,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         if constexpr (L::kMinKind == 1) {
           const float* g = xg + (c * cols + unit * 256) / kGroupElems + p.g0;
           float acc_m = 0.0f;
-          if constexpr (L::kLaneGroups == 2) {
+          if constexpr (kLaneGroups == 2) {
             const float2 v = *reinterpret_cast<const float2*>(g);
             acc_m = fmaf(gemv::SmallIntToFloat(p.mg[1]), v.y, gemv::SmallIntToFloat(p.mg[0]) * v.x);
           } else {
