@@ -44,6 +44,10 @@ enum class MatMulKernel : int {
                 // adds at most sum_k |w_k| * max|x_block| / 254 of error
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*
+  kMmaQ8 = 8,   // Q4_K, n <= 16, sm_90 GPU (bq_mma_q8.cuh): x rounded to int8
+                // as in kGemvQ8, int8 tensor cores; MatMul takes a scratch
+                // buffer of about 11 * cols (n <= 8) or 22 * cols bytes from
+                // the stream's memory pool for the call
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -54,19 +58,30 @@ int DeviceCount();
 // Types with CUDA kernels: Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
 bool MatMulSupported(QuantType type);
 
-// The kernel kAuto runs for these arguments: kGemvQ8 for n <= 3 (the fastest
-// there; it rounds x to int8, see bq_gemv.cuh for the error bound), kWgmma
-// from n = 4 where it runs, else the mma kernels above, and kSimple when
-// their requirements fail (cols % 256, 16-byte aligned weights and x, f16 or
-// bf16 activations).
+// The kernel kAuto runs for these arguments, the fastest measured (an H200,
+// docs/cuda.md): for Q4_K kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where
+// it runs; for the other types kGemvQ8 for n <= 3; then kWgmma where it
+// runs, else the mma kernels above, and kSimple when their requirements fail
+// (cols % 256, 16-byte aligned weights and x, f16 or bf16 activations).
+// kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force
+// kWgmma or kMma8..64 to keep x exact.
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
                                 const void* x, int64_t n);
 
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.
+// workspace: scratch device memory for kMmaQ8 (which rounds x into it), at
+// least MatMulWorkspaceBytes(n, cols) bytes, 16-byte aligned, untouched by
+// others until the call's work on the stream is done. Without it, kMmaQ8
+// takes a stream-ordered allocation per call (cudaMallocAsync), which cost
+// about 5 us per call on an H200.
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
               const void* x, int64_t n, float* y, void* stream = nullptr,
-              MatMulKernel kernel = MatMulKernel::kAuto);
+              MatMulKernel kernel = MatMulKernel::kAuto, void* workspace = nullptr, int64_t workspace_bytes = 0);
+
+// The scratch bytes MatMul may use for n columns of x of length cols (0 when
+// no kernel for that n needs any).
+int64_t MatMulWorkspaceBytes(int64_t n, int64_t cols);
 
 // rows x cols blocks -> rows x cols values of out_type (kF32, kF16, kBF16).
 // f32 output is bit-identical to ref::DequantizeRowXxx.

@@ -125,6 +125,35 @@ __device__ __forceinline__ int ByteU(uint32_t v) {
   return static_cast<int>(__byte_perm(v, 0, 0x4440u + s));
 }
 
+// Rounds one 32-block of x that 4 consecutive lanes hold, 8 values each
+// (f): returns the block's scale dx = max|x| / 127, and the lane's codes
+// rint(x / dx) in [-127, 127], 4 to a word, and their sum. fmaxf drops NaN,
+// so a poison term (the sum of f * 0) makes dx NaN when the block holds a
+// NaN or Inf: it then reaches every output of the column.
+__device__ __forceinline__ float RoundBlockOf32(const float* f, uint32_t* packed, int* qsum) {
+  float amax = 0.0f, poison = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    amax = fmaxf(amax, fabsf(f[i]));
+    poison += f[i] * 0.0f;
+  }
+  amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
+  poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 1);
+  poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 2);
+  const float d = amax / 127.0f + poison;
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  packed[0] = packed[1] = 0;
+  *qsum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int q = __float2int_rn(f[i] * inv);
+    *qsum += q;
+    packed[i / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (i % 4));
+  }
+  return d;
+}
+
 __device__ __forceinline__ float HalfBits(uint32_t bits16) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16 & 0xFFFFu)));
 }
@@ -474,28 +503,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         const int64_t idx = base + b * blockDim.x + threadIdx.x;
         float f[8];
         gemv::ActToFloat8<Act>(raw[b], f);
-        // fmaxf drops NaN; `poison` (sum of f * 0) turns the block's scale
-        // into NaN when any value is NaN or Inf, so it reaches every output.
-        float amax = 0.0f, poison = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          amax = fmaxf(amax, fabsf(f[i]));
-          poison += f[i] * 0.0f;
-        }
-        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
-        poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 1);
-        poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 2);
-        const float d = amax / 127.0f + poison;
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        uint32_t packed[2] = {0, 0};
-        int qsum = 0;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const int q = __float2int_rn(f[i] * inv);
-          qsum += q;
-          packed[i / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (i % 4));
-        }
+        uint32_t packed[2];
+        int qsum;
+        const float d = gemv::RoundBlockOf32(f, packed, &qsum);
         if (L::kMinKind == 1) {
           qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 1);
           if (kGroupElems == 32) qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 2);

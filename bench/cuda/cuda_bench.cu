@@ -23,6 +23,7 @@
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
+#include "bq_mma_q8.cuh"
 #include "test_util.h"
 
 namespace {
@@ -113,8 +114,10 @@ void AddRow(Row r) {
 }
 
 // Ours: weights of `type`, m x k, n f16 activations, each kernel in `kernels`.
+// MatMul gets a workspace allocated once, as a runtime would pass it
+// (with_workspace false: MatMul allocates one per call).
 void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vector<bqc::MatMulKernel>& kernels,
-               bool hot_too) {
+               bool hot_too, bool with_workspace = true) {
   const TypeInfo& t = Info(type);
   const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
   const size_t bytes = host.size();
@@ -132,13 +135,18 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
   BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
   BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
   BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(n, k);
+  void* ws = nullptr;
+  if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
   for (bqc::MatMulKernel kern : kernels) {
     std::string name = bqc::MatMulKernelName(kern);
+    if (!with_workspace) name += " (no workspace)";
     if (kern == bqc::MatMulKernel::kAuto) {
       name = std::string("auto:") + bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, w[0], k, QuantType::kF16, x, n));
     }
     auto run = [&](int i, int which) {
-      const bqc::Status st = bqc::MatMul(type, w[which < 0 ? i % nbuf : 0], m, k, QuantType::kF16, x, n, y, nullptr, kern);
+      const bqc::Status st = bqc::MatMul(type, w[which < 0 ? i % nbuf : 0], m, k, QuantType::kF16, x, n, y, nullptr,
+                                         kern, with_workspace ? ws : nullptr, ws_bytes);
       if (!st.ok()) {
         std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
         std::exit(2);
@@ -159,6 +167,7 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
   for (uint8_t* p : w) cudaFree(p);
   cudaFree(x);
   cudaFree(y);
+  cudaFree(ws);
 }
 
 // Header-only launches of tensor-core configurations the library does not
@@ -230,6 +239,43 @@ void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
   for (uint8_t* p : w) cudaFree(p);
   cudaFree(x);
   cudaFree(y);
+}
+
+// mma_q8 through the header-only launcher: warps per CTA, stages of the
+// per-warp ring, CTAs per SM.
+template <int kWarps, int kStages, int kMinBlocks>
+void BenchMmaQ8Variant(int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(QuantType::kQ4_K);
+  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
+  const size_t bytes = host.size();
+  const int nbuf = BuffersForCold(bytes);
+  std::vector<uint8_t*> w(nbuf);
+  for (int i = 0; i < nbuf; ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<__half> xh(static_cast<size_t>(n * k));
+  bqtest::Rng rng(3);
+  for (auto& v : xh) v = __float2half(rng.Symmetric());
+  __half* x;
+  float* y;
+  uint8_t* ws;
+  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
+  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8WorkspaceBytes(n, k))));
+  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const double us = TimeUs(
+      [&](int i) {
+        BQ_CUDA_CHECK((bqc::LaunchMmaQ8<__half, kWarps, kStages, kMinBlocks>(w[i % nbuf], m, k, x, n, y, ws, nullptr)));
+      },
+      20);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours mma_q8 %dw %ds b%d", kWarps, kStages, kMinBlocks);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(bytes), 0.0, "variant"});
+  for (uint8_t* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(ws);
 }
 
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
@@ -386,16 +432,16 @@ int main(int argc, char** argv) {
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
   // GEMV, n = 1.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMma8, K::kSimple}, true);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMmaQ8, K::kMma8, K::kSimple}, true);
   if (!quick) {
     for (QuantType t : {QuantType::kQ8_0, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ5_K,
                         QuantType::kQ4_0}) {
       BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
     }
   }
-  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMma8, K::kWgmma}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kWgmma, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
@@ -411,9 +457,16 @@ int main(int argc, char** argv) {
   BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
   BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
   // Small batches and GEMM.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kMma8}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma, K::kMma8}, false);
+  // What MatMul's own per-call scratch allocation costs, and mma_q8
+  // settings the library does not use (the default is 8w 2s b2).
+  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kMmaQ8}, false, false);
+  BenchMmaQ8Variant<8, 2, 2>(M, Kd, 8);
+  BenchMmaQ8Variant<8, 4, 2>(M, Kd, 8);
+  BenchMmaQ8Variant<4, 4, 4>(M, Kd, 8);
+  BenchMmaQ8Variant<16, 3, 1>(M, Kd, 8);
   BenchCublas(h, M, Kd, 8, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kMma8, K::kMma16}, false);
+  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kWgmma, K::kMma8, K::kMma16}, false);
   BenchCublas(h, M, Kd, 16, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma32, K::kMma64}, false);
   BenchOurs(QuantType::kQ5_K, M, Kd, 64, {K::kAuto, K::kMma64}, false);
@@ -423,6 +476,7 @@ int main(int argc, char** argv) {
   BenchCublas(h, 4096, 14336, 512, true);
   // Launch-bound shape.
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
+  BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);
   BenchCublas(h, 4096, 4096, 1, true);
   if (!quick) BenchDequantQuant();
 

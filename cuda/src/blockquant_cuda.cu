@@ -117,6 +117,14 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 // while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
 // n = 4 70.8).
 constexpr int64_t kGemvMaxN = 3;
+// Q4_K: mma_q8 from n = 3 (H200, 28672 x 8192: about 48 us for any n <= 8,
+// 57 at n = 16, against gemv_q8's 44.6 at n = 2 and 55.5 at n = 3).
+constexpr int64_t kMmaQ8MinN = 3;
+
+bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
+                 int64_t n) {
+  return (act_type == QuantType::kF16 || act_type == QuantType::kBF16) && MmaQ8Fits(type, w, rows, cols, x, n);
+}
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
 // requirements, this build holds sm_90a code and the current GPU is sm_90.
@@ -149,6 +157,7 @@ const char* MatMulKernelName(MatMulKernel kernel) {
     case MatMulKernel::kMma64: return "mma64";
     case MatMulKernel::kGemvQ8: return "gemv_q8";
     case MatMulKernel::kWgmma: return "wgmma";
+    case MatMulKernel::kMmaQ8: return "mma_q8";
   }
   return "unknown";
 }
@@ -168,8 +177,14 @@ bool MatMulSupported(QuantType type) {
   return elems != 0;
 }
 
-MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
-                                const void* x, int64_t n) {
+namespace {
+
+// ChooseMatMulKernel; rows only for kMmaQ8's limit (below 2^31), and
+// allow_mma_q8 false when its scratch buffer could not be had.
+MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
+                    const void* x, int64_t n, bool allow_mma_q8) {
+  const bool mma_q8 = allow_mma_q8 && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
+  if (mma_q8) return MatMulKernel::kMmaQ8;
   if (n <= kGemvMaxN && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
@@ -184,8 +199,19 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
   return MatMulKernel::kMma64;
 }
 
+}  // namespace
+
+MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
+                                const void* x, int64_t n) {
+  return Choose(type, weights, 1, cols, act_type, x, n, true);
+}
+
+int64_t MatMulWorkspaceBytes(int64_t n, int64_t cols) {
+  return n >= 1 && n <= 16 && cols > 0 && cols % 256 == 0 ? MmaQ8WorkspaceBytes(n, cols) : 0;
+}
+
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
-              int64_t n, float* y, void* stream, MatMulKernel kernel) {
+              int64_t n, float* y, void* stream, MatMulKernel kernel, void* workspace, int64_t workspace_bytes) {
   Status st = CheckMatrix(type, weights, rows, cols, "MatMul");
   if (!st.ok()) return st;
   if (x == nullptr || y == nullptr) return Fail(kInvalidArgument, "MatMul: null activation or output pointer");
@@ -196,7 +222,37 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   if (!Aligned(x, act_type == QuantType::kF32 ? 4 : 2) || !Aligned(y, 4)) {
     return Fail(kInvalidArgument, "MatMul: activations or output misaligned for their element type");
   }
-  if (kernel == MatMulKernel::kAuto) kernel = ChooseMatMulKernel(type, weights, cols, act_type, x, n);
+  const bool automatic = kernel == MatMulKernel::kAuto;
+  if (automatic) kernel = Choose(type, weights, rows, cols, act_type, x, n, true);
+  const uint8_t* w = static_cast<const uint8_t*>(weights);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (kernel == MatMulKernel::kMmaQ8) {
+    if (!MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
+      return Fail(kInvalidArgument,
+                  "MatMul: kernel mma_q8 needs Q4_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
+                  "aligned weights and x, fewer than 2^31 rows, and an sm_90 (or newer) GPU with code for it");
+    }
+    const int64_t need = MmaQ8WorkspaceBytes(n, cols);
+    if (workspace != nullptr) {
+      if (workspace_bytes < need || !Aligned(workspace, 16)) {
+        return Fail(kInvalidArgument, "MatMul: the workspace must be 16-byte aligned and hold at least " +
+                                          std::to_string(need) + " bytes, got " + std::to_string(workspace_bytes));
+      }
+      return FromCuda(detail::LaunchMmaQ8Q4K(w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(workspace), s),
+                      "MatMul launch (mma_q8)");
+    }
+    // No workspace given: x's int8 copy takes a stream-ordered allocation.
+    void* ws = nullptr;
+    cudaError_t err = cudaMallocAsync(&ws, static_cast<size_t>(need), s);
+    if (err == cudaSuccess) {
+      err = detail::LaunchMmaQ8Q4K(w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(ws), s);
+      const cudaError_t free_err = cudaFreeAsync(ws, s);
+      return FromCuda(err != cudaSuccess ? err : free_err, "MatMul launch (mma_q8)");
+    }
+    cudaGetLastError();  // clear the failed allocation
+    if (!automatic) return FromCuda(err, "MatMul: mma_q8's scratch buffer");
+    kernel = Choose(type, weights, rows, cols, act_type, x, n, false);  // out of memory: the next best kernel
+  }
   if (kernel == MatMulKernel::kGemvQ8) {
     if (!GemvFits(type, weights, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
@@ -219,8 +275,6 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
       return Fail(kInvalidArgument, "MatMul: unknown kernel id " + std::to_string(static_cast<int>(kernel)));
     }
   }
-  const uint8_t* w = static_cast<const uint8_t*>(weights);
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
   cudaError_t err = cudaSuccess;
   switch (type) {
     case QuantType::kQ4_0: err = detail::LaunchMatMul<QuantType::kQ4_0>(w, rows, cols, act_type, x, n, y, s, kernel); break;

@@ -11,6 +11,7 @@
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
+#include "bq_mma_q8.cuh"
 #include "bq_wgmma.cuh"
 
 namespace blockquant {
@@ -28,6 +29,10 @@ cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t
                                  cudaStream_t stream);
 cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
                               uint8_t* blocks, cudaStream_t stream);
+
+// matmul_q4_k.cu: bq_mma_q8.cuh's LaunchMmaQ8 for F16 or BF16 x.
+cudaError_t LaunchMmaQ8Q4K(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
+                           int64_t n, float* y, uint8_t* workspace, cudaStream_t stream);
 
 // 2 warps (32 rows) per CTA for n <= 8: small CTAs, so that every CTA of
 // a GEMV is resident at once and the SMs get near-equal shares.

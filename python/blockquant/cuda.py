@@ -157,9 +157,9 @@ def _rows_cols(w: _Arr, qtype: str) -> Tuple[int, int]:
 
 def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optional[int] = None) -> Any:
     """``out = x @ W.T`` (float32, (n, rows)) for W the (rows, row_bytes) uint8 GGUF blocks of
-    ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For n <= 3 and
-    float16/bfloat16 x, the kernel rounds x to int8 per 32 values (docs/cuda.md bounds the
-    error); otherwise x is used as is."""
+    ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For float16/
+    bfloat16 x and n <= 3 (Q4_K: n <= 16, on an sm_90 GPU), the kernel rounds x to int8 per 32
+    values (docs/cuda.md bounds the error); otherwise x is used as is."""
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
     w = _Arr(weights, "weights")
@@ -173,7 +173,11 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     shape = (rows,) if len(xa.shape) == 1 else (n, rows)
     obj, o = _out(out, xa, shape, "F32", "out")
     if n > 0:
-        cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream))
+        # PyTorch x on its current stream: the scratch comes from PyTorch's caching allocator
+        # (the library's own per-call allocation cost about 5 us); stream order keeps it alive.
+        nbytes = cu.workspace_bytes(n, cols) if xa.torch and stream is None else 0
+        ws = _Arr(xa.empty((nbytes,), "U8", "workspace"), "workspace").ptr if nbytes else 0
+        cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes)
     return obj
 
 

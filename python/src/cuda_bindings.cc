@@ -66,15 +66,19 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "matmul",
       [](const std::string& type, uintptr_t weights, int64_t rows, int64_t cols, const std::string& act_type,
-         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream) {
+         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream, uintptr_t workspace, int64_t workspace_bytes) {
         const bq::QuantType t = Type(type), a = Type(act_type);
         CallWithoutGil([&] {
-          return bq::cuda::MatMul(t, Ptr(weights), rows, cols, a, Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream));
+          return bq::cuda::MatMul(t, Ptr(weights), rows, cols, a, Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream),
+                                  bq::cuda::MatMulKernel::kAuto, Ptr(workspace), workspace_bytes);
         });
       },
       py::arg("type"), py::arg("weights"), py::arg("rows"), py::arg("cols"), py::arg("act_type"), py::arg("x"),
-      py::arg("n"), py::arg("y"), py::arg("stream"),
-      "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks; asynchronous on stream.");
+      py::arg("n"), py::arg("y"), py::arg("stream"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+      "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks; asynchronous on stream. "
+      "workspace: scratch of workspace_bytes (see workspace_bytes()), or 0 for a stream-ordered allocation.");
+  m.def("workspace_bytes", &bq::cuda::MatMulWorkspaceBytes, py::arg("n"), py::arg("cols"),
+        "Scratch bytes matmul may use for n columns of x of length cols.");
   m.def(
       "dequantize",
       [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, const std::string& out_type,

@@ -186,15 +186,20 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     if (k == bqc::MatMulKernel::kAuto) name += std::string("(") + bqc::MatMulKernelName(resolved) + ")";
     if (misaligned_w) name += " (weights at +2 bytes)";
     if (adversarial_x) name += " (adversarial x)";
-    const double q_weight = resolved == bqc::MatMulKernel::kGemvQ8 ? 1.001 : 0.0;
+    const bool rounds_x = resolved == bqc::MatMulKernel::kGemvQ8 || resolved == bqc::MatMulKernel::kMmaQ8;
+    const double q_weight = rounds_x ? 1.001 : 0.0;
     BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
+    // mma_q8 takes Q4_K with F16/BF16 x and n <= 16 only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
-    if (wgmma_refuses) {
+    const bool mma_q8_refuses = k == bqc::MatMulKernel::kMmaQ8 &&
+                                (t.type != QuantType::kQ4_K || act == QuantType::kF32 || misaligned_w ||
+                                 c.cols % 256 != 0 || c.n > 16);
+    if (wgmma_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
       continue;
     }
@@ -225,14 +230,15 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
 }
 
 // A NaN or Inf in x must reach every output of its column, and only that
-// column. gemv_q8 rounds x per 32-block (fmaxf alone would drop a NaN) and
-// makes the column NaN; the exact kernels (mma8, and wgmma with its x sums)
-// make it NaN or +-Inf.
+// column. gemv_q8 and mma_q8 round x per 32-block (fmaxf alone would drop a
+// NaN) and make the column NaN; the exact kernels (mma8, and wgmma with its x
+// sums) make it NaN or +-Inf.
 void TestNonFiniteX(const TypeInfo& t) {
   const int64_t rows = 37, cols = 512, n = 2;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
   std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
   if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
+  if (t.type == QuantType::kQ4_K) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   for (float bad : {std::nanf(""), INFINITY}) {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
@@ -244,7 +250,7 @@ void TestNonFiniteX(const TypeInfo& t) {
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
     for (bqc::MatMulKernel k : kernels) {
-      const bool gemv = k == bqc::MatMulKernel::kGemvQ8;
+      const bool gemv = k == bqc::MatMulKernel::kGemvQ8 || k == bqc::MatMulKernel::kMmaQ8;
       const std::string name = std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " x with " +
                                (std::isnan(bad) ? "NaN" : "Inf") + ": its column all " +
                                (gemv ? "NaN" : "non-finite") + ", the other finite";
@@ -263,6 +269,41 @@ void TestNonFiniteX(const TypeInfo& t) {
       }
       Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
     }
+  }
+}
+
+// mma_q8 with a caller's workspace: the same bits as with MatMul's own
+// stream-ordered one; a workspace too small or misaligned is refused.
+void TestMmaQ8Workspace() {
+  const TypeInfo& t = bqtest::CudaTypes()[0];  // Q4_K
+  const int64_t rows = 41, cols = 5376;
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 13);
+  for (int64_t n : {3, 9}) {
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, n * cols, 17, &xraw, &xf);
+    const int64_t need = bqc::MatMulWorkspaceBytes(n, cols);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size()), ws(static_cast<size_t>(need) + 16);
+    DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    const auto k = bqc::MatMulKernel::kMmaQ8;
+    const bqc::Status a = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
+    const bqc::Status b =
+        bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need);
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> r0(static_cast<size_t>(n * rows)), r1(r0.size());
+    BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
+    Report(a.ok() && b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
+           "matmul Q4_K mma_q8 n=" + std::to_string(n) + ": a given workspace gives the same bits",
+           a.message + b.message);
+    const bqc::Status small =
+        bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need - 1);
+    Report(small.code == 1, "error: mma_q8 workspace one byte short -> code 1", small.message);
+    const bqc::Status odd =
+        bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr + 8, need);
+    Report(odd.code == 1, "error: mma_q8 workspace not 16-byte aligned -> code 1", odd.message);
   }
 }
 
@@ -441,6 +482,12 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ4_K, buf.ptr + 4, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
                    bqc::MatMulKernel::kGemvQ8);
   Report(st.code == 1, "error: forced gemv_q8 on Q4_K weights not 16-byte aligned -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 17, y, nullptr,
+                   bqc::MatMulKernel::kMmaQ8);
+  Report(st.code == 1, "error: forced mma_q8 with n = 17 -> code 1", st.message);
+  st = bqc::MatMul(QuantType::kQ6_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
+                   bqc::MatMulKernel::kMmaQ8);
+  Report(st.code == 1, "error: forced mma_q8 on Q6_K -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
@@ -523,8 +570,8 @@ int main(int argc, char** argv) {
   std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
 
   using K = bqc::MatMulKernel;
-  const std::vector<K> all = {K::kAuto,  K::kSimple, K::kMma8,   K::kMma16,
-                              K::kMma32, K::kMma64,  K::kGemvQ8, K::kWgmma};
+  const std::vector<K> all = {K::kAuto,  K::kSimple, K::kMma8,  K::kMma16, K::kMma32,
+                              K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8};
   const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
 
   for (const TypeInfo& t : bqtest::CudaTypes()) {
@@ -574,6 +621,15 @@ int main(int argc, char** argv) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
+      if (t.type == QuantType::kQ4_K) {
+        // mma_q8: rows past the last 16-row tile, rows longer than its ring
+        // of stages (21 super-blocks), both column tiles, more tiles than
+        // the warps of one CTA.
+        for (int64_t n : {1, 3, 8, 9, 16}) {
+          TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
+        }
+        if (!small) TestMatMul(t, {2500, 2304, 12}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
+      }
     }
     TestNonFiniteX(t);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
@@ -590,6 +646,7 @@ int main(int argc, char** argv) {
     if (t.elems == 256) TestGptq(t);
   }
   TestFindNonFinite();
+  TestMmaQ8Workspace();
   TestErrors();
 
   std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);

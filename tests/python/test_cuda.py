@@ -127,14 +127,15 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
     qt = bq.quantize(w, qtype)
     blocks = torch.from_numpy(qt.data.reshape(300, -1).copy()).cuda()
     wd = bq.dequantize(qt).astype(np.float64)
-    for n in (1, 2, 3, 5):
+    for n in (1, 2, 3, 5, 16):
         for dt in (torch.float16, torch.bfloat16, torch.float32):
             x = torch.randn(n, 768, generator=torch.Generator().manual_seed(n)).to(dt)
             xf = x.float().numpy().astype(np.float64)
             ref = xf @ wd.T
             y = bq.cuda.matmul(blocks, qtype, x.cuda())
             assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
-            # int8 rounding of x per 32 values (n <= 3, f16/bf16) adds at most sum |w| * max|x| / 254
+            # int8 rounding of x per 32 values (f16/bf16; n <= 3, Q4_K n <= 16) adds at most
+            # sum |w| * max|x| / 254
             amax = np.repeat(np.abs(xf).reshape(n, -1, 32).max(axis=2), 32, axis=1)
             bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T) + (amax / 254) @ np.abs(wd).T * 1.001
             assert np.all(np.abs(y.cpu().numpy() - ref) <= bound + 1e-6), (qtype, n, dt)
