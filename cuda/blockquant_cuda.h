@@ -44,7 +44,7 @@ enum class MatMulKernel : int {
                 // adds at most sum_k |w_k| * max|x_block| / 254 of error
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*
-  kMmaQ8 = 8,   // Q4_K, n <= 16, sm_90 GPU (bq_mma_q8.cuh): x rounded to int8
+  kMmaQ8 = 8,   // Q4_K/Q5_K, n <= 16, sm_90 GPU (bq_mma_q8.cuh): x rounded to int8
                 // as in kGemvQ8, int8 tensor cores; MatMul takes a scratch
                 // buffer of about 11 * cols (n <= 8) or 22 * cols bytes from
                 // the stream's memory pool for the call
@@ -59,8 +59,8 @@ int DeviceCount();
 bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
-// docs/cuda.md): for Q4_K kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where
-// it runs; for the other types kGemvQ8 for n <= 3; then kWgmma where it
+// docs/cuda.md): for Q4_K and Q5_K kGemvQ8 for n <= 2 and kMmaQ8 for
+// n = 3..16 where it runs; for the other types kGemvQ8 for n <= 3; then kWgmma where it
 // runs, else the mma kernels above, and kSimple when their requirements fail
 // (cols % 256, 16-byte aligned weights and x, f16 or bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force

@@ -446,6 +446,25 @@ __device__ __forceinline__ void AllowNextGrid() {
 #endif
 }
 
+// A launch configuration for cudaLaunchKernelEx; with `dependent` set, the
+// kernel is a programmatic dependent of the previous kernel in `stream`
+// (sm_90: it may start before that kernel ends, and must call
+// WaitForPreviousGrid before reading what that kernel wrote). `attr` must
+// outlive the launch call.
+inline cudaLaunchConfig_t LaunchConfig(unsigned grid, unsigned block, size_t smem, cudaStream_t stream,
+                                       bool dependent, cudaLaunchAttribute* attr) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(block);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr->val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = dependent ? 1 : 0;
+  return config;
+}
+
 // Units in flight per lane (LaunchGemvQ8's default). H200, 28672 x 8192, 4
 // against 2: Q4_K n = 1 37.2 vs 38.5 us, n = 2 44.6 vs 51.6, n = 3 55.1 vs
 // 59.8; Q3_K n = 1 49.8 vs 56.8; Q6_K 58.2 vs 63.6; Q5_K n = 2 57.0 vs 59.9;
@@ -657,16 +676,10 @@ cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act
   }
   const int64_t needed = (rows + kWarps - 1) / kWarps;
   const int64_t slots = static_cast<int64_t>(sms) * (per_sm > 0 ? per_sm : 1);
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(needed < slots ? needed : slots));
-  config.blockDim = dim3(kWarps * 32);
-  config.dynamicSmemBytes = static_cast<size_t>(smem);
-  config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = overlap_previous && major >= 9 ? 1 : 0;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config =
+      gemv::LaunchConfig(static_cast<unsigned>(needed < slots ? needed : slots), kWarps * 32,
+                         static_cast<size_t>(smem), stream, overlap_previous && major >= 9, &attr);
   return cudaLaunchKernelEx(&config, kernel, w, rows, cols, x, y);
 }
 

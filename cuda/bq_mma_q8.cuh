@@ -1,5 +1,5 @@
-// Small batches (n = 1..16) on Q4_K weights with int8 tensor cores, the
-// mma_q8 kernel (sm_90):
+// Small batches (n = 1..16) on Q4_K and Q5_K weights with int8 tensor cores,
+// the mma_q8 kernel (sm_90):
 //   y[c][r] = sum_k W[r][k] * x[c][k]   (layouts as in bq_matmul.cuh).
 //
 // Why: gemv_q8 spends a dp4a per 4 weights and column, so its cost grows
@@ -7,10 +7,10 @@
 // kernels (mma8, wgmma) must turn every code into an f16 times its scale,
 // about 3 instructions per weight whatever n is. Here a Q4_K code goes to
 // mma.sync.m16n8k32 (u8 weights x s8 activations -> s32) as the nibble it
-// is: one AND (and one shift for the high nibbles) per 4 codes, and one MMA
-// per 32 values of 16 rows x 8 columns. The group scales and x's scales are
-// applied to the integer products in f32; the mins' term is three bf16 MMAs
-// per super-block.
+// is (Q5_K: with its fifth bit ORed in): one AND (and one shift for the
+// high nibbles) per 4 codes, and one MMA per 32 values of 16 rows x 8
+// columns. The group scales and x's scales are applied to the integer
+// products in f32; the mins' term is three bf16 MMAs per super-block.
 //
 // Data path: a first kernel rounds x into a workspace laid out as the MMAs'
 // B registers; the product kernel gives each warp 16 rows, whose blocks TMA
@@ -27,13 +27,15 @@
 // super-block, the MMA's k index is a permutation of the group's 32 values:
 // lane t holds values 8t .. 8t + 7, its A registers a0/a2 for row g and
 // a1/a3 for row g + 8 come from one 8-byte read of code bytes 32c + 8t ..
-// 8t + 7 (low nibbles: group 2c, high: 2c + 1), and its B registers are the
+// 8t + 7 (low nibbles: group 2c, high: 2c + 1; Q5_K's fifth bits from one
+// more 8-byte read, the same for every chunk), and its B registers are the
 // same 8 values of x's column g, from one 16-byte load that holds them for
 // both groups. A dot product does not care about the order of k.
 //
 // Requirements: an sm_90 GPU and code for it; cols % 256 == 0; rows < 2^31;
 // weights 16-byte aligned; x 16-byte aligned, f16 or bf16; a workspace of
-// MmaQ8WorkspaceBytes(n, cols) bytes, 16-byte aligned (MmaQ8Fits checks).
+// MmaQ8WorkspaceBytes(n, cols) bytes, 16-byte aligned (MmaQ8Fits checks
+// the rest).
 #ifndef BLOCKQUANT_CUDA_BQ_MMA_Q8_CUH_
 #define BLOCKQUANT_CUDA_BQ_MMA_Q8_CUH_
 
@@ -119,29 +121,51 @@ __global__ void __launch_bounds__(256) QuantizeXKernel(const Act* __restrict__ x
   }
 }
 
-// c[0..3] += A (16 x 8 bf16) * B (8 x 8 bf16), f32 accumulation.
-__device__ __forceinline__ void MmaBf16K8(uint32_t a0, uint32_t a1, uint32_t b0, float* c) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(b0));
-#endif
-}
+// Per type: the super-block's bytes, and where its codes' low nibbles sit
+// (Q5_K: after 32 bytes of fifth bits, bit j of byte l for value l of group
+// j).
+template <QuantType kType>
+struct Q8Unit;
+template <>
+struct Q8Unit<QuantType::kQ4_K> {
+  static constexpr int kBytes = 144, kQs = 16, kQh = -1;
+};
+template <>
+struct Q8Unit<QuantType::kQ5_K> {
+  static constexpr int kBytes = 176, kQs = 48, kQh = 16;
+};
 
-// Two 6-bit mins (bytes 2q and 2q + 1 of w, q = 0 or 1) as a bf16 pair:
-// 128 + m is exact in bf16 and is a byte permute away from m's byte.
-__device__ __forceinline__ uint32_t MinPairBf16(uint32_t w, int q) {
-  const uint32_t biased = __byte_perm(w, 0x43434343u, q ? 0x4342u : 0x4140u);
-  const __nv_bfloat162 v = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&biased), __floats2bfloat162_rn(128.0f, 128.0f));
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// One Q4_K super-block of rows g and g + 8, as one lane reads it: headers
-// (d, dmin, 12 scale bytes) and code bytes 32c + 8t .. 8t + 7, c = 0..3.
-struct RawQ4K {
+// One super-block of rows g and g + 8, as one lane reads it from its stage:
+// headers (d, dmin, 12 scale bytes), code bytes 32c + 8t .. 8t + 7 for
+// c = 0..3, and (Q5_K) fifth-bit bytes 8t .. 8t + 7.
+struct RawK4 {
   uint4 h[2];
   uint2 q[2][4];
+  uint2 qh[2];
 };
+template <QuantType kType>
+__device__ __forceinline__ RawK4 ReadStage(const uint8_t* st, int g, int t) {
+  using U = Q8Unit<kType>;
+  RawK4 r;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const uint8_t* row = st + (g + 8 * i) * U::kBytes;
+    r.h[i] = *reinterpret_cast<const uint4*>(row);
+#pragma unroll
+    for (int c = 0; c < 4; ++c) r.q[i][c] = *reinterpret_cast<const uint2*>(row + U::kQs + 32 * c + 8 * t);
+    r.qh[i] = U::kQh >= 0 ? *reinterpret_cast<const uint2*>(row + U::kQh + 8 * t) : make_uint2(0, 0);
+  }
+  return r;
+}
+
+// Codes of group j (= 2c + half) in the bytes of w (the low nibbles of code
+// word w, and for Q5_K bit j of each fifth-bit byte in h).
+template <QuantType kType>
+__device__ __forceinline__ uint32_t Codes(uint32_t w, uint32_t h, int half, int j) {
+  const uint32_t low = (w >> (4 * half)) & 0x0F0F0F0Fu;
+  if (Q8Unit<kType>::kQh < 0) return low;
+  return low | (((h >> j) & 0x01010101u) << 4);
+}
 
 // x's part of one super-block, as one lane reads it from the workspace.
 template <int kTiles>
@@ -166,16 +190,24 @@ __device__ __forceinline__ XUnit<kTiles> FetchX(int s, const uint8_t* codes, con
   return u;
 }
 
+// sc * P as an f32, exactly: Q4_K's |sc * P| <= 63 * 32 * 15 * 127 < 2^22
+// fits the two-instruction SmallIntToFloat; Q5_K's codes reach 31, so its
+// products reach 2^23 and take the conversion unit.
+template <QuantType kType>
+__device__ __forceinline__ float ScaledToFloat(int v) {
+  return Q8Unit<kType>::kQh < 0 ? gemv::SmallIntToFloat(v) : __int2float_rn(v);
+}
+
 // Adds super-block s of the lane's rows times x to tot[tile][0..3]
 // (accumulator layout of mma.m16n8: rows g, g, g + 8, g + 8; columns 2t,
 // 2t + 1, 2t, 2t + 1).
 //   y += d * sum_groups sc_j * dx_j * P_j - dmin * sum_groups m_j * xg_j
 // P_j, the integer product of group j's codes with x's codes, is one
-// m16n8k32 MMA; sc_j * P_j is an exact integer below 2^22. The mins' term is
-// three bf16 m16n8k8 MMAs (mins exact in bf16, xg in three parts).
-template <int kTiles>
-__device__ __forceinline__ void ConsumeQ4K(const RawQ4K& r, const XUnit<kTiles>& xu, int t,
-                                           float (&tot)[kTiles][4]) {
+// m16n8k32 MMA; sc_j * P_j is an exact integer below 2^23, so exact in f32.
+// The mins' term is three bf16 m16n8k8 MMAs (mins exact in bf16, xg in
+// three parts).
+template <QuantType kType, int kTiles>
+__device__ __forceinline__ void Consume(const RawK4& r, const XUnit<kTiles>& xu, int t, float (&tot)[kTiles][4]) {
   uint32_t scw[2][2], mw[2][2];
   UnpackScaleMinK4x8(r.h[0].y, r.h[0].z, r.h[0].w, scw[0], mw[0]);
   UnpackScaleMinK4x8(r.h[1].y, r.h[1].z, r.h[1].w, scw[1], mw[1]);
@@ -183,8 +215,8 @@ __device__ __forceinline__ void ConsumeQ4K(const RawQ4K& r, const XUnit<kTiles>&
   const float dmin[2] = {gemv::HalfBits(r.h[0].x >> 16), gemv::HalfBits(r.h[1].x >> 16)};
   // The A registers of the mins' MMAs: mins of groups 2t, 2t + 1 (a select,
   // not mw[row][t / 2]: a runtime index would put mw in local memory).
-  const uint32_t ma0 = MinPairBf16(t < 2 ? mw[0][0] : mw[0][1], t % 2);
-  const uint32_t ma1 = MinPairBf16(t < 2 ? mw[1][0] : mw[1][1], t % 2);
+  const uint32_t ma0 = detail::MinPairBf16(t < 2 ? mw[0][0] : mw[0][1], t % 2);
+  const uint32_t ma1 = detail::MinPairBf16(t < 2 ? mw[1][0] : mw[1][1], t % 2);
 #pragma unroll
   for (int nt = 0; nt < kTiles; ++nt) {
     const uint4* b = xu.codes[nt];
@@ -196,25 +228,24 @@ __device__ __forceinline__ void ConsumeQ4K(const RawQ4K& r, const XUnit<kTiles>&
       dx[4 * k + 3] = xu.dx[nt][k].w;
     }
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, accm[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    MmaBf16K8(ma0, ma1, xs.x, accm);
-    MmaBf16K8(ma0, ma1, xs.y, accm);
-    MmaBf16K8(ma0, ma1, xs.z, accm);
+    detail::MmaBf16K8(accm, ma0, ma1, xs.x);
+    detail::MmaBf16K8(accm, ma0, ma1, xs.y);
+    detail::MmaBf16K8(accm, ma0, ma1, xs.z);
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int grp = 2 * c + half, sh = 4 * half;
+        const int grp = 2 * c + half;
         int p[4];
-        MmaU8S8((r.q[0][c].x >> sh) & 0x0F0F0F0Fu, (r.q[1][c].x >> sh) & 0x0F0F0F0Fu,
-                (r.q[0][c].y >> sh) & 0x0F0F0F0Fu, (r.q[1][c].y >> sh) & 0x0F0F0F0Fu, half ? b[c].z : b[c].x,
-                half ? b[c].w : b[c].y, p);
+        MmaU8S8(Codes<kType>(r.q[0][c].x, r.qh[0].x, half, grp), Codes<kType>(r.q[1][c].x, r.qh[1].x, half, grp),
+                Codes<kType>(r.q[0][c].y, r.qh[0].y, half, grp), Codes<kType>(r.q[1][c].y, r.qh[1].y, half, grp),
+                half ? b[c].z : b[c].x, half ? b[c].w : b[c].y, p);
         const int sc0 = (scw[0][grp / 4] >> (8 * (grp % 4))) & 0xFF;
         const int sc1 = (scw[1][grp / 4] >> (8 * (grp % 4))) & 0xFF;
-        // |sc * p| <= 63 * 32 * 15 * 127 < 2^22: exact in SmallIntToFloat.
-        acc[0] = fmaf(dx[2 * grp], gemv::SmallIntToFloat(sc0 * p[0]), acc[0]);
-        acc[1] = fmaf(dx[2 * grp + 1], gemv::SmallIntToFloat(sc0 * p[1]), acc[1]);
-        acc[2] = fmaf(dx[2 * grp], gemv::SmallIntToFloat(sc1 * p[2]), acc[2]);
-        acc[3] = fmaf(dx[2 * grp + 1], gemv::SmallIntToFloat(sc1 * p[3]), acc[3]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          acc[i] = fmaf(dx[2 * grp + i % 2], ScaledToFloat<kType>((i < 2 ? sc0 : sc1) * p[i]), acc[i]);
+        }
       }
     }
 #pragma unroll
@@ -235,15 +266,15 @@ __host__ __device__ constexpr int64_t MmaQ8WorkspaceBytes(int64_t n, int64_t col
 
 // One warp per 16-row tile. The weights come through TMA: each warp has a
 // ring of kStages stages in shared memory, one super-block of its 16 rows
-// (16 x 144 bytes) each, which its lane 0 refills as soon as the warp has
-// read a stage. x's codes and scales come through L1 (every warp of an SM
-// reads the same).
-template <int kTiles, int kWarps, int kStages, int kMinBlocks>
+// (16 x 144 or 176 bytes) each, which its lane 0 refills as soon as the
+// warp has read a stage. x's codes and scales come through L1 (every warp
+// of an SM reads the same).
+template <QuantType kType, int kTiles, int kWarps, int kStages, int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    MmaQ8KernelQ4K(const __grid_constant__ CUtensorMap wmap, int64_t rows, int64_t cols,
-                   const uint8_t* __restrict__ ws, int64_t n, float* __restrict__ y) {
+    MmaQ8Kernel(const __grid_constant__ CUtensorMap wmap, int64_t rows, int64_t cols, const uint8_t* __restrict__ ws,
+                int64_t n, float* __restrict__ y) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int kStageBytes = 16 * 144;  // a multiple of 128
+  constexpr int kUnitBytes = mmaq8::Q8Unit<kType>::kBytes, kStageBytes = 16 * kUnitBytes;  // a multiple of 128
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((128 - detail::SmemAddr(smem_raw) % 128) % 128);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
@@ -261,14 +292,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto refill = [&](int s, int stage) {
     const uint32_t bar = bar0 + 8 * stage;
     detail::MbarExpectTx(bar, kStageBytes);
-    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, s * 144, row0, bar);
+    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, s * kUnitBytes, row0, bar);
   };
   if (lane == 0) {
     for (int i = 0; i < kStages; ++i) detail::MbarInit(bar0 + 8 * i, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    // The weights may be read before the wait below: the x kernel this one
-    // depends on waited for every kernel before it before letting this one
-    // start. x's codes are read after the wait.
+    // The weights may be read before the wait below: the x kernel, which
+    // this one depends on, let it start only after every earlier kernel in
+    // the stream had finished. x's codes are read after the wait.
     for (int i = 0; i < kStages && i < sbs; ++i) refill(at(i), i);
   }
   __syncwarp();
@@ -287,17 +318,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     const mmaq8::XUnit<kTiles> xu = mmaq8::FetchX<kTiles>(s, codes, dxs, sums);
     detail::MbarWait(bar0 + 8 * stage, phase);
     const uint8_t* st = ring + stage * kStageBytes;
-    mmaq8::RawQ4K r;
-    r.h[0] = *reinterpret_cast<const uint4*>(st + g * 144);
-    r.h[1] = *reinterpret_cast<const uint4*>(st + (g + 8) * 144);
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      r.q[0][c] = *reinterpret_cast<const uint2*>(st + g * 144 + 16 + 32 * c + 8 * t);
-      r.q[1][c] = *reinterpret_cast<const uint2*>(st + (g + 8) * 144 + 16 + 32 * c + 8 * t);
-    }
+    const mmaq8::RawK4 r = mmaq8::ReadStage<kType>(st, g, t);
     __syncwarp();  // every lane has read the stage
     if (lane == 0 && i + kStages < sbs) refill(at(i + kStages), stage);
-    mmaq8::ConsumeQ4K<kTiles>(r, xu, t, tot);
+    mmaq8::Consume<kType>(r, xu, t, tot);
     if (++stage == kStages) stage = 0, phase ^= 1;
   }
   const int64_t r0 = tile * 16 + g, r1 = r0 + 8;
@@ -314,20 +338,22 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #endif
 }
 
-// Whether LaunchMmaQ8 can run these arguments: Q4_K, n = 1..16, the shape
-// and alignment above, a GPU of compute capability 9 or newer, and code for
-// it in this binary (a build without sm_90 code has an empty kernel).
-__host__ inline bool MmaQ8Fits(QuantType type, const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
+// Whether LaunchMmaQ8<kType> can run these arguments: kType Q4_K or Q5_K,
+// n = 1..16, the shape and alignment above, a GPU of compute capability 9
+// or newer, and code for it in this binary (a build without sm_90 code has
+// an empty kernel).
+template <QuantType kType>
+__host__ bool MmaQ8Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
+  static_assert(kType == QuantType::kQ4_K || kType == QuantType::kQ5_K, "mma_q8 takes Q4_K and Q5_K");
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
-  if (type != QuantType::kQ4_K || n < 1 || n > 16 || cols % 256 != 0 || rows >= (int64_t{1} << 31) ||
-      wa % 16 != 0 || xa % 16 != 0) {
+  if (n < 1 || n > 16 || cols % 256 != 0 || rows >= (int64_t{1} << 31) || wa % 16 != 0 || xa % 16 != 0) {
     return false;
   }
   int dev = 0, major = 0;
   cudaFuncAttributes attr;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaFuncGetAttributes(&attr, MmaQ8KernelQ4K<1, 8, 2, 2>) != cudaSuccess) {
+      cudaFuncGetAttributes(&attr, MmaQ8Kernel<kType, 1, 8, 2, 2>) != cudaSuccess) {
     cudaGetLastError();  // clear, so the error does not surface at the next call
     return false;
   }
@@ -337,9 +363,9 @@ __host__ inline bool MmaQ8Fits(QuantType type, const void* w, int64_t rows, int6
 // Quantizes x into `workspace` (MmaQ8WorkspaceBytes(n, cols) bytes) and runs
 // the product: two kernels in `stream`, the second a programmatic dependent
 // of the first (it starts while the first runs, has its first weights
-// copied, and waits for x). Preconditions: MmaQ8Fits. The defaults were
+// copied, and waits for x). Preconditions: MmaQ8Fits<kType>. The defaults were
 // the fastest on an H200 (docs/cuda.md).
-template <typename Act, int kWarps = 8, int kStages = 2, int kMinBlocks = 2>
+template <QuantType kType, typename Act, int kWarps = 8, int kStages = 2, int kMinBlocks = 2>
 cudaError_t LaunchMmaQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                         uint8_t* workspace, cudaStream_t stream) {
   const int tiles = mmaq8::ColumnTiles(n);
@@ -352,28 +378,22 @@ cudaError_t LaunchMmaQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act*
   }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * 144;
+  constexpr int kUnitBytes = mmaq8::Q8Unit<kType>::kBytes;
+  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * kUnitBytes;
   CUtensorMap wmap;
-  err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, 144, 16,
+  err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, kUnitBytes, 16,
                           CU_TENSOR_MAP_SWIZZLE_NONE);
   if (err != cudaSuccess) return err;
-  auto kernel = tiles == 1 ? MmaQ8KernelQ4K<1, kWarps, kStages, kMinBlocks>
-                           : MmaQ8KernelQ4K<2, kWarps, kStages, kMinBlocks>;
-  const int smem = kWarps * kStages * (16 * 144 + 8) + 128;
+  auto kernel = tiles == 1 ? MmaQ8Kernel<kType, 1, kWarps, kStages, kMinBlocks>
+                           : MmaQ8Kernel<kType, 2, kWarps, kStages, kMinBlocks>;
+  const int smem = kWarps * kStages * (16 * kUnitBytes + 8) + 128;
   if ((err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) != cudaSuccess) {
     return err;
   }
   const int64_t row_tiles = (rows + 15) / 16;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>((row_tiles + kWarps - 1) / kWarps));
-  config.blockDim = dim3(kWarps * 32);
-  config.dynamicSmemBytes = static_cast<size_t>(smem);
-  config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = gemv::LaunchConfig(static_cast<unsigned>((row_tiles + kWarps - 1) / kWarps),
+                                                       kWarps * 32, static_cast<size_t>(smem), stream, true, &attr);
   return cudaLaunchKernelEx(&config, kernel, wmap, rows, cols, static_cast<const uint8_t*>(workspace), n, y);
 }
 

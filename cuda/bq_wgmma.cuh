@@ -161,6 +161,16 @@ __device__ __forceinline__ void MmaBf16K8(float* c, uint32_t a0, uint32_t a1, ui
       : "r"(a0), "r"(a1), "r"(b0));
 }
 
+// Two 6-bit mins (bytes 2q and 2q + 1 of w, q = 0 or 1) as a bf16 pair, the
+// A operand of the mins' MMAs: 128 + m is exact in bf16 and a byte permute
+// away from m's byte.
+__device__ __forceinline__ uint32_t MinPairBf16(uint32_t w, int q) {
+  const uint32_t biased = __byte_perm(w, 0x43434343u, q ? 0x4342u : 0x4140u);
+  uint32_t r;
+  asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(biased), "r"(0x43004300u));
+  return r;
+}
+
 // v = hi + mid + lo in bf16 (24 bits of v's 24); a non-finite v stays in hi.
 __device__ __forceinline__ void SplitBf16x3(float v, __nv_bfloat16* hi, __nv_bfloat16* mid, __nv_bfloat16* lo) {
   *hi = __float2bfloat16_rn(v);
@@ -357,12 +367,8 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       d_prev[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(h1.x & 0xFFFF)));
       f_prev[1] = -__half2float(__ushort_as_half(static_cast<unsigned short>(h1.x >> 16)));
       // (m_2t, m_2t+1) of each row as exact bf16: the A operand of the m term.
-      const uint32_t sel = t % 2 ? 0x4342u : 0x4140u;
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const uint32_t pr = __byte_perm(t / 2 ? hm[r][1] : hm[r][0], 0x43434343u, sel);
-        asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(m_prev[r]) : "r"(pr), "r"(0x43004300u));
-      }
+      for (int r = 0; r < 2; ++r) m_prev[r] = detail::MinPairBf16(t / 2 ? hm[r][1] : hm[r][0], t % 2);
     }
 
     // Group sums of x for this super-block: the second warpgroup computes its

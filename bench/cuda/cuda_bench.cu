@@ -103,6 +103,41 @@ const TypeInfo& Info(QuantType t) {
   std::abort();
 }
 
+// The operands of a product: `nbuf` copies of m x k random blocks of
+// `type` (enough to rotate through more than L2 for cold timings), n f16
+// columns of x, and y.
+struct Operands {
+  size_t bytes = 0;
+  int nbuf = 0;
+  std::vector<uint8_t*> w;
+  __half* x = nullptr;
+  float* y = nullptr;
+  Operands(QuantType type, int64_t m, int64_t k, int64_t n) {
+    const std::vector<uint8_t> host = bqtest::MakeBlocks(Info(type), m, k, bqtest::BlockMode::kRealistic, 42);
+    bytes = host.size();
+    nbuf = BuffersForCold(bytes);
+    w.resize(static_cast<size_t>(nbuf));
+    for (uint8_t*& p : w) {
+      BQ_CUDA_CHECK(cudaMalloc(&p, bytes));
+      BQ_CUDA_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
+    }
+    std::vector<__half> xh(static_cast<size_t>(n * k));
+    bqtest::Rng rng(3);
+    for (auto& v : xh) v = __float2half(rng.Symmetric());
+    BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+    BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
+    BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  }
+  ~Operands() {
+    for (uint8_t* p : w) cudaFree(p);
+    cudaFree(x);
+    cudaFree(y);
+  }
+  uint8_t* cold(int i) const { return w[static_cast<size_t>(i % nbuf)]; }  // rotates through the copies
+  Operands(const Operands&) = delete;
+  Operands& operator=(const Operands&) = delete;
+};
+
 void AddRow(Row r) {
   r.bound_us = r.weight_bytes / (g_copy_gbs * 1e9) * 1e6;
   std::printf("%-8s %-8s %-5s %6lld x %6lld n=%4lld  %9.2f us  %7.0f GB/s  %5.1f%% of copy bound  %s\n",
@@ -119,22 +154,7 @@ void AddRow(Row r) {
 void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vector<bqc::MatMulKernel>& kernels,
                bool hot_too, bool with_workspace = true) {
   const TypeInfo& t = Info(type);
-  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
-  const size_t bytes = host.size();
-  const int nbuf = BuffersForCold(bytes);
-  std::vector<uint8_t*> w(nbuf);
-  for (int i = 0; i < nbuf; ++i) {
-    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
-    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
-  }
-  std::vector<__half> xh(static_cast<size_t>(n * k));
-  bqtest::Rng rng(3);
-  for (auto& v : xh) v = __float2half(rng.Symmetric());
-  __half* x;
-  float* y;
-  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
-  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
-  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const Operands op(type, m, k, n);
   const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(n, k);
   void* ws = nullptr;
   if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
@@ -142,11 +162,12 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
     std::string name = bqc::MatMulKernelName(kern);
     if (!with_workspace) name += " (no workspace)";
     if (kern == bqc::MatMulKernel::kAuto) {
-      name = std::string("auto:") + bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, w[0], k, QuantType::kF16, x, n));
+      name = std::string("auto:") +
+             bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
     }
     auto run = [&](int i, int which) {
-      const bqc::Status st = bqc::MatMul(type, w[which < 0 ? i % nbuf : 0], m, k, QuantType::kF16, x, n, y, nullptr,
-                                         kern, with_workspace ? ws : nullptr, ws_bytes);
+      const bqc::Status st = bqc::MatMul(type, which < 0 ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y,
+                                         nullptr, kern, with_workspace ? ws : nullptr, ws_bytes);
       if (!st.ok()) {
         std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
         std::exit(2);
@@ -156,17 +177,14 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
     const double cold = TimeUs([&](int i) { run(i, -1); }, per_batch);
     const double flops = 2.0 * m * k * n;
     char note[96];
-    std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, nbuf);
-    AddRow({"ours " + name, t.name, "cold", m, k, n, cold, static_cast<double>(bytes), 0.0, note});
+    std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, op.nbuf);
+    AddRow({"ours " + name, t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
     if (hot_too) {
       const double hot = TimeUs([&](int i) { run(i, 0); }, per_batch);
       std::snprintf(note, sizeof(note), "%.1f TFLOP/s", flops / (hot * 1e-6) / 1e12);
-      AddRow({"ours " + name, t.name, "hot", m, k, n, hot, static_cast<double>(bytes), 0.0, note});
+      AddRow({"ours " + name, t.name, "hot", m, k, n, hot, static_cast<double>(op.bytes), 0.0, note});
     }
   }
-  for (uint8_t* p : w) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
   cudaFree(ws);
 }
 
@@ -175,33 +193,15 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
 template <QuantType kType, int kWarps, int kStages>
 void BenchVariant(int64_t m, int64_t k, int64_t n) {
   const TypeInfo& t = Info(kType);
-  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
-  const size_t bytes = host.size();
-  const int nbuf = BuffersForCold(bytes);
-  std::vector<uint8_t*> w(nbuf);
-  for (int i = 0; i < nbuf; ++i) {
-    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
-    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
-  }
-  std::vector<__half> xh(static_cast<size_t>(n * k));
-  bqtest::Rng rng(3);
-  for (auto& v : xh) v = __float2half(rng.Symmetric());
-  __half* x;
-  float* y;
-  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
-  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
-  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const Operands op(kType, m, k, n);
   const double us = TimeUs(
       [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchMmaMatMul<kType, __half, 1, kWarps, kStages>(w[i % nbuf], m, k, x, n, y, nullptr)));
+        BQ_CUDA_CHECK((bqc::LaunchMmaMatMul<kType, __half, 1, kWarps, kStages>(op.cold(i), m, k, op.x, n, op.y, nullptr)));
       },
       20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours mma8 %dw %ds", kWarps, kStages);
-  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(bytes), 0.0, "variant"});
-  for (uint8_t* p : w) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
 }
 
 // gemv_q8 configurations the library does not pick (units in flight per
@@ -210,35 +210,17 @@ void BenchVariant(int64_t m, int64_t k, int64_t n) {
 template <QuantType kType, int kN, int kUnroll, int kMinBlocks>
 void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
   const TypeInfo& t = Info(kType);
-  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
-  const size_t bytes = host.size();
-  const int nbuf = BuffersForCold(bytes);
-  std::vector<uint8_t*> w(nbuf);
-  for (int i = 0; i < nbuf; ++i) {
-    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
-    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
-  }
-  std::vector<__half> xh(static_cast<size_t>(kN * k));
-  bqtest::Rng rng(3);
-  for (auto& v : xh) v = __float2half(rng.Symmetric());
-  __half* x;
-  float* y;
-  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
-  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(kN * m) * 4));
-  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+  const Operands op(kType, m, k, kN);
   const double us = TimeUs(
       [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks>(w[i % nbuf], m, k, x, y,
+        BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks>(op.cold(i), m, k, op.x, op.y,
                                                                                    nullptr, overlap_previous)));
       },
       20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours gemv_q8 u%d b%d%s", kUnroll, kMinBlocks,
                 overlap_previous ? "" : " no-pdl");
-  AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(bytes), 0.0, "variant"});
-  for (uint8_t* p : w) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
+  AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(op.bytes), 0.0, "variant"});
 }
 
 // mma_q8 through the header-only launcher: warps per CTA, stages of the
@@ -246,35 +228,18 @@ void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
 template <int kWarps, int kStages, int kMinBlocks>
 void BenchMmaQ8Variant(int64_t m, int64_t k, int64_t n) {
   const TypeInfo& t = Info(QuantType::kQ4_K);
-  const std::vector<uint8_t> host = bqtest::MakeBlocks(t, m, k, bqtest::BlockMode::kRealistic, 42);
-  const size_t bytes = host.size();
-  const int nbuf = BuffersForCold(bytes);
-  std::vector<uint8_t*> w(nbuf);
-  for (int i = 0; i < nbuf; ++i) {
-    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
-    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
-  }
-  std::vector<__half> xh(static_cast<size_t>(n * k));
-  bqtest::Rng rng(3);
-  for (auto& v : xh) v = __float2half(rng.Symmetric());
-  __half* x;
-  float* y;
+  const Operands op(QuantType::kQ4_K, m, k, n);
   uint8_t* ws;
-  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
-  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
   BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8WorkspaceBytes(n, k))));
-  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
   const double us = TimeUs(
       [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchMmaQ8<__half, kWarps, kStages, kMinBlocks>(w[i % nbuf], m, k, x, n, y, ws, nullptr)));
+        BQ_CUDA_CHECK((bqc::LaunchMmaQ8<QuantType::kQ4_K, __half, kWarps, kStages, kMinBlocks>(op.cold(i), m, k, op.x,
+                                                                                              n, op.y, ws, nullptr)));
       },
       20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours mma_q8 %dw %ds b%d", kWarps, kStages, kMinBlocks);
-  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(bytes), 0.0, "variant"});
-  for (uint8_t* p : w) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
   cudaFree(ws);
 }
 
@@ -458,6 +423,8 @@ int main(int argc, char** argv) {
   BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
   // Small batches and GEMM.
   BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma, K::kMma8}, false);
+  BenchOurs(QuantType::kQ5_K, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
+  BenchOurs(QuantType::kQ5_K, M, Kd, 8, {K::kAuto, K::kWgmma}, false);
   // What MatMul's own per-call scratch allocation costs, and mma_q8
   // settings the library does not use (the default is 8w 2s b2).
   BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kMmaQ8}, false, false);

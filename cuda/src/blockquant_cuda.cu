@@ -117,13 +117,28 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 // while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
 // n = 4 70.8).
 constexpr int64_t kGemvMaxN = 3;
-// Q4_K: mma_q8 from n = 3 (H200, 28672 x 8192: about 48 us for any n <= 8,
-// 57 at n = 16, against gemv_q8's 44.6 at n = 2 and 55.5 at n = 3).
+// Q4_K and Q5_K: mma_q8 from n = 3 (H200, Q4_K 28672 x 8192: 46.5-47.7 us
+// for n = 3..8, 58.1 at n = 16, against gemv_q8's 44.9 at n = 2 and 55.6 at
+// n = 3).
 constexpr int64_t kMmaQ8MinN = 3;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
-  return (act_type == QuantType::kF16 || act_type == QuantType::kBF16) && MmaQ8Fits(type, w, rows, cols, x, n);
+  if (act_type != QuantType::kF16 && act_type != QuantType::kBF16) return false;
+  switch (type) {
+    case QuantType::kQ4_K: return MmaQ8Fits<QuantType::kQ4_K>(w, rows, cols, x, n);
+    case QuantType::kQ5_K: return MmaQ8Fits<QuantType::kQ5_K>(w, rows, cols, x, n);
+    default: return false;
+  }
+}
+
+// Preconditions: MmaQ8Usable.
+cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type,
+                             const void* x, int64_t n, float* y, uint8_t* workspace, cudaStream_t s) {
+  if (type == QuantType::kQ5_K) {
+    return detail::LaunchMmaQ8Act<QuantType::kQ5_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+  }
+  return detail::LaunchMmaQ8Act<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, workspace, s);
 }
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
@@ -229,7 +244,7 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   if (kernel == MatMulKernel::kMmaQ8) {
     if (!MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel mma_q8 needs Q4_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
+                  "MatMul: kernel mma_q8 needs Q4_K or Q5_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
                   "aligned weights and x, fewer than 2^31 rows, and an sm_90 (or newer) GPU with code for it");
     }
     const int64_t need = MmaQ8WorkspaceBytes(n, cols);
@@ -238,14 +253,14 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
         return Fail(kInvalidArgument, "MatMul: the workspace must be 16-byte aligned and hold at least " +
                                           std::to_string(need) + " bytes, got " + std::to_string(workspace_bytes));
       }
-      return FromCuda(detail::LaunchMmaQ8Q4K(w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(workspace), s),
+      return FromCuda(LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(workspace), s),
                       "MatMul launch (mma_q8)");
     }
     // No workspace given: x's int8 copy takes a stream-ordered allocation.
     void* ws = nullptr;
     cudaError_t err = cudaMallocAsync(&ws, static_cast<size_t>(need), s);
     if (err == cudaSuccess) {
-      err = detail::LaunchMmaQ8Q4K(w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(ws), s);
+      err = LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(ws), s);
       const cudaError_t free_err = cudaFreeAsync(ws, s);
       return FromCuda(err != cudaSuccess ? err : free_err, "MatMul launch (mma_q8)");
     }

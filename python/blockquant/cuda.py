@@ -158,7 +158,7 @@ def _rows_cols(w: _Arr, qtype: str) -> Tuple[int, int]:
 def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optional[int] = None) -> Any:
     """``out = x @ W.T`` (float32, (n, rows)) for W the (rows, row_bytes) uint8 GGUF blocks of
     ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For float16/
-    bfloat16 x and n <= 3 (Q4_K: n <= 16, on an sm_90 GPU), the kernel rounds x to int8 per 32
+    bfloat16 x and n <= 3 (Q4_K, Q5_K: n <= 16, on an sm_90 GPU), the kernel rounds x to int8 per 32
     values (docs/cuda.md bounds the error); otherwise x is used as is."""
     cu = _module()
     qtype = _core.canonical_type_name(qtype)

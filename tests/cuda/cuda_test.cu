@@ -140,6 +140,8 @@ void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<ui
 // dx = max |x| of the block / 127.
 constexpr double kRelTol = 3e-5;
 
+bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K; }
+
 void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
                 const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w, bool adversarial_x = false) {
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, mode, 7 + c.rows * 31 + c.cols + c.n);
@@ -192,12 +194,12 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
-    // mma_q8 takes Q4_K with F16/BF16 x and n <= 16 only.
+    // mma_q8 takes Q4_K/Q5_K with F16/BF16 x and n <= 16 only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     const bool mma_q8_refuses = k == bqc::MatMulKernel::kMmaQ8 &&
-                                (t.type != QuantType::kQ4_K || act == QuantType::kF32 || misaligned_w ||
+                                (!MmaQ8Type(t.type) || act == QuantType::kF32 || misaligned_w ||
                                  c.cols % 256 != 0 || c.n > 16);
     if (wgmma_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
@@ -238,7 +240,7 @@ void TestNonFiniteX(const TypeInfo& t) {
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
   std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
   if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
-  if (t.type == QuantType::kQ4_K) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
+  if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   for (float bad : {std::nanf(""), INFINITY}) {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
@@ -621,7 +623,7 @@ int main(int argc, char** argv) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
-      if (t.type == QuantType::kQ4_K) {
+      if (MmaQ8Type(t.type)) {
         // mma_q8: rows past the last 16-row tile, rows longer than its ring
         // of stages (21 super-blocks), both column tiles, more tiles than
         // the warps of one CTA.

@@ -134,7 +134,7 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
             ref = xf @ wd.T
             y = bq.cuda.matmul(blocks, qtype, x.cuda())
             assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
-            # int8 rounding of x per 32 values (f16/bf16; n <= 3, Q4_K n <= 16) adds at most
+            # int8 rounding of x per 32 values (f16/bf16; n <= 3, Q4_K/Q5_K n <= 16) adds at most
             # sum |w| * max|x| / 254
             amax = np.repeat(np.abs(xf).reshape(n, -1, 32).max(axis=2), 32, axis=1)
             bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T) + (amax / 254) @ np.abs(wd).T * 1.001
