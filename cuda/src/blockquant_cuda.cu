@@ -117,9 +117,9 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 // while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
 // n = 4 70.8).
 constexpr int64_t kGemvMaxN = 3;
-// Q4_K and Q5_K: mma_q8 from n = 3 (H200, Q4_K 28672 x 8192: 46.5-47.7 us
-// for n = 3..8, 58.1 at n = 16, against gemv_q8's 44.9 at n = 2 and 55.6 at
-// n = 3).
+// Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
+// for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
+// 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
 constexpr int64_t kMmaQ8MinN = 3;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
