@@ -45,9 +45,8 @@ enum class MatMulKernel : int {
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*
   kMmaQ8 = 8,   // Q4_K/Q5_K, n <= 16, sm_90 GPU (bq_mma_q8.cuh): x rounded to int8
-                // as in kGemvQ8, int8 tensor cores; MatMul takes a scratch
-                // buffer of about 11 * cols (n <= 8) or 22 * cols bytes from
-                // the stream's memory pool for the call
+                // as in kGemvQ8, int8 tensor cores; needs a scratch buffer of
+                // about 11 * cols (n <= 8) or 22 * cols bytes (see MatMul)
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -71,7 +70,7 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.
 // workspace: scratch device memory for kMmaQ8 (which rounds x into it), at
-// least MatMulWorkspaceBytes(n, cols) bytes, 16-byte aligned, untouched by
+// least MatMulWorkspaceBytes(type, n, cols) bytes, 16-byte aligned, untouched by
 // others until the call's work on the stream is done. Without it, kMmaQ8
 // takes a stream-ordered allocation per call (cudaMallocAsync), which cost
 // 3-5 us per call on an H200.
@@ -79,9 +78,9 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
               const void* x, int64_t n, float* y, void* stream = nullptr,
               MatMulKernel kernel = MatMulKernel::kAuto, void* workspace = nullptr, int64_t workspace_bytes = 0);
 
-// The scratch bytes MatMul may use for n columns of x of length cols (0 when
-// no kernel for that n needs any).
-int64_t MatMulWorkspaceBytes(int64_t n, int64_t cols);
+// The scratch bytes MatMul may use for weights of `type` and n columns of x
+// of length cols (0 when no kernel for them needs any).
+int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols);
 
 // rows x cols blocks -> rows x cols values of out_type (kF32, kF16, kBF16).
 // f32 output is bit-identical to ref::DequantizeRowXxx.

@@ -155,7 +155,7 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
                bool hot_too, bool with_workspace = true) {
   const TypeInfo& t = Info(type);
   const Operands op(type, m, k, n);
-  const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(n, k);
+  const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(type, n, k);
   void* ws = nullptr;
   if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
   for (bqc::MatMulKernel kern : kernels) {

@@ -221,8 +221,9 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
   return Choose(type, weights, 1, cols, act_type, x, n, true);
 }
 
-int64_t MatMulWorkspaceBytes(int64_t n, int64_t cols) {
-  return n >= 1 && n <= 16 && cols > 0 && cols % 256 == 0 ? MmaQ8WorkspaceBytes(n, cols) : 0;
+int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
+  const bool mma_q8_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
+  return mma_q8_type && n >= 1 && n <= 16 && cols > 0 && cols % 256 == 0 ? MmaQ8WorkspaceBytes(n, cols) : 0;
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -242,7 +243,7 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   const uint8_t* w = static_cast<const uint8_t*>(weights);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (kernel == MatMulKernel::kMmaQ8) {
-    if (!MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
+    if (!automatic && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {  // Choose checked kAuto's
       return Fail(kInvalidArgument,
                   "MatMul: kernel mma_q8 needs Q4_K or Q5_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
                   "aligned weights and x, fewer than 2^31 rows, and an sm_90 (or newer) GPU with code for it");

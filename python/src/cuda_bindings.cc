@@ -77,8 +77,13 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("n"), py::arg("y"), py::arg("stream"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
       "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks; asynchronous on stream. "
       "workspace: scratch of workspace_bytes (see workspace_bytes()), or 0 for a stream-ordered allocation.");
-  m.def("workspace_bytes", &bq::cuda::MatMulWorkspaceBytes, py::arg("n"), py::arg("cols"),
-        "Scratch bytes matmul may use for n columns of x of length cols.");
+  m.def(
+      "workspace_bytes",
+      [](const std::string& type, int64_t n, int64_t cols) {
+        return bq::cuda::MatMulWorkspaceBytes(Type(type), n, cols);
+      },
+      py::arg("type"), py::arg("n"), py::arg("cols"),
+      "Scratch bytes matmul may use for weights of this type and n columns of x of length cols.");
   m.def(
       "dequantize",
       [](const std::string& type, uintptr_t src, int64_t rows, int64_t cols, const std::string& out_type,

@@ -284,7 +284,7 @@ void TestMmaQ8Workspace() {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
     MakeActivations(QuantType::kF16, n * cols, 17, &xraw, &xf);
-    const int64_t need = bqc::MatMulWorkspaceBytes(n, cols);
+    const int64_t need = bqc::MatMulWorkspaceBytes(t.type, n, cols);
     DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size()), ws(static_cast<size_t>(need) + 16);
     DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
