@@ -471,6 +471,22 @@ inline cudaLaunchConfig_t LaunchConfig(unsigned grid, unsigned block, size_t sme
 // Q8_0 equal. At n = 4 the registers would not hold 4.
 __host__ __device__ constexpr int DefaultUnroll(int n) { return n <= 3 ? 4 : 2; }
 
+// n = 1 on tall matrices: a third CTA per SM (registers capped at 80) hides
+// more of the weights' latency once every warp has many rows to stream; on
+// shorter ones the third CTA's extra x prologue and the tighter registers
+// cost more than that. H200, f16 x, u4, 2 against 3 CTAs per SM: 28672 x
+// 8192 Q4_K 37.3 vs 34.7 us, Q5_K 45.2 vs 43.7, Q2_K 34.0 vs 32.2, Q8_0 63.3
+// vs 61.9; 16384 x 4096 Q4_K 14.2 vs 13.7; 14336 x 4096 even; 8192 x 8192
+// Q4_K 13.8 vs 14.2; 4096 x 14336 15.5 vs 16.5. Q3_K and Q6_K lost at 28672 x
+// 8192 too (49.7 vs 51.1, 58.1 vs 58.6 us).
+template <QuantType kType>
+__host__ __device__ constexpr bool TallGemvPaysOff() {
+  return kType == QuantType::kQ4_K || kType == QuantType::kQ5_K || kType == QuantType::kQ2_K ||
+         kType == QuantType::kQ8_0;
+}
+constexpr int64_t kTallGemvRows = 16384;
+constexpr int kTallGemvMinBlocks = 3;
+
 // Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
 // n * cols / 32 scales, then up to n * cols / 16 group sums of x.
 __host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) {

@@ -412,7 +412,8 @@ int main(int argc, char** argv) {
   BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ6_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd, false);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(M, Kd, false);
   BenchGemvVariant<QuantType::kQ4_K, 2, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
   BenchCublas(h, M, Kd, 1, false);
@@ -441,6 +442,9 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchCublas(h, 4096, 14336, 512, true);
+  // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
+  BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
+  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
   // Launch-bound shape.
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);

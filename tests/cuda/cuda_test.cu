@@ -18,6 +18,7 @@
 #include "blockquant/quant/quantize.h"
 #include "blockquant/quant/q8.h"
 #include "blockquant_cuda.h"
+#include "bq_gemv.cuh"
 #include "test_util.h"
 
 namespace {
@@ -623,6 +624,10 @@ int main(int argc, char** argv) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
+      // n = 1 on tall matrices takes gemv_q8's 3-CTAs-per-SM launch (Q4_K,
+      // Q5_K, Q2_K, Q8_0); 5 units per row: no full batch of 4 per lane group.
+      TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 1280, 1}, act, BlockMode::kExtreme, {K::kAuto, K::kGemvQ8}, false,
+                 true);
       if (MmaQ8Type(t.type)) {
         // mma_q8: rows past the last 16-row tile, rows longer than its ring
         // of stages (21 super-blocks), both column tiles, more tiles than
