@@ -14,13 +14,15 @@
 //
 // Per super-block and row, y += d * P - dmin * sum_j m_j * xsum_j, where P is
 // the wgmma chain of the super-block (f32 accumulation) and xsum_j the sum of
-// x over group j. The sums come from an mma.sync with a 0/1 matrix (exact
-// products, f32 sums), are split into three bf16 parts (hi + mid + lo carry
-// 24 bits) and meet the integer mins in two bf16 mma.syncs. Weights are never
-// rounded: as in MmaMatMulKernel, the only rounding is f32 accumulation (and
-// the 24-bit split of xsum).
+// x over group j. A first kernel (WgmmaXSumsKernel) sums x per group once,
+// in f32, into a workspace, split into three bf16 parts (hi + mid + lo carry
+// 24 bits); a bulk copy brings each super-block's share into shared memory,
+// where the parts meet the integer mins in two bf16 mma.syncs. Weights are
+// never rounded: as in MmaMatMulKernel, the only rounding is f32
+// accumulation (and the 24-bit split of xsum).
 //
-// Requirements: cols % 256 == 0, 16-byte aligned weights and x, an sm_90
+// Requirements: cols % 256 == 0, 16-byte aligned weights and x, a workspace
+// of WgmmaWorkspaceBytes(n, cols) bytes, an sm_90
 // GPU, a driver with cuTensorMapEncodeTiled, and code compiled for sm_90a
 // (elsewhere the kernel traps; the library only picks it where it runs, see
 // blockquant_cuda.h).
@@ -36,6 +38,7 @@
 #include <cstdint>
 
 #include "bq_decode.cuh"
+#include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
 
 namespace blockquant {
@@ -249,15 +252,76 @@ __device__ __forceinline__ void TmaLoad2d(uint32_t dst, const CUtensorMap* map, 
       : "memory");
 }
 
+// A plain (non-tensor) bulk copy: bytes, src and dst multiples of 16.
+__device__ __forceinline__ void BulkLoad(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(bar)
+      : "memory");
+}
+
 }  // namespace detail
 
-// Dynamic shared memory of WgmmaMatMulKernel: the stages, the x-sum
-// fragments, an mbarrier per stage, and 1024 bytes to align the swizzled x
-// tiles (dynamic shared memory does not promise that alignment).
+// 8-column groups of x that WgmmaXSumsKernel covers: n rounded up to whole
+// 128-column tiles (the widest tile a CTA takes), so that every CTA's slice
+// of a super-block's fragments exists and is contiguous.
+__host__ __device__ constexpr int64_t WgmmaSumGroups(int64_t n) { return (n + 127) / 128 * 16; }
+// Workspace bytes of LaunchWgmmaMatMul: a 16-byte fragment per lane, 8-column
+// group and super-block.
+__host__ __device__ constexpr int64_t WgmmaWorkspaceBytes(int64_t n, int64_t cols) {
+  return cols / 256 * WgmmaSumGroups(n) * 32 * 16;
+}
+
+// Group sums of x for WgmmaMatMulKernel's mins' term, once per product
+// (each CTA used to make its columns' sums on the tensor cores, which took
+// 18% of a 4096 x 14336, n = 512 product on an H200). Fragment
+// frag[(sb * WgmmaSumGroups(n) + q) * 32 + lane] holds, for column c = 8q +
+// lane / 4 and the groups 2t, 2t + 1 (t = lane % 4) of super-block sb, both
+// sums of 32 values (f32, in order) split into bf16 (hi, mid, lo) pairs: the
+// B operands of the mins' bf16 MMAs. Columns from n on get zeros; a NaN or
+// Inf in a group stays in its hi part.
+template <typename Act>
+__global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t cols, uint4* __restrict__ frag) {
+  // The product kernel may start now: it reads the fragments only after
+  // this grid has finished (its WaitForPreviousGrid).
+  gemv::AllowNextGrid();
+  // Thread i takes groups 2t, 2t + 1 of super-block sb of column c, t
+  // fastest, then sb: a warp reads 4 KB of one column in one stretch.
+  const int64_t nsb = cols / 256, groups = WgmmaSumGroups(n), total = nsb * groups * 32;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int t = static_cast<int>(i % 4);
+    const int64_t sb = i / 4 % nsb, c = i / 4 / nsb;
+    float sum[2] = {0.0f, 0.0f};
+    if (c < n) {
+      const uint4* p = reinterpret_cast<const uint4*>(x + c * cols + sb * 256 + 64 * t);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          float f[8];
+          gemv::ActToFloat8<Act>(__ldg(p + 4 * h + k), f);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) sum[h] += f[e];
+        }
+      }
+    }
+    __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
+    detail::SplitBf16x3(sum[0], &hi0, &mid0, &lo0);
+    detail::SplitBf16x3(sum[1], &hi1, &mid1, &lo1);
+    frag[(sb * groups + c / 8) * 32 + (c % 8) * 4 + t] =
+        make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
+  }
+}
+
+// Dynamic shared memory of WgmmaMatMulKernel: the stages, two buffers of
+// x-sum fragments, an mbarrier per stage and per fragment buffer, and 1024
+// bytes to align the swizzled x tiles (dynamic shared memory does not
+// promise that alignment).
 template <QuantType kType, int kBN, int kWGs, int kStages>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
   return kStages * (kBN * 512 + kWGs * 64 * StageTraits<kType>::kStageBytes) + 2 * (kBN / 8) * 32 * 16 +
-         kStages * 8 + 1024;
+         (kStages + 2) * 8 + 1024;
 }
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
@@ -271,13 +335,12 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
 __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     WgmmaMatMulKernel(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap wmap,
-                      int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
+                      const uint4* __restrict__ xsums, int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using ST = StageTraits<kType>;
   using Codes = detail::WgmmaCodes<kType>;
   static_assert(ST::kHeaderK4, "Q4_K and Q5_K only");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
-  constexpr int kThreads = kWGs * 128, kWarps = kThreads / 32;
   constexpr int kRowsCta = kWGs * 64;
   constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
   constexpr int kWBytes = kRowsCta * ST::kStageBytes;
@@ -287,8 +350,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   static_assert(kStage % 1024 == 0, "stages keep the x tiles 1024-byte aligned");
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - detail::SmemAddr(smem_raw) % 1024) % 1024);
-  uint4* xfrag = reinterpret_cast<uint4*>(smem + kStages * kStage);  // [2][kNG][32]
-  const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32);      // one mbarrier per slot
+  const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32]
+  const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32);  // one mbarrier per slot
+  const uint32_t sums0 = full0 + 8 * kStages;                     // one per fragment buffer
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsCta;
@@ -305,10 +369,22 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
     detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * ST::kStageBytes), static_cast<int>(row0), full);
   };
+  // Super-block sb's fragments of this CTA's columns -> buffer sb & 1.
+  auto load_sums = [&](int64_t sb) {
+    const uint32_t bar = sums0 + 8 * static_cast<uint32_t>(sb & 1);
+    detail::MbarExpectTx(bar, kNG * 512);
+    detail::BulkLoad(detail::SmemAddr(xfrag + (sb & 1) * kNG * 32),
+                     xsums + (sb * WgmmaSumGroups(n) + col0 / 8) * 32, kNG * 512, bar);
+  };
   if (tid == 0) {
-    for (int i = 0; i < kStages; ++i) detail::MbarInit(full0 + 8 * i, 1);
+    for (int i = 0; i < kStages + 2; ++i) detail::MbarInit(full0 + 8 * i, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    // x and the weights are final already (WgmmaXSumsKernel, which this grid
+    // may overlap, starts only after the work before it); the fragments are
+    // not until that grid ends.
     for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+    gemv::WaitForPreviousGrid();
+    for (int64_t sb = 0; sb < 2 && sb < nsb; ++sb) load_sums(sb);
   }
   __syncthreads();
 
@@ -320,9 +396,11 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   float d_prev[2] = {0.0f, 0.0f}, f_prev[2] = {0.0f, 0.0f};
   uint32_t m_prev[2] = {0u, 0u};
 
-  // acc += d * P - dmin * (m . xsum) for the super-block whose sums sit in
-  // xfrag buffer `buf`.
-  auto epilogue = [&](int buf) {
+  // acc += d * P - dmin * (m . xsum) for super-block sb, whose sums land in
+  // fragment buffer sb & 1.
+  auto epilogue = [&](int64_t sb) {
+    const int buf = static_cast<int>(sb & 1);
+    detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(sb >> 1) & 1);
 #pragma unroll
     for (int i = 0; i < kNG; ++i) {
       // At most 4 tiles' loads in flight: unbounded, the compiler hoists all
@@ -344,15 +422,15 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const int slot = static_cast<int>(sb % kStages);
     detail::MbarWait(full0 + 8 * slot, static_cast<uint32_t>(sb / kStages) & 1);
-    // Every warp is done with super-block sb - 1: its slot can be refilled,
-    // its x sums (written by other warps) are complete, and buffer sb & 1
-    // (super-block sb - 2) has been read.
+    // Every warp is done with super-block sb - 1: its slot can be refilled;
+    // and with fragment buffer sb & 1 (super-block sb - 2's).
     __syncthreads();
     if (tid == 0 && sb > 0 && sb - 1 + kStages < nsb) load_stage(sb - 1 + kStages);
+    if (tid == 0 && sb >= 2) load_sums(sb);
     const uint8_t* st = smem + slot * kStage;
     const uint32_t xs_addr = detail::SmemAddr(st);
     const uint64_t desc0 = detail::SmemDescSw128(xs_addr, 1024);  // steps add their offset / 16
-    if (sb > 0) epilogue(static_cast<int>((sb - 1) & 1));
+    if (sb > 0) epilogue(sb - 1);
 
     // This thread's two rows: scales, mins and super-block factors.
     const uint8_t* s0 = st + kXBytes + rl0 * ST::kStageBytes;
@@ -371,40 +449,6 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       for (int r = 0; r < 2; ++r) m_prev[r] = detail::MinPairBf16(t / 2 ? hm[r][1] : hm[r][0], t % 2);
     }
 
-    // Group sums of x for this super-block: the second warpgroup computes its
-    // share before its chain, the first after (while its last batches run),
-    // so that one warpgroup feeds the tensor cores while the other sums.
-    auto x_sums = [&]() {
-      // Warp w sums the 16 columns of tiles w', w' + kWarps, ... with a 0/1 B
-      // operand, C[c][j] = sum over group j, in two independent chains;
-      // w' = w + 4 (mod kWarps), so that with fewer tiles than warps the
-      // second warpgroup does them.
-      for (int ct = (warp + 4) % kWarps; ct < kBN / 16; ct += kWarps) {
-        float xs[2][4] = {};
-#pragma unroll
-        for (int s = 0; s < 16; ++s) {
-          const int p = s / 4, v = s % 4, mi = lane / 8, r = lane % 8;
-          const int j = 2 * v + mi / 2, ng = 2 * ct + mi % 2;
-          uint32_t af[4];
-          detail::LdMatrixX4(xs_addr + (p * kNG + ng) * 1024 + r * 128 + ((j ^ r) * 16), af);
-          const uint32_t ones = g == 2 * p + v / 2 ? 0x3C003C00u : 0u;
-          detail::MmaOps<__half>::Mma(xs[s % 2], af, ones, ones);
-        }
-#pragma unroll
-        for (int k = 0; k < 4; ++k) xs[0][k] += xs[1][k];
-        // Rows g and g + 8 of the 16 columns -> B fragments (k = groups 2t,
-        // 2t + 1; n = column g) of column tiles 2ct and 2ct + 1.
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
-          detail::SplitBf16x3(xs[0][2 * h], &hi0, &mid0, &lo0);
-          detail::SplitBf16x3(xs[0][2 * h + 1], &hi1, &mid1, &lo1);
-          xfrag[((sb & 1) * kNG + 2 * ct + h) * 32 + lane] =
-              make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
-        }
-      }
-    };
-    if (kWGs > 1 && warp >= 4) x_sums();
     // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
     // + 15, group 2p + v / 2) in batches of kBatch, each batch decoded into
     // registers while the previous one runs on the tensor cores.
@@ -447,7 +491,6 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       detail::WgmmaCommit();
     }
 
-    if (kWGs == 1 || warp < 4) x_sums();
     detail::WgmmaWait<0>();
     detail::PinRegs(P);
 #pragma unroll
@@ -457,7 +500,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
   }
   __syncthreads();
-  if (nsb > 0) epilogue(static_cast<int>((nsb - 1) & 1));
+  if (nsb > 0) epilogue(nsb - 1);
 
 #pragma unroll
   for (int i = 0; i < kNG; ++i) {
@@ -498,11 +541,14 @@ inline cudaError_t EncodeTensorMap2d(CUtensorMap* map, CUtensorMapDataType type,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
-// Launches WgmmaMatMulKernel (header-only use from a .cu file compiled for
-// sm_90a). Preconditions as for the tensor-core kernels of bq_matmul.cuh.
+// Launches WgmmaXSumsKernel into `workspace` (WgmmaWorkspaceBytes(n, cols)
+// bytes, 16-byte aligned), then WgmmaMatMulKernel as its programmatic
+// dependent (header-only use from a .cu file compiled for sm_90a).
+// Preconditions as for the tensor-core kernels of bq_matmul.cuh.
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
 cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
-                              cudaStream_t stream) {
+                              void* workspace, cudaStream_t stream) {
+  static_assert(128 % kBN == 0, "a CTA's columns lie inside one 128-column tile of the x sums");
   using ST = StageTraits<kType>;
   const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * ST::kStageBytes;
   CUtensorMap xmap, wmap;
@@ -517,10 +563,17 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks>;
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),
-                  static_cast<unsigned>((n + kBN - 1) / kBN));
-  kernel<<<grid, kWGs * 128, smem, stream>>>(xmap, wmap, rows, cols, n, y);
-  return cudaGetLastError();
+  uint4* sums = static_cast<uint4*>(workspace);
+  const int64_t sum_threads = WgmmaWorkspaceBytes(n, cols) / 16;
+  const int64_t sum_blocks = (sum_threads + 255) / 256;
+  WgmmaXSumsKernel<__half><<<static_cast<unsigned>(sum_blocks < 4096 ? sum_blocks : 4096), 256, 0, stream>>>(
+      x, n, cols, sums);
+  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  cudaLaunchAttribute attr;
+  cudaLaunchConfig_t config = gemv::LaunchConfig(1, kWGs * 128, smem, stream, true, &attr);
+  config.gridDim = dim3(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),
+                        static_cast<unsigned>((n + kBN - 1) / kBN));
+  return cudaLaunchKernelEx(&config, kernel, xmap, wmap, static_cast<const uint4*>(sums), rows, cols, n, y);
 }
 
 }  // namespace cuda

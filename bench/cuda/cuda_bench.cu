@@ -441,6 +441,7 @@ int main(int argc, char** argv) {
   BenchCublas(h, M, Kd, 64, false);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
+  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -195,16 +196,17 @@ bool MatMulSupported(QuantType type) {
 namespace {
 
 // ChooseMatMulKernel; rows only for kMmaQ8's limit (below 2^31), and
-// allow_mma_q8 false when its scratch buffer could not be had.
+// allow_scratch false when a scratch buffer could not be had (kMmaQ8 and
+// kWgmma need one).
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
-                    const void* x, int64_t n, bool allow_mma_q8) {
-  const bool mma_q8 = allow_mma_q8 && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
+                    const void* x, int64_t n, bool allow_scratch) {
+  const bool mma_q8 = allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
   if (n <= kGemvMaxN && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  if (n > kGemvMaxN && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  if (allow_scratch && n > kGemvMaxN && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.
@@ -222,8 +224,10 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool mma_q8_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
-  return mma_q8_type && n >= 1 && n <= 16 && cols > 0 && cols % 256 == 0 ? MmaQ8WorkspaceBytes(n, cols) : 0;
+  const bool scratch_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
+  if (!scratch_type || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
+  const int64_t mma_q8 = n <= 16 ? MmaQ8WorkspaceBytes(n, cols) : 0;
+  return std::max(mma_q8, WgmmaWorkspaceBytes(n, cols));
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -242,31 +246,45 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   if (automatic) kernel = Choose(type, weights, rows, cols, act_type, x, n, true);
   const uint8_t* w = static_cast<const uint8_t*>(weights);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (kernel == MatMulKernel::kMmaQ8) {
-    if (!automatic && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {  // Choose checked kAuto's
+  if (kernel == MatMulKernel::kMmaQ8 || kernel == MatMulKernel::kWgmma) {
+    // Kernels with scratch: mma_q8 rounds x into it, wgmma sums x's groups
+    // into it. Choose checked kAuto's requirements.
+    const bool q8 = kernel == MatMulKernel::kMmaQ8;
+    if (!automatic && q8 && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
                   "MatMul: kernel mma_q8 needs Q4_K or Q5_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
                   "aligned weights and x, fewer than 2^31 rows, and an sm_90 (or newer) GPU with code for it");
     }
-    const int64_t need = MmaQ8WorkspaceBytes(n, cols);
+    if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
+      return Fail(kInvalidArgument,
+                  "MatMul: kernel wgmma needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned weights "
+                  "and x, an sm_90 GPU and a build for sm_90a");
+    }
+    const int64_t need = q8 ? MmaQ8WorkspaceBytes(n, cols) : WgmmaWorkspaceBytes(n, cols);
+    const char* what = q8 ? "MatMul launch (mma_q8)" : "MatMul launch (wgmma)";
+    auto launch = [&](void* scratch) {
+      if (q8) return LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(scratch), s);
+      const __half* xh = static_cast<const __half*>(x);
+      return type == QuantType::kQ5_K ? detail::LaunchWgmma<QuantType::kQ5_K>(w, rows, cols, xh, n, y, scratch, s)
+                                      : detail::LaunchWgmma<QuantType::kQ4_K>(w, rows, cols, xh, n, y, scratch, s);
+    };
     if (workspace != nullptr) {
       if (workspace_bytes < need || !Aligned(workspace, 16)) {
         return Fail(kInvalidArgument, "MatMul: the workspace must be 16-byte aligned and hold at least " +
                                           std::to_string(need) + " bytes, got " + std::to_string(workspace_bytes));
       }
-      return FromCuda(LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(workspace), s),
-                      "MatMul launch (mma_q8)");
+      return FromCuda(launch(workspace), what);
     }
-    // No workspace given: x's int8 copy takes a stream-ordered allocation.
+    // No workspace given: a stream-ordered allocation.
     void* ws = nullptr;
     cudaError_t err = cudaMallocAsync(&ws, static_cast<size_t>(need), s);
     if (err == cudaSuccess) {
-      err = LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(ws), s);
+      err = launch(ws);
       const cudaError_t free_err = cudaFreeAsync(ws, s);
-      return FromCuda(err != cudaSuccess ? err : free_err, "MatMul launch (mma_q8)");
+      return FromCuda(err != cudaSuccess ? err : free_err, what);
     }
     cudaGetLastError();  // clear the failed allocation
-    if (!automatic) return FromCuda(err, "MatMul: mma_q8's scratch buffer");
+    if (!automatic) return FromCuda(err, q8 ? "MatMul: mma_q8's scratch buffer" : "MatMul: wgmma's scratch buffer");
     kernel = Choose(type, weights, rows, cols, act_type, x, n, false);  // out of memory: the next best kernel
   }
   if (kernel == MatMulKernel::kGemvQ8) {
@@ -274,12 +292,6 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
       return Fail(kInvalidArgument,
                   "MatMul: kernel gemv_q8 needs n <= 4, cols % 256 == 0, F16/BF16 x 16-byte aligned, weights "
                   "16-byte (Q4_K/Q5_K) or 4-byte aligned, and about n * cols * 1.4 bytes of shared memory");
-    }
-  } else if (kernel == MatMulKernel::kWgmma) {
-    if (!WgmmaFits(type, weights, cols, act_type, x)) {
-      return Fail(kInvalidArgument,
-                  "MatMul: kernel wgmma needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned weights "
-                  "and x, an sm_90 GPU and a build for sm_90a");
     }
   } else if (kernel != MatMulKernel::kSimple) {
     if (cols % 256 != 0 || !Aligned(weights, 16) || !Aligned(x, 16) || act_type == QuantType::kF32) {

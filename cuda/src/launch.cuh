@@ -58,15 +58,21 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // The wgmma configuration for n (H200 measurements in docs/cuda.md):
 // 16 or 32 columns per CTA with one warpgroup (64 rows), 3 stages and up to
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
-// two warpgroups sharing 64 or 128 columns beyond.
+// two warpgroups sharing 64 or 128 columns beyond. workspace: x's group sums,
+// WgmmaWorkspaceBytes(n, cols) bytes. Instantiated in matmul_q4_k.cu and
+// matmul_q5_k.cu.
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
-                        cudaStream_t stream) {
-  if (n <= 16) return LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(w, rows, cols, x, n, y, stream);
-  if (n <= 32) return LaunchWgmmaMatMul<kType, 32, 1, 3, 4, 3>(w, rows, cols, x, n, y, stream);
-  if (n <= 64) return LaunchWgmmaMatMul<kType, 64, 2, 3, 4, 1>(w, rows, cols, x, n, y, stream);
-  return LaunchWgmmaMatMul<kType, 128, 2, 2, 4, 1>(w, rows, cols, x, n, y, stream);
+                        void* workspace, cudaStream_t stream) {
+  if (n <= 16) return LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 32) return LaunchWgmmaMatMul<kType, 32, 1, 3, 4, 3>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 64) return LaunchWgmmaMatMul<kType, 64, 2, 3, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
+  return LaunchWgmmaMatMul<kType, 128, 2, 2, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
+extern template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                          float*, void*, cudaStream_t);
+extern template cudaError_t LaunchWgmma<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                          float*, void*, cudaStream_t);
 
 template <QuantType kType, typename Act>
 cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
@@ -76,11 +82,8 @@ cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const 
     case MatMulKernel::kMma16: return LaunchMma<kType, Act, 2, 4, 4>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma32: return LaunchMma<kType, Act, 4, 4, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
-    case MatMulKernel::kWgmma:
-      if constexpr ((kType == QuantType::kQ4_K || kType == QuantType::kQ5_K) && std::is_same<Act, __half>::value) {
-        return LaunchWgmma<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, stream);
-      }
-      return cudaErrorInvalidValue;  // MatMul refuses these before launching
+    case MatMulKernel::kWgmma:  // needs scratch: MatMul launches it through LaunchWgmma
+    case MatMulKernel::kMmaQ8: return cudaErrorInvalidValue;
     case MatMulKernel::kGemvQ8: {
       const Act* xa = static_cast<const Act*>(x);
       switch (n) {

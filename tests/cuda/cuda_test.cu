@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "blockquant/calib/block_grid.h"
@@ -19,6 +20,8 @@
 #include "blockquant/quant/q8.h"
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
+#include "bq_mma_q8.cuh"
+#include "bq_wgmma.cuh"
 #include "test_util.h"
 
 namespace {
@@ -275,13 +278,16 @@ void TestNonFiniteX(const TypeInfo& t) {
   }
 }
 
-// mma_q8 with a caller's workspace: the same bits as with MatMul's own
-// stream-ordered one; a workspace too small or misaligned is refused.
-void TestMmaQ8Workspace() {
+// mma_q8 and wgmma with a caller's workspace: the same bits as with
+// MatMul's own stream-ordered one; a workspace too small or misaligned is
+// refused.
+void TestScratchWorkspace() {
   const TypeInfo& t = bqtest::CudaTypes()[0];  // Q4_K
   const int64_t rows = 41, cols = 5376;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 13);
-  for (int64_t n : {3, 9}) {
+  using K = bqc::MatMulKernel;
+  const std::pair<K, int64_t> cases[] = {{K::kMmaQ8, 3}, {K::kMmaQ8, 9}, {K::kWgmma, 40}, {K::kWgmma, 200}};
+  for (const auto& [k, n] : cases) {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
     MakeActivations(QuantType::kF16, n * cols, 17, &xraw, &xf);
@@ -290,7 +296,7 @@ void TestMmaQ8Workspace() {
     DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    const auto k = bqc::MatMulKernel::kMmaQ8;
+    const std::string name = std::string("matmul Q4_K ") + bqc::MatMulKernelName(k) + " n=" + std::to_string(n);
     const bqc::Status a = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
     const bqc::Status b =
         bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need);
@@ -299,14 +305,15 @@ void TestMmaQ8Workspace() {
     BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
     BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
     Report(a.ok() && b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
-           "matmul Q4_K mma_q8 n=" + std::to_string(n) + ": a given workspace gives the same bits",
-           a.message + b.message);
+           name + ": a given workspace gives the same bits", a.message + b.message);
+    // MatMulWorkspaceBytes covers every kernel; the check is against this one's need.
+    const int64_t own = k == K::kMmaQ8 ? bqc::MmaQ8WorkspaceBytes(n, cols) : bqc::WgmmaWorkspaceBytes(n, cols);
     const bqc::Status small =
-        bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need - 1);
-    Report(small.code == 1, "error: mma_q8 workspace one byte short -> code 1", small.message);
+        bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, own - 1);
+    Report(small.code == 1 && own <= need, "error: " + name + " workspace one byte short -> code 1", small.message);
     const bqc::Status odd =
         bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr + 8, need);
-    Report(odd.code == 1, "error: mma_q8 workspace not 16-byte aligned -> code 1", odd.message);
+    Report(odd.code == 1, "error: " + name + " workspace not 16-byte aligned -> code 1", odd.message);
   }
 }
 
@@ -653,7 +660,7 @@ int main(int argc, char** argv) {
     if (t.elems == 256) TestGptq(t);
   }
   TestFindNonFinite();
-  TestMmaQ8Workspace();
+  TestScratchWorkspace();
   TestErrors();
 
   std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);
