@@ -178,7 +178,12 @@ struct LanePart {
 
 // Per type: Raw, the lane's bytes of one unit as loaded; Fetch(unit, j)
 // issues the loads of lane j (0..7); Decode(raw, j, part) turns them into a
-// LanePart. The kernel issues a whole batch's Fetches before it decodes any
+// LanePart. kTailBatches: a row's last units (fewer than a batch) are
+// fetched in batches of 4, 2, 1 rather than one at a time. H200, n = 1,
+// 4096 x 14336 (14 units per lane group): Q4_K 15.4 -> 14.6 us, Q5_K 18.2 ->
+// 17.0, Q2_K 14.3 -> 13.4, Q4_0 16.3 -> 15.9; Q3_K and Q6_K gained 2-3%
+// there but lost 3-5% at 28672 x 8192, where no row has a tail (the extra
+// code changed their main loop's schedule), and Q8_0 gained nothing. The kernel issues a whole batch's Fetches before it decodes any
 // of them. (Fetching the next batch while using this one was slower on an
 // H200: the extra live registers and loop logic cost more than the overlap.)
 template <QuantType kType>
@@ -189,6 +194,7 @@ struct Lane;
 template <>
 struct Lane<QuantType::kQ4_K> {
   static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
+  static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 32;  // lane j: group j's min
   struct Raw {
     uint4 h, qs;
@@ -226,6 +232,7 @@ struct Lane<QuantType::kQ4_K> {
 template <>
 struct Lane<QuantType::kQ5_K> {
   static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
+  static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 32;
   struct Raw {
     uint4 h, qh, qs;
@@ -243,6 +250,7 @@ struct Lane<QuantType::kQ5_K> {
 template <>
 struct Lane<QuantType::kQ6_K> {
   static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr bool kTailBatches = false;
   static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     EvenWords<2> qa, qb, qh, sc;
@@ -281,6 +289,7 @@ struct Lane<QuantType::kQ6_K> {
 template <>
 struct Lane<QuantType::kQ2_K> {
   static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 16;  // lane j: groups 2j, 2j + 1
   struct Raw {
     uint32_t qs[2], sc[2], dd;
@@ -316,6 +325,7 @@ struct Lane<QuantType::kQ2_K> {
 template <>
 struct Lane<QuantType::kQ3_K> {
   static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr bool kTailBatches = false;
   static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     EvenWords<2> qs, hm;
@@ -364,6 +374,7 @@ struct Lane<QuantType::kQ3_K> {
 template <>
 struct Lane<QuantType::kQ8_0> {
   static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 16;
+  static constexpr bool kTailBatches = false;
   static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     uint32_t d;
@@ -384,6 +395,7 @@ struct Lane<QuantType::kQ8_0> {
 template <>
 struct Lane<QuantType::kQ4_0> {
   static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4, kHalfShift = 16;
+  static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
     uint32_t d;
@@ -486,6 +498,12 @@ __host__ __device__ constexpr bool TallGemvPaysOff() {
 }
 constexpr int64_t kTallGemvRows = 16384;
 constexpr int kTallGemvMinBlocks = 3;
+// Units in flight per lane there: Q2_K's 84-byte units take 8 (28672 x 8192:
+// 32.2 -> 29.8 us); the others gained nothing from 8 or lost.
+template <QuantType kType>
+__host__ __device__ constexpr int TallGemvUnroll() {
+  return kType == QuantType::kQ2_K ? 8 : DefaultUnroll(1);
+}
 
 // Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
 // n * cols / 32 scales, then up to n * cols / 16 group sums of x.
@@ -633,22 +651,40 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         }
       }
     };
-    int64_t unit = grp;
-    for (; unit + 4 * (kUnroll - 1) < units; unit += 4 * kUnroll) {
-      typename L::Raw raw[kUnroll];
+    // kU units of this lane group from `unit` on: every load issued before
+    // any unit is used.
+    auto batch = [&](auto count, int64_t unit) {
+      constexpr int kU = decltype(count)::value;
+      typename L::Raw raw[kU];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) raw[u] = L::Fetch(wr + (unit + 4 * u) * L::kUnitBytes, j);
+      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + 4 * u) * L::kUnitBytes, j);
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < kU; ++u) {
         gemv::LanePart<kSegs> part;
         L::Decode(raw[u], j, &part);
         consume(part, unit + 4 * u);
       }
-    }
-    for (; unit < units; unit += 4) {
-      gemv::LanePart<kSegs> part;
-      L::Decode(L::Fetch(wr + unit * L::kUnitBytes, j), j, &part);
-      consume(part, unit);
+    };
+    int64_t unit = grp;
+    for (; unit + 4 * (kUnroll - 1) < units; unit += 4 * kUnroll) batch(std::integral_constant<int, kUnroll>(), unit);
+    if constexpr (L::kTailBatches) {
+      // The rest (under kUnroll units) in batches of 4, 2, 1: 14 units per
+      // group take 4 + 4 + 4 + 2, four round trips, not 4 + 4 + 4 + 1 + 1.
+      if constexpr (kUnroll > 4) {
+        if (unit + 12 < units) {
+          batch(std::integral_constant<int, 4>(), unit);
+          unit += 16;
+        }
+      }
+      if constexpr (kUnroll > 2) {
+        if (unit + 4 < units) {
+          batch(std::integral_constant<int, 2>(), unit);
+          unit += 8;
+        }
+      }
+      if (kUnroll > 1 && unit < units) batch(std::integral_constant<int, 1>(), unit);
+    } else {
+      for (; unit < units; unit += 4) batch(std::integral_constant<int, 1>(), unit);
     }
 #pragma unroll
     for (int c = 0; c < kN; ++c) {

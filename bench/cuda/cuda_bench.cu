@@ -409,6 +409,7 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
   // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
   BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ2_K, 1, 4, 3>(M, Kd);  // the tall setting with 4 units, not 8
   BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ6_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);

@@ -632,9 +632,10 @@ int main(int argc, char** argv) {
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
       // n = 1 on tall matrices takes gemv_q8's 3-CTAs-per-SM launch (Q4_K,
-      // Q5_K, Q2_K, Q8_0); 5 units per row: no full batch of 4 per lane group.
-      TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 1280, 1}, act, BlockMode::kExtreme, {K::kAuto, K::kGemvQ8}, false,
-                 true);
+      // Q5_K, Q2_K, Q8_0). 5 units per row: no full batch per lane group;
+      // 37: Q2_K's batch of 8 and then 2 or 1.
+      TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, small ? 1280 : 9472, 1}, act, BlockMode::kExtreme,
+                 {K::kAuto, K::kGemvQ8}, false, true);
       if (MmaQ8Type(t.type)) {
         // mma_q8: rows past the last 16-row tile, rows longer than its ring
         // of stages (21 super-blocks), both column tiles, more tiles than
