@@ -43,7 +43,8 @@ enum class MatMulKernel : int {
   kGemvQ8 = 6,  // n <= 4: x quantized to int8 per 32 values on the fly, dp4a;
                 // adds at most sum_k |w_k| * max|x_block| / 254 of error
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
-                // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*
+                // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*;
+                // needs a scratch buffer for x's group sums (see MatMul)
   kMmaQ8 = 8,   // Q4_K/Q5_K, n <= 16, sm_90 GPU (bq_mma_q8.cuh): x rounded to int8
                 // as in kGemvQ8, int8 tensor cores; needs a scratch buffer of
                 // about 11 * cols (n <= 8) or 22 * cols bytes (see MatMul)
@@ -69,11 +70,13 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.
-// workspace: scratch device memory for kMmaQ8 (which rounds x into it), at
-// least MatMulWorkspaceBytes(type, n, cols) bytes, 16-byte aligned, untouched by
-// others until the call's work on the stream is done. Without it, kMmaQ8
-// takes a stream-ordered allocation per call (cudaMallocAsync), which cost
-// 3-5 us per call on an H200.
+// workspace: scratch device memory for kMmaQ8 (which rounds x into it) and
+// kWgmma (x's group sums), at least MatMulWorkspaceBytes(type, n, cols)
+// bytes, 16-byte aligned, untouched by others until the call's work on the
+// stream is done. Without it, those kernels take a stream-ordered allocation
+// per call (cudaMallocAsync), which cost 3-9 us per call on an H200; if that
+// fails, kAuto picks a kernel without scratch and a forced one returns the
+// error.
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
               const void* x, int64_t n, float* y, void* stream = nullptr,
               MatMulKernel kernel = MatMulKernel::kAuto, void* workspace = nullptr, int64_t workspace_bytes = 0);

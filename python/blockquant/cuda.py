@@ -174,7 +174,7 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     obj, o = _out(out, xa, shape, "F32", "out")
     if n > 0:
         # PyTorch x on its current stream: the scratch comes from PyTorch's caching allocator
-        # (the library's own per-call allocation cost 3-5 us); stream order keeps it alive.
+        # (the library's own per-call allocation cost 3-9 us); stream order keeps it alive.
         nbytes = cu.workspace_bytes(qtype, n, cols) if xa.torch and stream is None else 0
         ws = _Arr(xa.empty((nbytes,), "U8", "workspace"), "workspace").ptr if nbytes else 0
         cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes)
