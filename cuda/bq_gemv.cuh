@@ -178,14 +178,15 @@ struct LanePart {
 
 // Per type: Raw, the lane's bytes of one unit as loaded; Fetch(unit, j)
 // issues the loads of lane j (0..7); Decode(raw, j, part) turns them into a
-// LanePart. kTailBatches: a row's last units (fewer than a batch) are
-// fetched in batches of 4, 2, 1 rather than one at a time. H200, n = 1,
-// 4096 x 14336 (14 units per lane group): Q4_K 15.4 -> 14.6 us, Q5_K 18.2 ->
-// 17.0, Q2_K 14.3 -> 13.4, Q4_0 16.3 -> 15.9; Q3_K and Q6_K gained 2-3%
-// there but lost 3-5% at 28672 x 8192, where no row has a tail (the extra
-// code changed their main loop's schedule), and Q8_0 gained nothing. The kernel issues a whole batch's Fetches before it decodes any
+// LanePart. The kernel issues a whole batch's Fetches before it decodes any
 // of them. (Fetching the next batch while using this one was slower on an
 // H200: the extra live registers and loop logic cost more than the overlap.)
+// kTailBatches: a row's last units (fewer than a batch) are fetched in
+// batches of 4, 2, 1 rather than one at a time. H200, n = 1, 4096 x 14336
+// (14 units per lane group): Q4_K 15.4 -> 14.6 us, Q5_K 18.2 -> 17.0, Q2_K
+// 14.3 -> 13.4, Q4_0 16.3 -> 15.9; Q3_K and Q6_K gained 2-3% there but lost
+// 3-5% at 28672 x 8192, where no row has a tail (the extra code changed
+// their main loop's schedule), and Q8_0 gained nothing.
 template <QuantType kType>
 struct Lane;
 

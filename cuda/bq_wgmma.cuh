@@ -150,12 +150,6 @@ __device__ __forceinline__ uint64_t SmemDescSw128(uint32_t addr, uint32_t sbo) {
          (static_cast<uint64_t>(sbo >> 4) << 32) | (static_cast<uint64_t>(1) << 62);
 }
 
-__device__ __forceinline__ void LdMatrixX4(uint32_t addr, uint32_t* r) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
 // The m16n8k8 form of MmaOps<__nv_bfloat16>::Mma (A: rows g and g + 8).
 __device__ __forceinline__ void MmaBf16K8(float* c, uint32_t a0, uint32_t a1, uint32_t b0) {
   asm volatile(
