@@ -317,6 +317,74 @@ void TestScratchWorkspace() {
   }
 }
 
+// With the device's memory taken, MatMul's own scratch allocation fails:
+// kAuto must fall back to a kernel without scratch, whose exact x holds the
+// result to the exact kernels' bound (mma_q8's rounded x would not), and a
+// forced mma_q8 or wgmma must return the allocation's error.
+void TestScratchOutOfMemory() {
+  const TypeInfo& t = bqtest::CudaTypes()[0];  // Q4_K
+  const int64_t rows = 64, cols = 2304;
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 21);
+  const std::vector<float> wf = ReferenceDequant(t, blocks, rows, cols);
+  using K = bqc::MatMulKernel;
+  for (int64_t n : {8, 40}) {
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, n * cols, 23, &xraw, &xf);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    const K chosen = bqc::ChooseMatMulKernel(t.type, dw.ptr, cols, QuantType::kF16, dx.ptr, n);
+    const std::string name = std::string("matmul Q4_K n=") + std::to_string(n) + " out of memory (" +
+                             bqc::MatMulKernelName(chosen) + "'s scratch)";
+    // Take every allocation the device still grants, down to 256 bytes.
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaMemPool_t pool;
+    BQ_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, 0));
+    BQ_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    size_t free_bytes = 0, total = 0;
+    BQ_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    std::vector<void*> hog;
+    for (size_t chunk = free_bytes; chunk >= 256;) {
+      void* p = nullptr;
+      if (cudaMalloc(&p, chunk) == cudaSuccess) {
+        hog.push_back(p);
+      } else {
+        cudaGetLastError();
+        chunk /= 2;
+      }
+    }
+    void* probe = nullptr;
+    const bool exhausted = cudaMallocAsync(&probe, 4096, nullptr) != cudaSuccess;
+    cudaGetLastError();
+    if (!exhausted) BQ_CUDA_CHECK(cudaFreeAsync(probe, nullptr));
+    const bqc::Status forced = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr,
+                                           chosen);
+    const bqc::Status st = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr);
+    const cudaError_t sync = cudaDeviceSynchronize();
+    for (void* p : hog) cudaFree(p);
+    Report(exhausted, name + ": the device's memory taken", "a 4 KB stream-ordered allocation still succeeded");
+    Report(!forced.ok(), "error: forced " + name + " -> an error", forced.message);
+    std::vector<float> got(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t bad = 0;
+    for (int64_t c = 0; c < n; ++c) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0.0, mag = 0.0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double p = static_cast<double>(wf[r * cols + k]) * xf[c * cols + k];
+          ref += p;
+          mag += std::fabs(p);
+        }
+        if (!(std::fabs(got[c * rows + r] - ref) <= kRelTol * mag)) ++bad;
+      }
+    }
+    Report(st.ok() && sync == cudaSuccess && bad == 0, name + ": kAuto falls back to an exact kernel",
+           st.message + " " + std::to_string(bad) + " outputs outside the exact bound");
+  }
+}
+
 // ---------------------------------------------------------------------------
 void TestQuantizeQ8_0(int64_t rows, int64_t cols, uint64_t seed) {
   std::vector<float> x(static_cast<size_t>(rows * cols));
@@ -662,6 +730,7 @@ int main(int argc, char** argv) {
   }
   TestFindNonFinite();
   TestScratchWorkspace();
+  if (!small) TestScratchOutOfMemory();  // under compute-sanitizer the hogging is slow and its own allocations differ
   TestErrors();
 
   std::printf("SUMMARY %d passed, %d failed\n", g_pass, g_fail);
