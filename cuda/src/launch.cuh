@@ -6,7 +6,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
