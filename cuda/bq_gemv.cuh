@@ -159,34 +159,38 @@ __device__ __forceinline__ float HalfBits(uint32_t bits16) {
 }
 
 // What one lane holds of one 256-element unit (a super-block, or 8 legacy
-// blocks): 32 codes in 8 words, as kSegs segments of contiguous elements
-// inside one 32-block of x, each with integer factors. Element value:
+// blocks) when kLanes lanes share it: 256 / kLanes codes, 4 to a word, as
+// kSegs segments of contiguous elements inside one 32-block of x, each with
+// integer factors. Element value:
 //   D * sc * (u - kOffset)          (kMinKind 0: kOffset 0; 2: kOffset > 0)
 //   D * sc * u - F * m_g             (kMinKind 1, m_g the element's group min)
 // The mins' term, F * sum_g m_g * (sum of x over group g), is not summed per
-// segment: each lane takes the 32 / kGroupElems whole groups of its type's
-// kGroupElems elements that start at group g0, against group sums of x made
-// once per CTA.
-template <int kSegs>
+// segment: each lane takes the (256 / kLanes) / kGroupElems whole groups of
+// its type's kGroupElems elements that start at group g0, against group sums
+// of x made once per CTA.
+template <int kSegs, int kLanes = 8>
 struct LanePart {
-  uint32_t q[8];
+  uint32_t q[64 / kLanes];
   int xoff[kSegs];  // element offset of each segment inside the unit
   int sc[kSegs];
-  int mg[2], g0;    // kMinKind 1: the lane's groups' mins, its first group
+  int mg[16 / kLanes], g0;  // kMinKind 1: the lane's groups' mins, its first group
   float D, F;
 };
 
-// Per type: Raw, the lane's bytes of one unit as loaded; Fetch(unit, j)
-// issues the loads of lane j (0..7); Decode(raw, j, part) turns them into a
-// LanePart. The kernel issues a whole batch's Fetches before it decodes any
-// of them. (Fetching the next batch while using this one was slower on an
-// H200: the extra live registers and loop logic cost more than the overlap.)
+// Per type: kLanes, the lanes that share a unit (8, or 4 where a lane's
+// scales, loads and conversions then serve twice the weights); Raw, the
+// lane's bytes of one unit as loaded; Fetch(unit, j) issues the loads of
+// lane j (0..kLanes - 1); Decode(raw, j, part) turns them into a Part.
+// The kernel issues a whole batch's Fetches before it decodes any of them.
+// (Fetching the next batch while using this one was slower on an H200: the
+// extra live registers and loop logic cost more than the overlap.)
 // kTailBatches: a row's last units (fewer than a batch) are fetched in
 // batches of 4, 2, 1 rather than one at a time. H200, n = 1, 4096 x 14336
 // (14 units per lane group): Q4_K 15.4 -> 14.6 us, Q5_K 18.2 -> 17.0, Q2_K
-// 14.3 -> 13.4, Q4_0 16.3 -> 15.9; Q3_K and Q6_K gained 2-3% there but lost
-// 3-5% at 28672 x 8192, where no row has a tail (the extra code changed
-// their main loop's schedule), and Q8_0 gained nothing.
+// 14.3 -> 13.4, Q4_0 16.3 -> 15.9 (8 lanes per unit); Q3_K (4 lanes) 15.9 ->
+// 15.4, and 41.3 -> 39.6 at 28672 x 8192. Q6_K gained 2-3% there but lost
+// 3-5% at 28672 x 8192, where no row has a tail (the extra code changed its
+// main loop's schedule), and Q8_0 gained nothing.
 template <QuantType kType>
 struct Lane;
 
@@ -194,6 +198,8 @@ struct Lane;
 // groups 2c and 2c+1), header broadcast.
 template <>
 struct Lane<QuantType::kQ4_K> {
+  static constexpr int kLanes = 8;
+  using Part = LanePart<2, kLanes>;
   static constexpr int kUnitBytes = 144, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
   static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 32;  // lane j: group j's min
@@ -201,11 +207,11 @@ struct Lane<QuantType::kQ4_K> {
     uint4 h, qs;
   };
   __device__ static Raw Fetch(const uint8_t* u, int j) { return {Load16(u), Load16(u + 16 + 16 * j)}; }
-  __device__ static void Decode(const Raw& r, int j, LanePart<2>* p) {
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
     Finish(r.h, r.qs, make_uint4(0, 0, 0, 0), j, 0, p);
   }
   // Shared with Q5_K: qh holds the fifth bits (bit 2c / 2c+1 of each byte).
-  __device__ static void Finish(uint4 h, uint4 qs, uint4 qh, int j, int fifth, LanePart<2>* p) {
+  __device__ static void Finish(uint4 h, uint4 qs, uint4 qh, int j, int fifth, Part* p) {
     const int c = j / 2, l0 = 16 * (j % 2);
     uint32_t scw[2], mw[2];
     UnpackScaleMinK4x8(h.y, h.z, h.w, scw, mw);
@@ -232,6 +238,8 @@ struct Lane<QuantType::kQ4_K> {
 
 template <>
 struct Lane<QuantType::kQ5_K> {
+  static constexpr int kLanes = 8;
+  using Part = LanePart<2, kLanes>;
   static constexpr int kUnitBytes = 176, kSegs = 2, kMinKind = 1, kOffset = 0, kWeightAlign = 16, kHalfShift = 32;
   static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 32;
@@ -241,15 +249,19 @@ struct Lane<QuantType::kQ5_K> {
   __device__ static Raw Fetch(const uint8_t* u, int j) {
     return {Load16(u), Load16(u + 16 + 16 * (j % 2)), Load16(u + 48 + 16 * j)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<2>* p) {
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
     Lane<QuantType::kQ4_K>::Finish(r.h, r.qs, r.qh, j, 1, p);
   }
 };
 
-// The 16-group types: lane j takes bytes l0 .. l0 + 7 (l0 = 8 * (j % 4)) of
-// half h = j / 4; each bit field of those bytes is one segment of 8.
+// Q6_K: 8 lanes per unit; lane j takes bytes l0 .. l0 + 7 (l0 = 8 * (j % 4))
+// of half h = j / 4, each of whose bit fields is one segment of 8. (Q2_K's
+// and Q3_K's layout of 4 lanes was not faster here: 28672 x 8192 60.4 vs
+// 59.2 us, 4096 x 14336 22.5 vs 21.5.)
 template <>
 struct Lane<QuantType::kQ6_K> {
+  static constexpr int kLanes = 8;
+  using Part = LanePart<4, kLanes>;
   static constexpr int kUnitBytes = 210, kSegs = 4, kMinKind = 2, kOffset = 32, kWeightAlign = 4, kHalfShift = 32;
   static constexpr bool kTailBatches = false;
   static constexpr int kGroupElems = 0;  // no mins' term
@@ -263,7 +275,7 @@ struct Lane<QuantType::kQ6_K> {
     return {FetchEven<2>(e, 64 * h + l0), FetchEven<2>(e, 64 * h + 32 + l0), FetchEven<2>(e, 128 + 32 * h + l0),
             FetchEven<2>(e, 192 + 8 * h), Load2(u + 208)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<4>* p) {
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
     const int l0 = 8 * (j % 4), h = j / 4;
     uint32_t qa[2], qb[2], qh[2], sc[2];
     AlignEven(r.qa, qa);
@@ -287,80 +299,97 @@ struct Lane<QuantType::kQ6_K> {
   }
 };
 
+// Q2_K and Q3_K: 4 lanes per unit; lane j takes bytes l0 .. l0 + 15
+// (l0 = 16 * (j % 2)) of half h = j / 2, whose bit fields are 4 segments of
+// 16, one group each: elements 128 h + 32 s + l0 .., group 8 h + 2 s + c
+// (c = j % 2), s = 0..3. H200, n = 1, us, against 8 lanes of 8 bytes each
+// (best setting of each): 28672 x 8192 Q3_K 49.6 -> 39.6 (with its offset
+// folded), Q2_K 30.8 -> 27.1; 4096 x 14336 Q3_K 17.9 -> 15.4, Q2_K 13.4 ->
+// 12.8.
 template <>
 struct Lane<QuantType::kQ2_K> {
+  static constexpr int kLanes = 4;
+  using Part = LanePart<4, kLanes>;
   static constexpr int kUnitBytes = 84, kSegs = 4, kMinKind = 1, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
   static constexpr bool kTailBatches = true;
-  static constexpr int kGroupElems = 16;  // lane j: groups 2j, 2j + 1
+  static constexpr int kGroupElems = 16;  // lane j: groups 4j .. 4j + 3
   struct Raw {
-    uint32_t qs[2], sc[2], dd;
+    uint32_t qs[4], sc[2], dd;
   };
   __device__ static Raw Fetch(const uint8_t* u, int j) {
-    const int h = j / 4, l0 = 8 * (j % 4);
-    return {{Load4(u + 16 + 32 * h + l0), Load4(u + 20 + 32 * h + l0)}, {Load4(u + 8 * h), Load4(u + 8 * h + 4)},
-            Load4(u + 80)};
+    const uint8_t* q = u + 16 + 32 * (j / 2) + 16 * (j % 2);
+    const uint8_t* sc = u + 8 * (j / 2);
+    return {{Load4(q), Load4(q + 4), Load4(q + 8), Load4(q + 12)}, {Load4(sc), Load4(sc + 4)}, Load4(u + 80)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<4>* p) {
-    const int h = j / 4, l0 = 8 * (j % 4);
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
+    const int h = j / 2, c = j % 2;
     p->D = HalfBits(r.dd);
     p->F = HalfBits(r.dd >> 16);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      p->q[2 * s] = (r.qs[0] >> (2 * s)) & 0x03030303u;
-      p->q[2 * s + 1] = (r.qs[1] >> (2 * s)) & 0x03030303u;
-      p->xoff[s] = 128 * h + 32 * s + l0;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) p->q[4 * s + k] = (r.qs[k] >> (2 * s)) & 0x03030303u;
+      p->xoff[s] = 128 * h + 32 * s + 16 * c;
     }
-    const uint32_t scb = LaneScaleBytes(r.sc[0], r.sc[1], l0 / 16) & 0x0F0F0F0Fu;  // the scales' nibbles
+    const uint32_t scb = LaneScaleBytes(r.sc[0], r.sc[1], c) & 0x0F0F0F0Fu;  // the scales' nibbles
     p->sc[0] = ByteU<0>(scb);
     p->sc[1] = ByteU<1>(scb);
     p->sc[2] = ByteU<2>(scb);
     p->sc[3] = ByteU<3>(scb);
-    // Groups 2j, 2j + 1 are bytes 2 (j % 4), + 1 of this half's scales.
-    const uint32_t mw = ((j % 4) < 2 ? r.sc[0] : r.sc[1]) >> (16 * (j % 2));  // a select: see Lane<kQ4_K>
-    p->mg[0] = (mw >> 4) & 0xF;
-    p->mg[1] = (mw >> 12) & 0xF;
-    p->g0 = 2 * j;
+    // Groups 4j .. 4j + 3 are the bytes of word c of this half's scales:
+    // a select, not r.sc[c] (see Lane<kQ4_K>).
+    const uint32_t mw = (c ? r.sc[1] : r.sc[0]) >> 4;
+    p->mg[0] = mw & 0xF;
+    p->mg[1] = (mw >> 8) & 0xF;
+    p->mg[2] = (mw >> 16) & 0xF;
+    p->mg[3] = (mw >> 24) & 0xF;
+    p->g0 = 4 * j;
   }
 };
 
 template <>
 struct Lane<QuantType::kQ3_K> {
-  static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 2, kOffset = 4, kWeightAlign = 4, kHalfShift = 32;
-  static constexpr bool kTailBatches = false;
+  static constexpr int kLanes = 4;
+  using Part = LanePart<4, kLanes>;
+  // The offset of 4 is folded into the codes (signed bytes u - 4), so no
+  // sums of x against it.
+  static constexpr int kUnitBytes = 110, kSegs = 4, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 32;
+  static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 0;  // no mins' term
   struct Raw {
-    EvenWords<2> qs, hm;
+    EvenWords<4> qs, hm;
     EvenWords<3> sb;
     uint32_t d;
   };
   __device__ static Raw Fetch(const uint8_t* u, int j) {
-    const int h = j / 4, l0 = 8 * (j % 4);
+    const int h = j / 2, l0 = 16 * (j % 2);
     const EvenUnit e = MakeEvenUnit(u);
-    return {FetchEven<2>(e, 32 + 32 * h + l0), FetchEven<2>(e, l0), FetchEven<3>(e, 96), Load2(u + 108)};
+    return {FetchEven<4>(e, 32 + 32 * h + l0), FetchEven<4>(e, l0), FetchEven<3>(e, 96), Load2(u + 108)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<4>* p) {
-    const int h = j / 4, l0 = 8 * (j % 4);
-    uint32_t qs[2], hm[2], sb[3];
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
+    const int h = j / 2, c = j % 2;
+    uint32_t qs[4], hm[4], sb[3];
     AlignEven(r.qs, qs);
     AlignEven(r.hm, hm);
     AlignEven(r.sb, sb);
     p->D = p->F = HalfBits(r.d);
     // Code bit 2 of segment s is bit 4h + s of each hmask byte.
-    const uint32_t hb[2] = {hm[0] >> (4 * h), hm[1] >> (4 * h)};
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t hb = hm[k] >> (4 * h);
 #pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const uint32_t high = (s < 2 ? hb[k] << (2 - s) : hb[k] >> (s - 2)) & 0x04040404u;
-        p->q[2 * s + k] = ((qs[k] >> (2 * s)) & 0x03030303u) | high;
+      for (int s = 0; s < 4; ++s) {
+        const uint32_t high = (s < 2 ? hb << (2 - s) : hb >> (s - 2)) & 0x04040404u;
+        // u - 4 = low bits | (high bit ? 0 : 0xFC) as a signed byte; 4 * 0x3F
+        // = 0xFC does not carry into the next byte.
+        p->q[4 * s + k] = ((qs[k] >> (2 * s)) & 0x03030303u) | ((high ^ 0x04040404u) * 0x3Fu);
       }
-      p->xoff[s] = 128 * h + 32 * s + l0;
     }
-    // The 6-bit scales S_g of groups g = 8h + 2s + c, c = l0 / 16, s = 0..3
-    // (FORMATS.md), four at once: the low nibble is nibble h of byte 2s + c
-    // of sb[0..1]; the top two bits are bits 4h + 2 (s / 2) of byte
-    // (2s + c) % 4 of sb[2].
-    const int c = l0 / 16;
+#pragma unroll
+    for (int s = 0; s < 4; ++s) p->xoff[s] = 128 * h + 32 * s + 16 * c;
+    // The 6-bit scales S_g of groups g = 8h + 2s + c, s = 0..3 (FORMATS.md),
+    // four at once: the low nibble is nibble h of byte 2s + c of sb[0..1];
+    // the top two bits are bits 4h + 2 (s / 2) of byte (2s + c) % 4 of sb[2].
     const uint32_t low = (LaneScaleBytes(sb[0], sb[1], c) >> (4 * h)) & 0x0F0F0F0Fu;
     const uint32_t top = __byte_perm(sb[2], 0, c ? 0x3131u : 0x2020u) >> (4 * h);  // bytes c, 2 + c, c, 2 + c
     const uint32_t packed = low | (((top & 0x00000303u) | ((top >> 2) & 0x03030000u)) << 4);
@@ -374,6 +403,8 @@ struct Lane<QuantType::kQ3_K> {
 // Legacy blocks: lane j takes block j of the unit's eight.
 template <>
 struct Lane<QuantType::kQ8_0> {
+  static constexpr int kLanes = 8;
+  using Part = LanePart<1, kLanes>;
   static constexpr int kUnitBytes = 8 * 34, kSegs = 1, kMinKind = 0, kOffset = 0, kWeightAlign = 4, kHalfShift = 16;
   static constexpr bool kTailBatches = false;
   static constexpr int kGroupElems = 0;  // no mins' term
@@ -385,7 +416,7 @@ struct Lane<QuantType::kQ8_0> {
     const uint8_t* b = u + 34 * j;
     return {Load2(b), FetchEven<8>(b + 2)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<1>* p) {
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
     p->D = p->F = HalfBits(r.d);
     AlignEven(r.q, p->q);
     p->sc[0] = 1;
@@ -395,6 +426,8 @@ struct Lane<QuantType::kQ8_0> {
 
 template <>
 struct Lane<QuantType::kQ4_0> {
+  static constexpr int kLanes = 8;
+  using Part = LanePart<1, kLanes>;
   static constexpr int kUnitBytes = 8 * 18, kSegs = 1, kMinKind = 2, kOffset = 8, kWeightAlign = 4, kHalfShift = 16;
   static constexpr bool kTailBatches = true;
   static constexpr int kGroupElems = 0;  // no mins' term
@@ -406,7 +439,7 @@ struct Lane<QuantType::kQ4_0> {
     const uint8_t* b = u + 18 * j;
     return {Load2(b), FetchEven<4>(b + 2)};
   }
-  __device__ static void Decode(const Raw& r, int j, LanePart<1>* p) {
+  __device__ static void Decode(const Raw& r, int j, Part* p) {
     p->D = p->F = HalfBits(r.d);
     uint32_t w[4];
     AlignEven(r.q, w);
@@ -478,32 +511,36 @@ inline cudaLaunchConfig_t LaunchConfig(unsigned grid, unsigned block, size_t sme
   return config;
 }
 
-// Units in flight per lane (LaunchGemvQ8's default). H200, 28672 x 8192, 4
-// against 2: Q4_K n = 1 37.2 vs 38.5 us, n = 2 44.6 vs 51.6, n = 3 55.1 vs
-// 59.8; Q3_K n = 1 49.8 vs 56.8; Q6_K 58.2 vs 63.6; Q5_K n = 2 57.0 vs 59.9;
-// Q8_0 equal. At n = 4 the registers would not hold 4.
-__host__ __device__ constexpr int DefaultUnroll(int n) { return n <= 3 ? 4 : 2; }
-
 // n = 1 on tall matrices: a third CTA per SM (registers capped at 80) hides
 // more of the weights' latency once every warp has many rows to stream; on
 // shorter ones the third CTA's extra x prologue and the tighter registers
 // cost more than that. H200, f16 x, u4, 2 against 3 CTAs per SM: 28672 x
 // 8192 Q4_K 37.3 vs 34.7 us, Q5_K 45.2 vs 43.7, Q2_K 34.0 vs 32.2, Q8_0 63.3
 // vs 61.9; 16384 x 4096 Q4_K 14.2 vs 13.7; 14336 x 4096 even; 8192 x 8192
-// Q4_K 13.8 vs 14.2; 4096 x 14336 15.5 vs 16.5. Q3_K and Q6_K lost at 28672 x
-// 8192 too (49.7 vs 51.1, 58.1 vs 58.6 us).
+// Q4_K 13.8 vs 14.2; 4096 x 14336 15.5 vs 16.5. Q3_K (4 lanes per unit)
+// 41.0 vs 39.6; Q6_K only with 8 units in flight (below). Q4_0 was not
+// measured.
 template <QuantType kType>
 __host__ __device__ constexpr bool TallGemvPaysOff() {
-  return kType == QuantType::kQ4_K || kType == QuantType::kQ5_K || kType == QuantType::kQ2_K ||
-         kType == QuantType::kQ8_0;
+  return kType != QuantType::kQ4_0;
 }
 constexpr int64_t kTallGemvRows = 16384;
 constexpr int kTallGemvMinBlocks = 3;
-// Units in flight per lane there: Q2_K's 84-byte units take 8 (28672 x 8192:
-// 32.2 -> 29.8 us); the others gained nothing from 8 or lost.
+// Units in flight per lane (LaunchGemvQ8's default: tall false), H200, us.
+// 8-lane types, 28672 x 8192, 4 against 2: Q4_K n = 1 37.2 vs 38.5, n = 2
+// 44.6 vs 51.6, n = 3 55.1 vs 59.8; Q6_K n = 1 58.2 vs 63.6; Q5_K n = 2 57.0
+// vs 59.9; Q8_0 equal. At n = 4 the registers would not hold 4.
+// 4-lane types load twice the bytes per unit and lane, so they take 2: n =
+// 2, 3 u2 even with u4 or up to 3% faster (Q3_K n = 3 61.4 vs 62.9; u4
+// spills there); n = 1, 4096 x 14336, Q3_K 15.4 vs 16.6, Q2_K 12.8 both.
+// The tall launch (n = 1) takes 4, Q6_K 8: 28672 x 8192, Q2_K u4 27.1, u2
+// 28.4, u8 27.1; Q3_K u4 39.6, u2 40.6; Q6_K u8 56.0-56.8, u4 58.5-59.5
+// (u4 with 2 CTAs: 58.1-58.7).
 template <QuantType kType>
-__host__ __device__ constexpr int TallGemvUnroll() {
-  return kType == QuantType::kQ2_K ? 8 : DefaultUnroll(1);
+__host__ __device__ constexpr int GemvUnroll(int n, bool tall) {
+  if (n == 1 && tall) return kType == QuantType::kQ6_K ? 8 : 4;
+  if (Lane<kType>::kLanes == 4) return 2;
+  return n <= 3 ? 4 : 2;
 }
 
 // Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
@@ -515,18 +552,19 @@ __host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) {
 }  // namespace gemv
 
 // kWarps warps per CTA; each warp takes whole rows (grid-stride), its lanes in
-// 4 groups of 8, one 256-element unit per group at a time, kUnroll units
-// loaded before any is used (bytes in flight); kMinBlocks CTAs per SM caps
-// the registers.
+// groups of Lane<kType>::kLanes, one 256-element unit per group at a time,
+// kUnroll units loaded before any is used (bytes in flight); kMinBlocks CTAs
+// per SM caps the registers.
 template <QuantType kType, typename Act, int kN, int kWarps, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     GemvQ8Kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const Act* __restrict__ x,
                  float* __restrict__ y) {
   using L = gemv::Lane<kType>;
   constexpr int kSegs = L::kSegs;
-  constexpr int kSegElems = 32 / kSegs;
+  constexpr int kUnitsPerStep = 32 / L::kLanes;  // units a warp takes at once, one per lane group
+  constexpr int kSegElems = 256 / L::kLanes / kSegs;
   constexpr int kGroupElems = L::kGroupElems > 0 ? L::kGroupElems : 32;
-  constexpr int kLaneGroups = 32 / kGroupElems;  // 256 / kGroupElems groups over 8 lanes
+  constexpr int kLaneGroups = 256 / L::kLanes / kGroupElems;  // 256 / kGroupElems groups over kLanes lanes
   extern __shared__ __align__(16) uint8_t smem[];
   const int64_t units = cols / 256;
   const int64_t xcol_bytes = units * gemv::kXUnitStride;  // one column of x codes
@@ -581,7 +619,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   gemv::AllowNextGrid();
 
   // 2. Rows.
-  const int lane = threadIdx.x % 32, grp = lane / 8, j = lane % 8;
+  const int lane = threadIdx.x % 32, grp = lane / L::kLanes, j = lane % L::kLanes;
   const int64_t row_bytes = units * L::kUnitBytes;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows; row += warps) {
@@ -589,7 +627,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     float tot[kN];
 #pragma unroll
     for (int c = 0; c < kN; ++c) tot[c] = 0.0f;
-    auto consume = [&](const gemv::LanePart<kSegs>& p, int64_t unit) {
+    auto consume = [&](const typename L::Part& p, int64_t unit) {
 #pragma unroll
       for (int c = 0; c < kN; ++c) {
         const int8_t* xu = xq + c * xcol_bytes + unit * gemv::kXUnitStride;
@@ -642,7 +680,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         if constexpr (L::kMinKind == 1) {
           const float* g = xg + (c * cols + unit * 256) / kGroupElems + p.g0;
           float acc_m = 0.0f;
-          if constexpr (kLaneGroups == 2) {
+          if constexpr (kLaneGroups == 4) {
+            const float4 v = *reinterpret_cast<const float4*>(g);
+            acc_m = fmaf(gemv::SmallIntToFloat(p.mg[1]), v.y, gemv::SmallIntToFloat(p.mg[0]) * v.x);
+            acc_m = fmaf(gemv::SmallIntToFloat(p.mg[2]), v.z, acc_m);
+            acc_m = fmaf(gemv::SmallIntToFloat(p.mg[3]), v.w, acc_m);
+          } else if constexpr (kLaneGroups == 2) {
             const float2 v = *reinterpret_cast<const float2*>(g);
             acc_m = fmaf(gemv::SmallIntToFloat(p.mg[1]), v.y, gemv::SmallIntToFloat(p.mg[0]) * v.x);
           } else {
@@ -658,34 +701,37 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       constexpr int kU = decltype(count)::value;
       typename L::Raw raw[kU];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + 4 * u) * L::kUnitBytes, j);
+      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + kUnitsPerStep * u) * L::kUnitBytes, j);
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
-        gemv::LanePart<kSegs> part;
+        typename L::Part part;
         L::Decode(raw[u], j, &part);
-        consume(part, unit + 4 * u);
+        consume(part, unit + kUnitsPerStep * u);
       }
     };
+    constexpr int kStep = kUnitsPerStep;
     int64_t unit = grp;
-    for (; unit + 4 * (kUnroll - 1) < units; unit += 4 * kUnroll) batch(std::integral_constant<int, kUnroll>(), unit);
+    for (; unit + kStep * (kUnroll - 1) < units; unit += kStep * kUnroll) {
+      batch(std::integral_constant<int, kUnroll>(), unit);
+    }
     if constexpr (L::kTailBatches) {
       // The rest (under kUnroll units) in batches of 4, 2, 1: 14 units per
       // group take 4 + 4 + 4 + 2, four round trips, not 4 + 4 + 4 + 1 + 1.
       if constexpr (kUnroll > 4) {
-        if (unit + 12 < units) {
+        if (unit + 3 * kStep < units) {
           batch(std::integral_constant<int, 4>(), unit);
-          unit += 16;
+          unit += 4 * kStep;
         }
       }
       if constexpr (kUnroll > 2) {
-        if (unit + 4 < units) {
+        if (unit + kStep < units) {
           batch(std::integral_constant<int, 2>(), unit);
-          unit += 8;
+          unit += 2 * kStep;
         }
       }
       if (kUnroll > 1 && unit < units) batch(std::integral_constant<int, 1>(), unit);
     } else {
-      for (; unit < units; unit += 4) batch(std::integral_constant<int, 1>(), unit);
+      for (; unit < units; unit += kStep) batch(std::integral_constant<int, 1>(), unit);
     }
 #pragma unroll
     for (int c = 0; c < kN; ++c) {
@@ -712,7 +758,7 @@ __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, 
 // kernel's CTAs end, and read x and the weights only once that kernel has
 // finished, so it is correct whatever that kernel wrote (docs/cuda.md has
 // what it saves).
-template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::DefaultUnroll(kN),
+template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::GemvUnroll<kType>(kN, false),
           int kMinBlocks = 2>
 cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, float* y,
                          cudaStream_t stream, bool overlap_previous = true) {

@@ -407,11 +407,15 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
-  // gemv_q8 settings the library does not use: units in flight, CTAs per SM.
-  BenchGemvVariant<QuantType::kQ2_K, 1, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ2_K, 1, 4, 3>(M, Kd);  // the tall setting with 4 units, not 8
-  BenchGemvVariant<QuantType::kQ3_K, 1, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ6_K, 1, 2, 2>(M, Kd);
+  // gemv_q8 settings the library does not use: units in flight, CTAs per SM
+  // (at n = 1 on this shape it runs the tall launch: 3 CTAs per SM; Q2_K and
+  // Q3_K u4, Q6_K u8, Q4_K u4).
+  BenchGemvVariant<QuantType::kQ2_K, 1, 4, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ2_K, 1, 8, 3>(M, Kd);
+  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ3_K, 1, 2, 3>(M, Kd);
+  BenchGemvVariant<QuantType::kQ6_K, 1, 4, 2>(M, Kd);
+  BenchGemvVariant<QuantType::kQ6_K, 1, 4, 3>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(M, Kd, false);
@@ -447,6 +451,10 @@ int main(int argc, char** argv) {
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
+  for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+    BenchOurs(t, 4096, 14336, 1, {K::kAuto}, false);
+  }
+  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(4096, 14336);  // the library's u2 beside it
   // Launch-bound shape.
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);

@@ -88,7 +88,7 @@ cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const 
       switch (n) {
         case 1:
           if (gemv::TallGemvPaysOff<kType>() && rows >= gemv::kTallGemvRows) {
-            return LaunchGemvQ8<kType, Act, 1, 8, gemv::TallGemvUnroll<kType>(), gemv::kTallGemvMinBlocks>(
+            return LaunchGemvQ8<kType, Act, 1, 8, gemv::GemvUnroll<kType>(1, true), gemv::kTallGemvMinBlocks>(
                 w, rows, cols, xa, y, stream);
           }
           return LaunchGemvQ8<kType, Act, 1>(w, rows, cols, xa, y, stream);

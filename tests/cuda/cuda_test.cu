@@ -699,10 +699,12 @@ int main(int argc, char** argv) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);
-      // n = 1 on tall matrices takes gemv_q8's 3-CTAs-per-SM launch (Q4_K,
-      // Q5_K, Q2_K, Q8_0). 5 units per row: no full batch per lane group;
-      // 37: Q2_K's batch of 8 and then 2 or 1.
-      TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, small ? 1280 : 9472, 1}, act, BlockMode::kExtreme,
+      // n = 1 on tall matrices takes gemv_q8's 3-CTAs-per-SM launch (all
+      // but Q4_0). 5 units per row: no full batch per lane group; 53: batches
+      // of 4 units per lane group and then 2 and 1 (8 lanes per unit: three
+      // such batches; Q2_K, Q3_K with 4 lanes: one), Q6_K's batch of 8 and
+      // then single units.
+      TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, small ? 1280 : 13568, 1}, act, BlockMode::kExtreme,
                  {K::kAuto, K::kGemvQ8}, false, true);
       if (MmaQ8Type(t.type)) {
         // mma_q8: rows past the last 16-row tile, rows longer than its ring

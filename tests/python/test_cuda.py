@@ -145,6 +145,30 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
 
 
 @gpu
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q5_K"])
+def test_gpu_matmul_past_n_16_is_exact_and_its_workspace_changes_no_bit(qtype):
+    # From n = 17 on x is not rounded (f16 x on sm_90: wgmma, whose workspace comes from
+    # PyTorch's allocator here; otherwise a tensor-core kernel), so only f32 accumulation errs.
+    # With an explicit stream the library allocates the scratch itself: the same bits.
+    torch = _torch_cuda()
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((300, 1024)).astype(np.float32)
+    qt = bq.quantize(w, qtype)
+    blocks = torch.from_numpy(qt.data.reshape(300, -1).copy()).cuda()
+    wd = bq.dequantize(qt).astype(np.float64)
+    for n in (17, 40, 200):
+        for dt in (torch.float16, torch.bfloat16):
+            x = torch.randn(n, 1024, generator=torch.Generator().manual_seed(n)).to(dt)
+            xf = x.float().numpy().astype(np.float64)
+            y = bq.cuda.matmul(blocks, qtype, x.cuda())
+            assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
+            bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T)
+            assert np.all(np.abs(y.cpu().numpy() - xf @ wd.T) <= bound), (qtype, n, dt)
+            y2 = bq.cuda.matmul(blocks, qtype, x.cuda(), stream=torch.cuda.current_stream().cuda_stream)
+            assert torch.equal(y, y2), (qtype, n, dt)
+
+
+@gpu
 def test_gpu_quantize_refuses_non_finite_weights_and_writes_nothing():
     torch = _torch_cuda()
     w = torch.randn(8, 512, device="cuda")
