@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -53,8 +54,8 @@ std::vector<Row> g_rows;
 double g_copy_gbs = 0.0;
 size_t g_l2 = 0;
 
-// Median microseconds per launch of fn(i) (i = launch index).
-double TimeUs(const std::function<void(int)>& fn, int per_batch) {
+// Median microseconds per launch of fn(i) (i = launch index) on `stream`.
+double TimeUs(const std::function<void(int)>& fn, int per_batch, cudaStream_t stream = nullptr) {
   cudaEvent_t a, b;
   BQ_CUDA_CHECK(cudaEventCreate(&a));
   BQ_CUDA_CHECK(cudaEventCreate(&b));
@@ -63,9 +64,9 @@ double TimeUs(const std::function<void(int)>& fn, int per_batch) {
   std::vector<double> t;
   int idx = 0;
   for (int rep = 0; rep < 9; ++rep) {
-    BQ_CUDA_CHECK(cudaEventRecord(a));
+    BQ_CUDA_CHECK(cudaEventRecord(a, stream));
     for (int i = 0; i < per_batch; ++i) fn(idx++);
-    BQ_CUDA_CHECK(cudaEventRecord(b));
+    BQ_CUDA_CHECK(cudaEventRecord(b, stream));
     BQ_CUDA_CHECK(cudaEventSynchronize(b));
     float ms = 0.0f;
     BQ_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
@@ -186,6 +187,76 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
     }
   }
   cudaFree(ws);
+}
+
+// A launch-bound shape three ways: MatMul calls launched one by one on a
+// stream (as in BenchOurs), the same calls captured once into a CUDA graph
+// and replayed (GPU time per call), and the host's time to enqueue one call
+// while the GPU works through the queue (wall time over kHostCalls calls).
+// If the host's time per call exceeds the GPU's, back-to-back calls are
+// host-bound.
+void BenchLaunchModes(QuantType type, int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(type);
+  const Operands op(type, m, k, n);
+  cudaStream_t stream;
+  BQ_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(type, n, k);
+  void* ws = nullptr;
+  if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
+  const std::string name = std::string("ours auto:") +
+                           bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
+  auto call = [&](int i, bool cold) {
+    const bqc::Status st = bqc::MatMul(type, cold ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y,
+                                       stream, bqc::MatMulKernel::kAuto, ws, ws_bytes);
+    if (!st.ok()) {
+      std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
+      std::exit(2);
+    }
+  };
+  const double bytes = static_cast<double>(op.bytes);
+  constexpr int kGraphCalls = 20;
+  for (const bool cold : {true, false}) {
+    const char* cache = cold ? "cold" : "hot";
+    const double streamed = TimeUs([&](int i) { call(i, cold); }, kGraphCalls, stream);
+    AddRow({name + " stream", t.name, cache, m, k, n, streamed, bytes, 0.0, "20 launches per batch"});
+    // A capture this runtime refuses is reported, not fatal: the rows after
+    // it still get measured and written.
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
+    if (err == cudaSuccess) {
+      for (int i = 0; i < kGraphCalls; ++i) call(i, cold);
+      err = cudaStreamEndCapture(stream, &graph);
+    }
+    if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
+    if (err != cudaSuccess) {
+      std::printf("%s graph: capture failed: %s\n", name.c_str(), cudaGetErrorString(err));
+      cudaGetLastError();
+    } else {
+      const double graphed =
+          TimeUs([&](int) { BQ_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, 5, stream) / kGraphCalls;
+      AddRow({name + " graph", t.name, cache, m, k, n, graphed, bytes, 0.0, "a CUDA graph of 20 calls, per call"});
+    }
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+  }
+  // Host time per call: under the launch queue's depth, so that enqueueing
+  // never waits for the GPU.
+  constexpr int kHostCalls = 400;
+  std::vector<double> per_call;
+  for (int rep = 0; rep < 5; ++rep) {
+    BQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kHostCalls; ++i) call(i, true);
+    const auto t1 = std::chrono::steady_clock::now();
+    per_call.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count() / kHostCalls);
+  }
+  BQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::sort(per_call.begin(), per_call.end());
+  AddRow({name + " host", t.name, "-", m, k, n, per_call[2], bytes, 0.0,
+          "host time to enqueue one MatMul call (not GPU time)"});
+  cudaFree(ws);
+  BQ_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
 // Header-only launches of tensor-core configurations the library does not
@@ -460,6 +531,8 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);
   BenchCublas(h, 4096, 4096, 1, true);
   if (!quick) BenchDequantQuant();
+  BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 1);
+  BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 8);
 
   cublasDestroy(h);
   Write(argv[1], prop);
