@@ -473,7 +473,9 @@ __device__ __forceinline__ void ActToFloat8(uint4 v, float* f) {
 // offsets fixed by the weight layout, and in one request the four lane
 // groups read four consecutive units at the same offsets: a stride of 64 mod
 // 128 bytes and the per-type half shift put those pieces in distinct banks
-// (unpadded, up to 8 lanes hit one bank).
+// (unpadded, up to 8 lanes hit one bank). With 4 lanes per unit, eight
+// groups read eight units; their 16-byte pieces are served 8 lanes (two
+// units) at a time, and those land in distinct banks too.
 constexpr int kXUnitStride = 320;
 __host__ __device__ constexpr int XPhys(int e, int half_shift) { return e + (e >= 128 ? half_shift : 0); }
 

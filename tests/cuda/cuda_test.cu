@@ -317,6 +317,60 @@ void TestScratchWorkspace() {
   }
 }
 
+// gemv_q8 through the header launcher with units-in-flight and CTA settings
+// the library does not pick: each lane group still takes its units in the
+// same order, so the bits must equal MatMul's. 21 and 53 units per row give
+// every tail (batches of 4, 2 and 1 units per lane group after a batch of 6
+// or 8) for 8 and 4 lanes per unit.
+template <QuantType kType>
+void TestGemvSettingsTyped(const TypeInfo& t) {
+  for (const int64_t cols : {int64_t{5376}, int64_t{13568}}) {
+    const int64_t rows = 53;
+    const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kExtreme, 29);
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, cols, 31, &xraw, &xf, true);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<float> y0(static_cast<size_t>(rows)), y1(static_cast<size_t>(rows));
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    const bqc::Status st =
+        bqc::MatMul(kType, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, 1, y0.ptr, nullptr, bqc::MatMulKernel::kGemvQ8);
+    std::vector<float> want(static_cast<size_t>(rows)), got(want.size());
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    BQ_CUDA_CHECK(cudaMemcpy(want.data(), y0.ptr, want.size() * 4, cudaMemcpyDeviceToHost));
+    const uint8_t* w = dw.ptr;
+    const __half* xh = reinterpret_cast<const __half*>(dx.ptr);
+    float* y = y1.ptr;
+    auto check = [&](const char* setting, auto launch) {
+      BQ_CUDA_CHECK(cudaMemset(y, 0xFF, got.size() * 4));  // NaN: a launch that writes nothing fails
+      const cudaError_t err = launch();
+      BQ_CUDA_CHECK(cudaDeviceSynchronize());
+      BQ_CUDA_CHECK(cudaMemcpy(got.data(), y, got.size() * 4, cudaMemcpyDeviceToHost));
+      Report(st.ok() && err == cudaSuccess && std::memcmp(want.data(), got.data(), want.size() * 4) == 0,
+             std::string("gemv_q8 ") + t.name + " " + setting + ", " + std::to_string(cols / 256) +
+                 " units per row: MatMul's bits",
+             st.message + cudaGetErrorString(err));
+    };
+    check("u8 b3", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 8, 3>(w, rows, cols, xh, y, nullptr); });
+    check("u6 b2", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 6, 2>(w, rows, cols, xh, y, nullptr); });
+    check("u2 b2", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 2, 2>(w, rows, cols, xh, y, nullptr); });
+  }
+}
+
+void TestGemvSettings(const TypeInfo& t) {
+  switch (t.type) {
+    case QuantType::kQ2_K: return TestGemvSettingsTyped<QuantType::kQ2_K>(t);
+    case QuantType::kQ3_K: return TestGemvSettingsTyped<QuantType::kQ3_K>(t);
+    case QuantType::kQ4_K: return TestGemvSettingsTyped<QuantType::kQ4_K>(t);
+    case QuantType::kQ5_K: return TestGemvSettingsTyped<QuantType::kQ5_K>(t);
+    case QuantType::kQ6_K: return TestGemvSettingsTyped<QuantType::kQ6_K>(t);
+    case QuantType::kQ8_0: return TestGemvSettingsTyped<QuantType::kQ8_0>(t);
+    case QuantType::kQ4_0: return TestGemvSettingsTyped<QuantType::kQ4_0>(t);
+    default: Report(false, std::string("gemv_q8 settings: no case for ") + t.name);
+  }
+}
+
 // With the device's memory taken, MatMul's own scratch allocation fails:
 // kAuto must fall back to a kernel without scratch, whose exact x holds the
 // result to the exact kernels' bound (mma_q8's rounded x would not), and a
@@ -717,6 +771,7 @@ int main(int argc, char** argv) {
       }
     }
     TestNonFiniteX(t);
+    TestGemvSettings(t);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
     if (t.elems == 32) TestMatMul(t, {small ? 9 : 40, 96, 6}, QuantType::kF16, BlockMode::kRealistic, auto_simple, false);
