@@ -253,7 +253,8 @@ void BenchLaunchModes(QuantType type, int64_t m, int64_t k, int64_t n) {
   }
   BQ_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::sort(per_call.begin(), per_call.end());
-  AddRow({name + " host", t.name, "-", m, k, n, per_call[2], bytes, 0.0,
+  // No weight bytes: GB/s and % of the bound mean nothing for host time.
+  AddRow({name + " host", t.name, "-", m, k, n, per_call[2], 0.0, 0.0,
           "host time to enqueue one MatMul call (not GPU time)"});
   cudaFree(ws);
   BQ_CUDA_CHECK(cudaStreamDestroy(stream));
