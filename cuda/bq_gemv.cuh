@@ -563,7 +563,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
                  float* __restrict__ y) {
   using L = gemv::Lane<kType>;
   constexpr int kSegs = L::kSegs;
-  constexpr int kUnitsPerStep = 32 / L::kLanes;  // units a warp takes at once, one per lane group
+  constexpr int kStep = 32 / L::kLanes;  // units a warp takes at once, one per lane group
   constexpr int kSegElems = 256 / L::kLanes / kSegs;
   constexpr int kGroupElems = L::kGroupElems > 0 ? L::kGroupElems : 32;
   constexpr int kLaneGroups = 256 / L::kLanes / kGroupElems;  // 256 / kGroupElems groups over kLanes lanes
@@ -703,15 +703,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       constexpr int kU = decltype(count)::value;
       typename L::Raw raw[kU];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + kUnitsPerStep * u) * L::kUnitBytes, j);
+      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + kStep * u) * L::kUnitBytes, j);
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
         typename L::Part part;
         L::Decode(raw[u], j, &part);
-        consume(part, unit + kUnitsPerStep * u);
+        consume(part, unit + kStep * u);
       }
     };
-    constexpr int kStep = kUnitsPerStep;
     int64_t unit = grp;
     for (; unit + kStep * (kUnroll - 1) < units; unit += kStep * kUnroll) {
       batch(std::integral_constant<int, kUnroll>(), unit);
