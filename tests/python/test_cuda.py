@@ -97,6 +97,13 @@ def _torch_cuda():
 gpu = pytest.mark.skipif(_torch_cuda() is None, reason="no PyTorch with a CUDA device")
 
 
+def _gpu_weights(torch, qtype, rows, cols, seed):
+    """Random weights quantized on the CPU: their blocks on the GPU, and their values (float64)."""
+    w = np.random.default_rng(seed).standard_normal((rows, cols)).astype(np.float32)
+    qt = bq.quantize(w, qtype)
+    return torch.from_numpy(qt.data.reshape(rows, -1).copy()).cuda(), bq.dequantize(qt).astype(np.float64)
+
+
 @gpu
 @pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q3_K", "Q8_0", "Q4_0"])
 def test_gpu_quantize_and_dequantize_match_the_cpu(qtype):
@@ -122,11 +129,7 @@ def test_gpu_quantize_and_dequantize_match_the_cpu(qtype):
 @pytest.mark.parametrize("qtype", ["Q4_K", "Q2_K", "Q5_K", "Q8_0"])
 def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
     torch = _torch_cuda()
-    rng = np.random.default_rng(3)
-    w = rng.standard_normal((300, 768)).astype(np.float32)
-    qt = bq.quantize(w, qtype)
-    blocks = torch.from_numpy(qt.data.reshape(300, -1).copy()).cuda()
-    wd = bq.dequantize(qt).astype(np.float64)
+    blocks, wd = _gpu_weights(torch, qtype, 300, 768, 3)
     for n in (1, 2, 3, 5, 16):
         for dt in (torch.float16, torch.bfloat16, torch.float32):
             x = torch.randn(n, 768, generator=torch.Generator().manual_seed(n)).to(dt)
@@ -151,11 +154,7 @@ def test_gpu_matmul_past_n_16_is_exact_and_its_workspace_changes_no_bit(qtype):
     # PyTorch's allocator here; otherwise a tensor-core kernel), so only f32 accumulation errs.
     # With an explicit stream the library allocates the scratch itself: the same bits.
     torch = _torch_cuda()
-    rng = np.random.default_rng(11)
-    w = rng.standard_normal((300, 1024)).astype(np.float32)
-    qt = bq.quantize(w, qtype)
-    blocks = torch.from_numpy(qt.data.reshape(300, -1).copy()).cuda()
-    wd = bq.dequantize(qt).astype(np.float64)
+    blocks, wd = _gpu_weights(torch, qtype, 300, 1024, 11)
     for n in (17, 40, 200):
         for dt in (torch.float16, torch.bfloat16):
             x = torch.randn(n, 1024, generator=torch.Generator().manual_seed(n)).to(dt)
