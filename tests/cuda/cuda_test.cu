@@ -146,6 +146,43 @@ constexpr double kRelTol = 3e-5;
 
 bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K; }
 
+// The products y[j][r] = sum_k w[r][k] x[j][k] of the dequantized weights
+// wf (rows x cols) and x (n x cols) in double precision, with, per output,
+// sum_k |w x| (what f32 accumulation errors scale with) and sum_k |w| * dx / 2
+// (the most that rounding x to int8 per 32-block adds; dx = max|x| / 127).
+struct Products {
+  std::vector<double> ref, mag, qmag;
+};
+Products ReferenceProducts(const std::vector<float>& wf, const std::vector<float>& xf, int64_t rows, int64_t cols,
+                           int64_t n) {
+  std::vector<double> half_step(xf.size());  // dx / 2 of each value's 32-block
+  for (size_t b = 0; b < xf.size() / 32; ++b) {
+    double amax = 0.0;
+    for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(static_cast<double>(xf[32 * b + i])));
+    for (size_t i = 0; i < 32; ++i) half_step[32 * b + i] = amax / 127.0 / 2.0;
+  }
+  Products p;
+  p.ref.resize(static_cast<size_t>(n * rows));
+  p.mag.resize(p.ref.size());
+  p.qmag.resize(p.ref.size());
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = 0.0, m = 0.0, q = 0.0;
+      const float* w = &wf[r * cols];
+      const float* x = &xf[j * cols];
+      for (int64_t k = 0; k < cols; ++k) {
+        s += static_cast<double>(w[k]) * x[k];
+        m += std::fabs(static_cast<double>(w[k]) * x[k]);
+        q += std::fabs(static_cast<double>(w[k])) * half_step[j * cols + k];
+      }
+      p.ref[j * rows + r] = s;
+      p.mag[j * rows + r] = m;
+      p.qmag[j * rows + r] = q;
+    }
+  }
+  return p;
+}
+
 void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
                 const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w, bool adversarial_x = false) {
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, mode, 7 + c.rows * 31 + c.cols + c.n);
@@ -153,28 +190,7 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   std::vector<uint8_t> xraw;
   std::vector<float> xf;
   MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf, adversarial_x);
-  std::vector<double> half_step(xf.size());  // dx / 2 of each value's 32-block
-  for (size_t b = 0; b < xf.size() / 32; ++b) {
-    double amax = 0.0;
-    for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(static_cast<double>(xf[32 * b + i])));
-    for (size_t i = 0; i < 32; ++i) half_step[32 * b + i] = amax / 127.0 / 2.0;
-  }
-  std::vector<double> ref(static_cast<size_t>(c.n * c.rows)), mag(ref.size()), qmag(ref.size());
-  for (int64_t j = 0; j < c.n; ++j) {
-    for (int64_t r = 0; r < c.rows; ++r) {
-      double s = 0.0, m = 0.0, q = 0.0;
-      const float* w = &wf[r * c.cols];
-      const float* x = &xf[j * c.cols];
-      for (int64_t k = 0; k < c.cols; ++k) {
-        s += static_cast<double>(w[k]) * x[k];
-        m += std::fabs(static_cast<double>(w[k]) * x[k]);
-        q += std::fabs(static_cast<double>(w[k])) * half_step[j * c.cols + k];
-      }
-      ref[j * c.rows + r] = s;
-      mag[j * c.rows + r] = m;
-      qmag[j * c.rows + r] = q;
-    }
-  }
+  const auto [ref, mag, qmag] = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
   const size_t woff = misaligned_w ? 2 : 0;
   DeviceBuffer<uint8_t> dw(blocks.size() + woff);
   DeviceBuffer<uint8_t> dx(xraw.size());
@@ -422,17 +438,10 @@ void TestScratchOutOfMemory() {
     Report(!forced.ok(), "error: forced " + name + " -> an error", forced.message);
     std::vector<float> got(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+    const Products p = ReferenceProducts(wf, xf, rows, cols, n);
     int64_t bad = 0;
-    for (int64_t c = 0; c < n; ++c) {
-      for (int64_t r = 0; r < rows; ++r) {
-        double ref = 0.0, mag = 0.0;
-        for (int64_t k = 0; k < cols; ++k) {
-          const double p = static_cast<double>(wf[r * cols + k]) * xf[c * cols + k];
-          ref += p;
-          mag += std::fabs(p);
-        }
-        if (!(std::fabs(got[c * rows + r] - ref) <= kRelTol * mag)) ++bad;
-      }
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (!(std::fabs(got[i] - p.ref[i]) <= kRelTol * p.mag[i])) ++bad;
     }
     Report(st.ok() && sync == cudaSuccess && bad == 0, name + ": kAuto falls back to an exact kernel",
            st.message + " " + std::to_string(bad) + " outputs outside the exact bound");
