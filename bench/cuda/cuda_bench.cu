@@ -139,6 +139,14 @@ struct Operands {
   Operands& operator=(const Operands&) = delete;
 };
 
+// A call the bench relies on must succeed: else the run stops, saying why.
+void MustSucceed(const bqc::Status& st, const char* what) {
+  if (!st.ok()) {
+    std::fprintf(stderr, "FATAL %s: %s\n", what, st.message.c_str());
+    std::exit(2);
+  }
+}
+
 void AddRow(Row r) {
   r.bound_us = r.weight_bytes / (g_copy_gbs * 1e9) * 1e6;
   std::printf("%-8s %-8s %-5s %6lld x %6lld n=%4lld  %9.2f us  %7.0f GB/s  %5.1f%% of copy bound  %s\n",
@@ -167,12 +175,9 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
              bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
     }
     auto run = [&](int i, int which) {
-      const bqc::Status st = bqc::MatMul(type, which < 0 ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y,
-                                         nullptr, kern, with_workspace ? ws : nullptr, ws_bytes);
-      if (!st.ok()) {
-        std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
-        std::exit(2);
-      }
+      MustSucceed(bqc::MatMul(type, which < 0 ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y, nullptr,
+                              kern, with_workspace ? ws : nullptr, ws_bytes),
+                  "MatMul");
     };
     const int per_batch = m * k > 50'000'000 ? 20 : 100;
     const double cold = TimeUs([&](int i) { run(i, -1); }, per_batch);
@@ -206,12 +211,9 @@ void BenchLaunchModes(QuantType type, int64_t m, int64_t k, int64_t n) {
   const std::string name = std::string("ours auto:") +
                            bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
   auto call = [&](int i, bool cold) {
-    const bqc::Status st = bqc::MatMul(type, cold ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y,
-                                       stream, bqc::MatMulKernel::kAuto, ws, ws_bytes);
-    if (!st.ok()) {
-      std::fprintf(stderr, "FATAL MatMul: %s\n", st.message.c_str());
-      std::exit(2);
-    }
+    MustSucceed(bqc::MatMul(type, cold ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y, stream,
+                            bqc::MatMulKernel::kAuto, ws, ws_bytes),
+                "MatMul");
   };
   const double bytes = static_cast<double>(op.bytes);
   constexpr int kGraphCalls = 20;
@@ -366,10 +368,7 @@ void BenchDequantQuant() {
   BQ_CUDA_CHECK(cudaMalloc(&out, static_cast<size_t>(m * k) * 2));
   BQ_CUDA_CHECK(cudaMemcpy(w, host.data(), host.size(), cudaMemcpyHostToDevice));
   const double us = TimeUs(
-      [&](int) {
-        const bqc::Status st = bqc::Dequantize(QuantType::kQ4_K, w, m, k, QuantType::kF16, out);
-        if (!st.ok()) std::exit(2);
-      },
+      [&](int) { MustSucceed(bqc::Dequantize(QuantType::kQ4_K, w, m, k, QuantType::kF16, out), "Dequantize"); },
       10);
   // The bound for dequantization counts the f16 writes too.
   const double bytes = static_cast<double>(host.size()) + 2.0 * m * k;
@@ -381,10 +380,7 @@ void BenchDequantQuant() {
   BQ_CUDA_CHECK(cudaMalloc(&q, static_cast<size_t>(m * k / 32 * 34)));
   BQ_CUDA_CHECK(cudaMemset(xf, 0x3C, static_cast<size_t>(m * k) * 4));
   const double qus = TimeUs(
-      [&](int) {
-        const bqc::Status st = bqc::Quantize(QuantType::kQ8_0, xf, m, k, q);
-        if (!st.ok()) std::exit(2);
-      },
+      [&](int) { MustSucceed(bqc::Quantize(QuantType::kQ8_0, xf, m, k, q), "Quantize"); },
       10);
   AddRow({"ours quantize f32->", "Q8_0", "cold", m, k, 0, qus, 4.0 * m * k + m * k / 32 * 34.0, 0.0,
           "bytes = f32 read + blocks written"});
@@ -404,10 +400,7 @@ void BenchDequantQuant() {
   for (QuantType type : {QuantType::kQ4_K, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ5_K, QuantType::kQ6_K,
                          QuantType::kQ4_0}) {
     const double kus = TimeUs(
-        [&](int) {
-          const bqc::Status st = bqc::Quantize(type, xf, m, k, q);
-          if (!st.ok()) std::exit(2);
-        },
+        [&](int) { MustSucceed(bqc::Quantize(type, xf, m, k, q), "Quantize"); },
         1);
     AddRow({"ours quantize f32->", blockquant::TypeName(type), "cold", m, k, 0, kus,
             4.0 * m * k + static_cast<double>(blockquant::RowBytes(type, k)) * m, 0.0,
