@@ -85,6 +85,31 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
 // of length cols (0 when no kernel for them needs any).
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols);
 
+// The planar weight layout (optional; Q2_K, Q3_K and Q6_K): the same bytes
+// as the GGUF blocks, regrouped into three planes (codes, scale bytes, f16
+// d) so that gemv_q8 reads each lane's bytes with wide aligned loads.
+// bq_planar.cuh has the layout; docs/cuda.md what it saves (H200, n = 1,
+// 28672 x 8192: Q6_K 56.5 -> 49.3 us, Q3_K 39.2 -> 32.4, Q2_K 27.2 -> 25.3).
+// Same size as the blocks: rows * cols / 256 blocks.
+bool PlanarSupported(QuantType type);
+// rows x cols GGUF blocks -> the planar layout, and back. The buffers must
+// not overlap.
+Status ToPlanar(QuantType type, const void* blocks, int64_t rows, int64_t cols, void* planar,
+                void* stream = nullptr);
+Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, void* blocks,
+                  void* stream = nullptr);
+// MatMul (kAuto) on planar weights, with the same results as on the blocks.
+// Where kAuto runs gemv_q8 (n <= 3, F16/BF16 x; here also 16-byte aligned
+// weights), it reads the planes in place. Otherwise the call first
+// restores the blocks into the workspace (at least
+// MatMulPlanarWorkspaceBytes, 16-byte aligned; without one, a stream-ordered
+// allocation) and runs MatMul (kAuto) on them, one extra pass over the
+// weights.
+Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,
+                    const void* x, int64_t n, float* y, void* stream = nullptr, void* workspace = nullptr,
+                    int64_t workspace_bytes = 0);
+// The size of the weights: the most MatMulPlanar's workspace needs.
+int64_t MatMulPlanarWorkspaceBytes(QuantType type, int64_t rows, int64_t cols);
 // rows x cols blocks -> rows x cols values of out_type (kF32, kF16, kBF16).
 // f32 output is bit-identical to ref::DequantizeRowXxx.
 Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, QuantType out_type, void* dst,

@@ -22,9 +22,10 @@
 // The tensor-core kernels (bq_matmul.cuh) keep x exact; pick them when that
 // bound is too loose.
 //
-// Requirements: cols % 256 == 0; weights 16-byte aligned for Q4_K/Q5_K, else
-// 4-byte aligned; x 16-byte aligned, f16 or bf16; GemvSmemBytes(n, cols)
-// (about 1.65 * n * cols bytes) of shared memory.
+// Requirements: cols % 256 == 0; weights 16-byte aligned for Q4_K/Q5_K and
+// the planar layout (bq_planar.cuh), else 4-byte aligned; x 16-byte aligned,
+// f16 or bf16; GemvSmemBytes(n, cols) (about 1.65 * n * cols bytes) of shared
+// memory.
 #ifndef BLOCKQUANT_CUDA_BQ_GEMV_CUH_
 #define BLOCKQUANT_CUDA_BQ_GEMV_CUH_
 
@@ -36,6 +37,7 @@
 #include <type_traits>
 
 #include "bq_decode.cuh"
+#include "bq_planar.cuh"
 
 namespace blockquant {
 inline namespace v0 {
@@ -113,6 +115,28 @@ template <int kWords>
 __device__ __forceinline__ void AlignEven(const EvenWords<kWords>& r, uint32_t* out) {
 #pragma unroll
   for (int k = 0; k < kWords; ++k) out[k] = __byte_perm(r.w[k], k + 1 < kWords ? r.w[k + 1] : r.tail, r.sel);
+}
+// A field that starts kWords * 4-byte aligned (the planar layout), as the
+// EvenWords AlignEven takes: one wide load, and a selector that leaves the
+// words as they are (the byte permutes fold away).
+template <int kWords>
+__device__ __forceinline__ EvenWords<kWords> FetchAligned(const uint8_t* p) {
+  static_assert(kWords == 2 || kWords == 4, "one 8- or 16-byte load");
+  EvenWords<kWords> r;
+  r.sel = 0x3210u;
+  if constexpr (kWords == 4) {
+    const uint4 v = Load16(p);
+    r.w[0] = v.x;
+    r.w[1] = v.y;
+    r.w[2] = v.z;
+    r.w[3] = v.w;
+  } else {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+    r.w[0] = v.x;
+    r.w[1] = v.y;
+  }
+  r.tail = r.w[kWords - 1];
+  return r;
 }
 // Bytes c, 2 + c, 4 + c, 6 + c of the 8 bytes lo, hi (c = 0 or 1): the
 // scales of a Q2_K/Q3_K lane, groups 2s + c of its half, s = 0..3.
@@ -275,6 +299,18 @@ struct Lane<QuantType::kQ6_K> {
     return {FetchEven<2>(e, 64 * h + l0), FetchEven<2>(e, 64 * h + 32 + l0), FetchEven<2>(e, 128 + 32 * h + l0),
             FetchEven<2>(e, 192 + 8 * h), Load2(u + 208)};
   }
+  // Planar layout (bq_planar.cuh): lane j's ql bytes are codes 16j ..
+  // 16j + 15, its qh bytes codes 128 + 8j .. + 7.
+  __device__ static Raw FetchPlanar(const uint8_t* code, const uint8_t* scale, const uint8_t* d, int j) {
+    const EvenWords<4> ab = FetchAligned<4>(code + 16 * j);
+    Raw r;
+    r.qa = {{ab.w[0], ab.w[1]}, ab.w[1], ab.sel};
+    r.qb = {{ab.w[2], ab.w[3]}, ab.w[3], ab.sel};
+    r.qh = FetchAligned<2>(code + 128 + 8 * j);
+    r.sc = FetchAligned<2>(scale + 8 * (j / 4));
+    r.d = Load2(d);
+    return r;
+  }
   __device__ static void Decode(const Raw& r, int j, Part* p) {
     const int l0 = 8 * (j % 4), h = j / 4;
     uint32_t qa[2], qb[2], qh[2], sc[2];
@@ -321,6 +357,12 @@ struct Lane<QuantType::kQ2_K> {
     const uint8_t* sc = u + 8 * (j / 2);
     return {{Load4(q), Load4(q + 4), Load4(q + 8), Load4(q + 12)}, {Load4(sc), Load4(sc + 4)}, Load4(u + 80)};
   }
+  // Planar layout (bq_planar.cuh): qs, scales and d, dmin in GGUF order.
+  __device__ static Raw FetchPlanar(const uint8_t* code, const uint8_t* scale, const uint8_t* d, int j) {
+    const uint4 q = Load16(code + 16 * j);
+    const uint2 sc = __ldg(reinterpret_cast<const uint2*>(scale + 8 * (j / 2)));
+    return {{q.x, q.y, q.z, q.w}, {sc.x, sc.y}, Load4(d)};
+  }
   __device__ static void Decode(const Raw& r, int j, Part* p) {
     const int h = j / 2, c = j % 2;
     p->D = HalfBits(r.dd);
@@ -365,6 +407,18 @@ struct Lane<QuantType::kQ3_K> {
     const int h = j / 2, l0 = 16 * (j % 2);
     const EvenUnit e = MakeEvenUnit(u);
     return {FetchEven<4>(e, 32 + 32 * h + l0), FetchEven<4>(e, l0), FetchEven<3>(e, 96), Load2(u + 108)};
+  }
+  // Planar layout (bq_planar.cuh): hmask and qs, scales and d in GGUF order.
+  __device__ static Raw FetchPlanar(const uint8_t* code, const uint8_t* scale, const uint8_t* d, int j) {
+    Raw r;
+    r.qs = FetchAligned<4>(code + 32 + 16 * j);
+    r.hm = FetchAligned<4>(code + 16 * (j % 2));
+    r.sb.sel = 0x3210u;
+#pragma unroll
+    for (int k = 0; k < 3; ++k) r.sb.w[k] = Load4(scale + 4 * k);
+    r.sb.tail = r.sb.w[2];
+    r.d = Load2(d);
+    return r;
   }
   __device__ static void Decode(const Raw& r, int j, Part* p) {
     const int h = j / 2, c = j % 2;
@@ -538,8 +592,12 @@ constexpr int kTallGemvMinBlocks = 3;
 // The tall launch (n = 1) takes 4, Q6_K 8: 28672 x 8192, Q2_K u4 27.1, u2
 // 28.4, u8 27.1; Q3_K u4 39.6, u2 40.6; Q6_K u8 56.0-56.8, u4 58.5-59.5
 // (u4 with 2 CTAs: 58.1-58.7).
+// Planar Q3_K (n = 1) takes twice that: 28672 x 8192 u8 32.4 us, u4 34.4;
+// 4096 x 14336 (2 CTAs) u4 14.3, u2 14.7. Planar Q2_K and Q6_K were best at
+// their GGUF settings.
 template <QuantType kType>
-__host__ __device__ constexpr int GemvUnroll(int n, bool tall) {
+__host__ __device__ constexpr int GemvUnroll(int n, bool tall, bool planar = false) {
+  if (planar && kType == QuantType::kQ3_K && n == 1) return tall ? 8 : 4;
   if (n == 1 && tall) return kType == QuantType::kQ6_K ? 8 : 4;
   if (Lane<kType>::kLanes == 4) return 2;
   return n <= 3 ? 4 : 2;
@@ -556,8 +614,9 @@ __host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) {
 // kWarps warps per CTA; each warp takes whole rows (grid-stride), its lanes in
 // groups of Lane<kType>::kLanes, one 256-element unit per group at a time,
 // kUnroll units loaded before any is used (bytes in flight); kMinBlocks CTAs
-// per SM caps the registers.
-template <QuantType kType, typename Act, int kN, int kWarps, int kUnroll, int kMinBlocks>
+// per SM caps the registers. kPlanar: w is in the planar layout
+// (bq_planar.cuh; Q2_K, Q3_K, Q6_K), else GGUF blocks.
+template <QuantType kType, typename Act, int kN, int kWarps, int kUnroll, int kMinBlocks, bool kPlanar = false>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     GemvQ8Kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const Act* __restrict__ x,
                  float* __restrict__ y) {
@@ -626,6 +685,16 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < rows; row += warps) {
     const uint8_t* wr = w + row * row_bytes;
+    auto fetch = [&](int64_t unit) {
+      if constexpr (kPlanar) {
+        using P = Planar<kType>;
+        const int64_t b = row * units + unit, all = rows * units;
+        return L::FetchPlanar(w + b * P::kCodeBytes, w + all * P::kCodeBytes + b * P::kScaleBytes,
+                              w + all * (P::kCodeBytes + P::kScaleBytes) + b * P::kDBytes, j);
+      } else {
+        return L::Fetch(wr + unit * L::kUnitBytes, j);
+      }
+    };
     float tot[kN];
 #pragma unroll
     for (int c = 0; c < kN; ++c) tot[c] = 0.0f;
@@ -703,7 +772,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       constexpr int kU = decltype(count)::value;
       typename L::Raw raw[kU];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) raw[u] = L::Fetch(wr + (unit + kStep * u) * L::kUnitBytes, j);
+      for (int u = 0; u < kU; ++u) raw[u] = fetch(unit + kStep * u);
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
         typename L::Part part;
@@ -745,25 +814,27 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 }
 
 // Whether GemvQ8Kernel can run these arguments (type, alignment, shape).
-template <QuantType kType>
+// Planar weights must be 16-byte aligned.
+template <QuantType kType, bool kPlanar = false>
 __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, int64_t max_smem) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
+  if (kPlanar && (!Planar<kType>::kSupported || wa % 16 != 0)) return false;
   return n >= 1 && n <= 4 && cols % 256 == 0 && wa % gemv::Lane<kType>::kWeightAlign == 0 && xa % 16 == 0 &&
          gemv::GemvSmemBytes(n, cols) <= max_smem;
 }
 
 // Launches GemvQ8Kernel with one CTA per resident slot (rows are
-// grid-strided). Preconditions: GemvQ8Fits. Returns the launch error.
+// grid-strided). Preconditions: GemvQ8Fits<kType, kPlanar>. Returns the launch error.
 // On sm_90 and newer, `overlap_previous` launches it as a programmatic
 // dependent of the previous kernel in `stream`: its CTAs can start as that
 // kernel's CTAs end, and read x and the weights only once that kernel has
 // finished, so it is correct whatever that kernel wrote (docs/cuda.md has
 // what it saves).
 template <QuantType kType, typename Act, int kN, int kWarps = 8, int kUnroll = gemv::GemvUnroll<kType>(kN, false),
-          int kMinBlocks = 2>
+          int kMinBlocks = 2, bool kPlanar = false>
 cudaError_t LaunchGemvQ8(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, float* y,
                          cudaStream_t stream, bool overlap_previous = true) {
-  auto kernel = GemvQ8Kernel<kType, Act, kN, kWarps, kUnroll, kMinBlocks>;
+  auto kernel = GemvQ8Kernel<kType, Act, kN, kWarps, kUnroll, kMinBlocks, kPlanar>;
   const int smem = static_cast<int>(gemv::GemvSmemBytes(kN, cols));
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;

@@ -194,6 +194,31 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
   cudaFree(ws);
 }
 
+// MatMulPlanar on the planar layout (Q2_K, Q3_K, Q6_K): each cold copy of
+// the blocks repacked by ToPlanar; the row's note has what a FromPlanar of
+// the matrix (MatMulPlanar's restore path, n > 3) takes.
+void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(type);
+  const Operands op(type, m, k, n);
+  std::vector<uint8_t*> planes(op.w.size());
+  for (size_t i = 0; i < planes.size(); ++i) {
+    BQ_CUDA_CHECK(cudaMalloc(&planes[i], op.bytes));
+    MustSucceed(bqc::ToPlanar(type, op.w[i], m, k, planes[i]), "ToPlanar");
+  }
+  auto plane = [&](int i) { return planes[static_cast<size_t>(i) % planes.size()]; };
+  const double restore =
+      TimeUs([&](int i) { MustSucceed(bqc::FromPlanar(type, plane(i), m, k, op.cold(i + 1)), "FromPlanar"); }, 10);
+  const std::string path = n <= 3 ? "gemv_q8" : "restore+auto";
+  auto run = [&](int i) {
+    MustSucceed(bqc::MatMulPlanar(type, plane(i), m, k, QuantType::kF16, op.x, n, op.y), "MatMulPlanar");
+  };
+  const double cold = TimeUs(run, m * k > 50'000'000 ? 20 : 100);
+  char note[96];
+  std::snprintf(note, sizeof(note), "planar layout; FromPlanar %.1f us, %d buffers", restore, op.nbuf);
+  AddRow({"ours planar:" + path, t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
+  for (uint8_t* p : planes) cudaFree(p);
+}
+
 // A launch-bound shape three ways: MatMul calls launched one by one on a
 // stream (as in BenchOurs), the same calls captured once into a CUDA graph
 // and replayed (GPU time per call), and the host's time to enqueue one call
@@ -468,6 +493,19 @@ int main(int argc, char** argv) {
                         QuantType::kQ4_0}) {
       BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
     }
+  }
+  // The planar layout, the GGUF rows above beside it.
+  for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+    BenchPlanar(t, M, Kd, 1);
+    if (!quick) {
+      BenchPlanar(t, M, Kd, 2);
+      BenchOurs(t, M, Kd, 2, {K::kAuto}, false);
+      BenchPlanar(t, 4096, 14336, 1);
+    }
+  }
+  if (!quick) {
+    BenchPlanar(QuantType::kQ6_K, M, Kd, 8);
+    BenchOurs(QuantType::kQ6_K, M, Kd, 8, {K::kAuto}, false);
   }
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);

@@ -11,6 +11,7 @@
 
 #include "blockquant/format/type_traits.h"
 #include "bq_dequantize.cuh"
+#include "bq_planar.cuh"
 #include "bq_quantize.cuh"
 #include "launch.cuh"
 
@@ -48,9 +49,16 @@ std::string TypeLabel(QuantType type) { return "type id " + std::to_string(stati
 
 bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
 
+template <QuantType kType>
+bool GemvQ8FitsLayout(bool planar, const void* w, int64_t cols, const void* x, int64_t n, int64_t smem) {
+  return planar ? GemvQ8Fits<kType, true>(w, cols, x, n, smem) : GemvQ8Fits<kType, false>(w, cols, x, n, smem);
+}
+
 // Whether kGemvQ8 can run: n <= 4, f16/bf16 x, alignment, and the int8 copy
-// of x fits the current device's shared memory per block.
-bool GemvFits(QuantType type, const void* w, int64_t cols, QuantType act_type, const void* x, int64_t n) {
+// of x fits the current device's shared memory per block. planar: w is in
+// the planar layout.
+bool GemvFits(QuantType type, const void* w, int64_t cols, QuantType act_type, const void* x, int64_t n,
+              bool planar = false) {
   if (act_type != QuantType::kF16 && act_type != QuantType::kBF16) return false;
   int dev = 0, smem = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -59,13 +67,13 @@ bool GemvFits(QuantType type, const void* w, int64_t cols, QuantType act_type, c
     return false;
   }
   switch (type) {
-    case QuantType::kQ4_0: return GemvQ8Fits<QuantType::kQ4_0>(w, cols, x, n, smem);
-    case QuantType::kQ8_0: return GemvQ8Fits<QuantType::kQ8_0>(w, cols, x, n, smem);
-    case QuantType::kQ2_K: return GemvQ8Fits<QuantType::kQ2_K>(w, cols, x, n, smem);
-    case QuantType::kQ3_K: return GemvQ8Fits<QuantType::kQ3_K>(w, cols, x, n, smem);
-    case QuantType::kQ4_K: return GemvQ8Fits<QuantType::kQ4_K>(w, cols, x, n, smem);
-    case QuantType::kQ5_K: return GemvQ8Fits<QuantType::kQ5_K>(w, cols, x, n, smem);
-    case QuantType::kQ6_K: return GemvQ8Fits<QuantType::kQ6_K>(w, cols, x, n, smem);
+    case QuantType::kQ4_0: return GemvQ8FitsLayout<QuantType::kQ4_0>(planar, w, cols, x, n, smem);
+    case QuantType::kQ8_0: return GemvQ8FitsLayout<QuantType::kQ8_0>(planar, w, cols, x, n, smem);
+    case QuantType::kQ2_K: return GemvQ8FitsLayout<QuantType::kQ2_K>(planar, w, cols, x, n, smem);
+    case QuantType::kQ3_K: return GemvQ8FitsLayout<QuantType::kQ3_K>(planar, w, cols, x, n, smem);
+    case QuantType::kQ4_K: return GemvQ8FitsLayout<QuantType::kQ4_K>(planar, w, cols, x, n, smem);
+    case QuantType::kQ5_K: return GemvQ8FitsLayout<QuantType::kQ5_K>(planar, w, cols, x, n, smem);
+    case QuantType::kQ6_K: return GemvQ8FitsLayout<QuantType::kQ6_K>(planar, w, cols, x, n, smem);
     default: return false;
   }
 }
@@ -195,6 +203,22 @@ bool MatMulSupported(QuantType type) {
 
 namespace {
 
+// MatMul's and MatMulPlanar's argument checks (what: the caller's name).
+Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
+                    const void* x, int64_t n, const float* y, const std::string& what) {
+  Status st = CheckMatrix(type, weights, rows, cols, what.c_str());
+  if (!st.ok()) return st;
+  if (x == nullptr || y == nullptr) return Fail(kInvalidArgument, what + ": null activation or output pointer");
+  if (n <= 0 || n > (int64_t{1} << 22)) return Fail(kShape, what + ": n must be in 1..2^22, got " + std::to_string(n));
+  if (act_type != QuantType::kF16 && act_type != QuantType::kBF16 && act_type != QuantType::kF32) {
+    return Fail(kUnsupportedType, what + ": activations must be F16, BF16 or F32, got " + TypeLabel(act_type));
+  }
+  if (!Aligned(x, act_type == QuantType::kF32 ? 4 : 2) || !Aligned(y, 4)) {
+    return Fail(kInvalidArgument, what + ": activations or output misaligned for their element type");
+  }
+  return Status{};
+}
+
 // ChooseMatMulKernel; rows only for kMmaQ8's limit (below 2^31), and
 // allow_scratch false when a scratch buffer could not be had (kMmaQ8 and
 // kWgmma need one).
@@ -232,16 +256,8 @@ int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
               int64_t n, float* y, void* stream, MatMulKernel kernel, void* workspace, int64_t workspace_bytes) {
-  Status st = CheckMatrix(type, weights, rows, cols, "MatMul");
+  Status st = CheckProduct(type, weights, rows, cols, act_type, x, n, y, "MatMul");
   if (!st.ok()) return st;
-  if (x == nullptr || y == nullptr) return Fail(kInvalidArgument, "MatMul: null activation or output pointer");
-  if (n <= 0 || n > (int64_t{1} << 22)) return Fail(kShape, "MatMul: n must be in 1..2^22, got " + std::to_string(n));
-  if (act_type != QuantType::kF16 && act_type != QuantType::kBF16 && act_type != QuantType::kF32) {
-    return Fail(kUnsupportedType, "MatMul: activations must be F16, BF16 or F32, got " + TypeLabel(act_type));
-  }
-  if (!Aligned(x, act_type == QuantType::kF32 ? 4 : 2) || !Aligned(y, 4)) {
-    return Fail(kInvalidArgument, "MatMul: activations or output misaligned for their element type");
-  }
   const bool automatic = kernel == MatMulKernel::kAuto;
   if (automatic) kernel = Choose(type, weights, rows, cols, act_type, x, n, true);
   const uint8_t* w = static_cast<const uint8_t*>(weights);
@@ -315,6 +331,114 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     default: return Fail(kUnsupportedType, "MatMul: no CUDA kernel for " + TypeLabel(type));
   }
   return FromCuda(err, "MatMul launch");
+}
+
+bool PlanarSupported(QuantType type) {
+  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K;
+}
+
+int64_t MatMulPlanarWorkspaceBytes(QuantType type, int64_t rows, int64_t cols) {
+  int64_t elems, bytes;
+  BlockShape(type, &elems, &bytes);
+  if (!PlanarSupported(type) || rows <= 0 || cols <= 0 || cols % elems != 0) return 0;
+  return rows * (cols / elems) * bytes;
+}
+
+namespace {
+
+template <QuantType kType>
+cudaError_t LaunchRepack(const uint8_t* src, uint8_t* dst, int64_t blocks, bool to_planar, cudaStream_t stream) {
+  const int64_t grid64 = (blocks + 7) / 8;  // a warp per block, 8 to a CTA
+  const unsigned grid = static_cast<unsigned>(grid64 < (int64_t{1} << 16) ? grid64 : (int64_t{1} << 16));
+  if (to_planar) {
+    PlanarRepackKernel<kType, true><<<grid, 256, 0, stream>>>(src, dst, blocks);
+  } else {
+    PlanarRepackKernel<kType, false><<<grid, 256, 0, stream>>>(src, dst, blocks);
+  }
+  return cudaGetLastError();
+}
+
+// ToPlanar (to_planar) and FromPlanar.
+Status Repack(QuantType type, const void* src, int64_t rows, int64_t cols, void* dst, void* stream, bool to_planar) {
+  const std::string what = to_planar ? "ToPlanar" : "FromPlanar";
+  if (!PlanarSupported(type)) {
+    return Fail(kUnsupportedType, what + ": the planar layout covers Q2_K, Q3_K and Q6_K, got " + TypeLabel(type));
+  }
+  Status st = CheckMatrix(type, src, rows, cols, what.c_str());
+  if (!st.ok()) return st;
+  if (dst == nullptr || !Aligned(dst, 2)) return Fail(kInvalidArgument, what + ": output null or not 2-byte aligned");
+  const int64_t bytes = MatMulPlanarWorkspaceBytes(type, rows, cols);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(src), b = reinterpret_cast<uintptr_t>(dst);
+  if (a < b + static_cast<uintptr_t>(bytes) && b < a + static_cast<uintptr_t>(bytes)) {
+    return Fail(kInvalidArgument, what + ": input and output overlap");
+  }
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  const int64_t blocks = rows * (cols / 256);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  cudaError_t err = cudaSuccess;
+  switch (type) {
+    case QuantType::kQ2_K: err = LaunchRepack<QuantType::kQ2_K>(in, out, blocks, to_planar, s); break;
+    case QuantType::kQ3_K: err = LaunchRepack<QuantType::kQ3_K>(in, out, blocks, to_planar, s); break;
+    default: err = LaunchRepack<QuantType::kQ6_K>(in, out, blocks, to_planar, s); break;
+  }
+  return FromCuda(err, (what + " launch").c_str());
+}
+
+cudaError_t LaunchGemvPlanarTyped(QuantType type, const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type,
+                                  const void* x, int64_t n, float* y, cudaStream_t s) {
+  switch (type) {
+    case QuantType::kQ2_K: return detail::LaunchGemvPlanar<QuantType::kQ2_K>(w, rows, cols, act_type, x, n, y, s);
+    case QuantType::kQ3_K: return detail::LaunchGemvPlanar<QuantType::kQ3_K>(w, rows, cols, act_type, x, n, y, s);
+    default: return detail::LaunchGemvPlanar<QuantType::kQ6_K>(w, rows, cols, act_type, x, n, y, s);
+  }
+}
+
+}  // namespace
+
+Status ToPlanar(QuantType type, const void* blocks, int64_t rows, int64_t cols, void* planar, void* stream) {
+  return Repack(type, blocks, rows, cols, planar, stream, true);
+}
+
+Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, void* blocks, void* stream) {
+  return Repack(type, planar, rows, cols, blocks, stream, false);
+}
+
+Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,
+                    const void* x, int64_t n, float* y, void* stream, void* workspace, int64_t workspace_bytes) {
+  if (!PlanarSupported(type)) {
+    return Fail(kUnsupportedType, "MatMulPlanar: the planar layout covers Q2_K, Q3_K and Q6_K, got " + TypeLabel(type));
+  }
+  Status st = CheckProduct(type, planar, rows, cols, act_type, x, n, y, "MatMulPlanar");
+  if (!st.ok()) return st;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (n <= kGemvMaxN && GemvFits(type, planar, cols, act_type, x, n, true)) {
+    return FromCuda(LaunchGemvPlanarTyped(type, static_cast<const uint8_t*>(planar), rows, cols, act_type, x, n, y, s),
+                    "MatMulPlanar launch (gemv_q8)");
+  }
+  // The blocks back into scratch, then MatMul on them.
+  const int64_t need = MatMulPlanarWorkspaceBytes(type, rows, cols);
+  auto run = [&](void* blocks) {
+    Status r = FromPlanar(type, planar, rows, cols, blocks, stream);
+    return r.ok() ? MatMul(type, blocks, rows, cols, act_type, x, n, y, stream) : r;
+  };
+  if (workspace != nullptr) {
+    if (workspace_bytes < need || !Aligned(workspace, 16)) {
+      return Fail(kInvalidArgument, "MatMulPlanar: the workspace must be 16-byte aligned and hold at least " +
+                                        std::to_string(need) + " bytes, got " + std::to_string(workspace_bytes));
+    }
+    return run(workspace);
+  }
+  void* scratch = nullptr;
+  cudaError_t err = cudaMallocAsync(&scratch, static_cast<size_t>(need), s);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return FromCuda(err, "MatMulPlanar: scratch for the restored blocks");
+  }
+  Status r = run(scratch);
+  err = cudaFreeAsync(scratch, s);
+  if (r.ok() && err != cudaSuccess) return FromCuda(err, "MatMulPlanar: freeing its scratch");
+  return r;
 }
 
 Status Dequantize(QuantType type, const void* src, int64_t rows, int64_t cols, QuantType out_type, void* dst,

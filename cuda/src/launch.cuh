@@ -73,6 +73,45 @@ extern template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_
 extern template cudaError_t LaunchWgmma<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);
 
+// gemv_q8 for n = 1..4 (the tall launch for n = 1 on tall matrices), on GGUF
+// blocks or (kPlanar) the planar layout. Preconditions: GemvQ8Fits.
+template <QuantType kType, typename Act, bool kPlanar>
+cudaError_t LaunchGemv(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
+                       cudaStream_t stream) {
+  using gemv::GemvUnroll;
+  switch (n) {
+    case 1:
+      if (gemv::TallGemvPaysOff<kType>() && rows >= gemv::kTallGemvRows) {
+        return LaunchGemvQ8<kType, Act, 1, 8, GemvUnroll<kType>(1, true, kPlanar), gemv::kTallGemvMinBlocks,
+                            kPlanar>(w, rows, cols, x, y, stream);
+      }
+      return LaunchGemvQ8<kType, Act, 1, 8, GemvUnroll<kType>(1, false, kPlanar), 2, kPlanar>(w, rows, cols, x, y,
+                                                                                             stream);
+    case 2: return LaunchGemvQ8<kType, Act, 2, 8, GemvUnroll<kType>(2, false), 2, kPlanar>(w, rows, cols, x, y, stream);
+    case 3: return LaunchGemvQ8<kType, Act, 3, 8, GemvUnroll<kType>(3, false), 2, kPlanar>(w, rows, cols, x, y, stream);
+    case 4: return LaunchGemvQ8<kType, Act, 4, 8, GemvUnroll<kType>(4, false), 2, kPlanar>(w, rows, cols, x, y, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// gemv_q8 on planar weights (Q2_K, Q3_K, Q6_K; instantiated in their
+// matmul_<type>.cu). act_type F16 or BF16; preconditions: GemvQ8Fits<kType, true>.
+template <QuantType kType>
+cudaError_t LaunchGemvPlanar(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
+                             int64_t n, float* y, cudaStream_t stream) {
+  if (act_type == QuantType::kBF16) {
+    return LaunchGemv<kType, __nv_bfloat16, true>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, stream);
+  }
+  return LaunchGemv<kType, __half, true>(w, rows, cols, static_cast<const __half*>(x), n, y, stream);
+}
+#define BLOCKQUANT_CUDA_DECLARE_GEMV_PLANAR(T)                                                                   \
+  extern template cudaError_t LaunchGemvPlanar<QuantType::T>(const uint8_t*, int64_t, int64_t, QuantType, \
+                                                               const void*, int64_t, float*, cudaStream_t)
+BLOCKQUANT_CUDA_DECLARE_GEMV_PLANAR(kQ2_K);
+BLOCKQUANT_CUDA_DECLARE_GEMV_PLANAR(kQ3_K);
+BLOCKQUANT_CUDA_DECLARE_GEMV_PLANAR(kQ6_K);
+#undef BLOCKQUANT_CUDA_DECLARE_GEMV_PLANAR
+
 template <QuantType kType, typename Act>
 cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const void* x, int64_t n, float* y,
                             cudaStream_t stream, MatMulKernel kernel) {
@@ -83,21 +122,8 @@ cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const 
     case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kWgmma:  // needs scratch: MatMul launches it through LaunchWgmma
     case MatMulKernel::kMmaQ8: return cudaErrorInvalidValue;
-    case MatMulKernel::kGemvQ8: {
-      const Act* xa = static_cast<const Act*>(x);
-      switch (n) {
-        case 1:
-          if (gemv::TallGemvPaysOff<kType>() && rows >= gemv::kTallGemvRows) {
-            return LaunchGemvQ8<kType, Act, 1, 8, gemv::GemvUnroll<kType>(1, true), gemv::kTallGemvMinBlocks>(
-                w, rows, cols, xa, y, stream);
-          }
-          return LaunchGemvQ8<kType, Act, 1>(w, rows, cols, xa, y, stream);
-        case 2: return LaunchGemvQ8<kType, Act, 2>(w, rows, cols, xa, y, stream);
-        case 3: return LaunchGemvQ8<kType, Act, 3>(w, rows, cols, xa, y, stream);
-        case 4: return LaunchGemvQ8<kType, Act, 4>(w, rows, cols, xa, y, stream);
-        default: return cudaErrorInvalidValue;
-      }
-    }
+    case MatMulKernel::kGemvQ8:
+      return LaunchGemv<kType, Act, false>(w, rows, cols, static_cast<const Act*>(x), n, y, stream);
     default: break;
   }
   constexpr int kRowsPerBlock = 8;

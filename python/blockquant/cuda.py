@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["available", "device_count", "supported", "matmul", "dequantize", "quantize"]
+__all__ = ["available", "device_count", "supported", "matmul", "dequantize", "quantize", "to_planar", "from_planar"]
 
 
 _cuda_module: Any = None
@@ -155,14 +155,18 @@ def _rows_cols(w: _Arr, qtype: str) -> Tuple[int, int]:
     return rows, rb // nbytes * elems
 
 
-def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optional[int] = None) -> Any:
+def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optional[int] = None,
+           planar: bool = False) -> Any:
     """``out = x @ W.T`` (float32, (n, rows)) for W the (rows, row_bytes) uint8 GGUF blocks of
     ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For float16/
     bfloat16 x and n <= 3 (Q4_K, Q5_K: n <= 16, on an sm_90 GPU), the kernel rounds x to int8 per 32
-    values (docs/cuda.md bounds the error); otherwise x is used as is."""
+    values (docs/cuda.md bounds the error); otherwise x is used as is. ``planar``: ``weights``
+    came from ``to_planar`` (same results, faster at n <= 3)."""
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
     w = _Arr(weights, "weights")
+    if planar and not cu.planar_supported(qtype):
+        raise _core.UnsupportedTypeError(f"the planar layout covers Q2_K, Q3_K and Q6_K, not {qtype}")
     rows, cols = _rows_cols(w, qtype)
     xa = _Arr(x, "x")
     if xa.dtype not in ("F16", "BF16", "F32"):
@@ -175,10 +179,43 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     if n > 0:
         # PyTorch x on its current stream: the scratch comes from PyTorch's caching allocator
         # (the library's own per-call allocation cost 3-9 us); stream order keeps it alive.
-        nbytes = cu.workspace_bytes(qtype, n, cols) if xa.torch and stream is None else 0
+        # A planar call needs scratch only where gemv_q8 does not run (n > 3 or float32 x).
+        if planar:
+            takes_gemv = n <= 3 and xa.dtype != "F32"
+            nbytes = 0 if takes_gemv else cu.planar_workspace_bytes(qtype, rows, cols)
+        else:
+            nbytes = cu.workspace_bytes(qtype, n, cols)
+        if not (xa.torch and stream is None):
+            nbytes = 0
         ws = _Arr(xa.empty((nbytes,), "U8", "workspace"), "workspace").ptr if nbytes else 0
-        cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes)
+        call = cu.matmul_planar if planar else cu.matmul
+        call(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes)
     return obj
+
+
+def _repack(src: Any, qtype: str, out: Any, stream: Optional[int], to_planar: bool) -> Any:
+    cu = _module()
+    qtype = _core.canonical_type_name(qtype)
+    if not cu.planar_supported(qtype):
+        raise _core.UnsupportedTypeError(f"the planar layout covers Q2_K, Q3_K and Q6_K, not {qtype}")
+    s = _Arr(src, "weights")
+    rows, cols = _rows_cols(s, qtype)
+    obj, o = _out(out, s, s.shape, "U8", "out")
+    cu.repack(qtype, s.ptr, rows, cols, o.ptr, s.stream(stream), to_planar)
+    return obj
+
+
+def to_planar(weights: Any, qtype: str, out: Any = None, *, stream: Optional[int] = None) -> Any:
+    """The (rows, row_bytes) uint8 GGUF blocks of ``qtype`` (Q2_K, Q3_K, Q6_K) in the planar
+    layout, an array of the same shape and size: the bytes regrouped so that ``matmul(...,
+    planar=True)`` reads them with wide aligned loads (docs/cuda.md has the layout and what it
+    saves). Keep it instead of the blocks; ``from_planar`` gives them back."""
+    return _repack(weights, qtype, out, stream, True)
+
+
+def from_planar(planes: Any, qtype: str, out: Any = None, *, stream: Optional[int] = None) -> Any:
+    """The GGUF blocks of weights that ``to_planar`` repacked (the same shape)."""
+    return _repack(planes, qtype, out, stream, False)
 
 
 def dequantize(weights: Any, qtype: str, out: Any = None, *, dtype: str = "F32",

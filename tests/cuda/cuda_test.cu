@@ -387,6 +387,113 @@ void TestGemvSettings(const TypeInfo& t) {
   }
 }
 
+// The planar layout as bq_planar.cuh describes it, built the other way
+// round (from the GGUF fields to the planes): Q2_K codes qs, scales, then d
+// and dmin; Q3_K hmask and qs, scales, d; Q6_K ql and qh, with lane j's ql
+// bytes 64h + l0 + i and 64h + 32 + l0 + i (h = j / 4, l0 = 8 (j % 4),
+// i < 8) first as codes 16j .. 16j + 15, then scales, then d.
+std::vector<uint8_t> HostPlanar(const TypeInfo& t, const std::vector<uint8_t>& blocks) {
+  struct Field {
+    int off, len;
+  };
+  Field f[3];  // codes, scales, d
+  if (t.type == QuantType::kQ2_K) {
+    f[0] = {16, 64}, f[1] = {0, 16}, f[2] = {80, 4};
+  } else if (t.type == QuantType::kQ3_K) {
+    f[0] = {0, 96}, f[1] = {96, 12}, f[2] = {108, 2};
+  } else {
+    f[0] = {0, 192}, f[1] = {192, 16}, f[2] = {208, 2};
+  }
+  const size_t nb = blocks.size() / static_cast<size_t>(t.bytes);
+  std::vector<uint8_t> out(blocks.size());
+  size_t plane = 0;
+  for (const Field& field : f) {
+    for (size_t b = 0; b < nb; ++b) {
+      std::memcpy(&out[plane + b * field.len], &blocks[b * t.bytes + field.off], static_cast<size_t>(field.len));
+    }
+    plane += nb * field.len;
+  }
+  if (t.type == QuantType::kQ6_K) {
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* ql = &blocks[b * t.bytes];
+      uint8_t* code = &out[b * 192];
+      for (int j = 0; j < 8; ++j) {
+        const int h = j / 4, l0 = 8 * (j % 4);
+        for (int i = 0; i < 8; ++i) {
+          code[16 * j + i] = ql[64 * h + l0 + i];
+          code[16 * j + 8 + i] = ql[64 * h + 32 + l0 + i];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ToPlanar / FromPlanar bytes, and MatMulPlanar against MatMul (kAuto) on
+// the blocks: gemv_q8 reading the planes (n <= 3, the tall launch included)
+// and the restore-then-MatMul path (n >= 4, F32 x, planes off 16 bytes),
+// with and without a workspace; each must give MatMul's bits.
+void TestPlanar(const TypeInfo& t, bool small) {
+  for (const int64_t rows : {int64_t{53}, bqc::gemv::kTallGemvRows + 37}) {
+    const int64_t cols = rows > 100 && small ? 1280 : 5376;
+    const std::string shape = std::string(t.name) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+    const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kExtreme, 41 + rows);
+    const std::vector<uint8_t> want = HostPlanar(t, blocks);
+    const size_t bytes = blocks.size();
+    DeviceBuffer<uint8_t> dw(bytes), dp(bytes + 16), back(bytes);
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), bytes, cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemset(dp.ptr, 0xA5, bytes + 16));
+    bqc::Status st = bqc::ToPlanar(t.type, dw.ptr, rows, cols, dp.ptr);
+    std::vector<uint8_t> got(bytes);
+    BQ_CUDA_CHECK(cudaMemcpy(got.data(), dp.ptr, bytes, cudaMemcpyDeviceToHost));
+    Report(st.ok() && got == want, "planar " + shape + ": ToPlanar bytes as the layout describes", st.message);
+    st = bqc::FromPlanar(t.type, dp.ptr, rows, cols, back.ptr);
+    BQ_CUDA_CHECK(cudaMemcpy(got.data(), back.ptr, bytes, cudaMemcpyDeviceToHost));
+    Report(st.ok() && got == blocks, "planar " + shape + ": FromPlanar gives the blocks back", st.message);
+    // The same planes 4 bytes further on: not 16-byte aligned.
+    DeviceBuffer<uint8_t> odd(bytes + 4);
+    BQ_CUDA_CHECK(cudaMemcpy(odd.ptr + 4, dp.ptr, bytes, cudaMemcpyDeviceToDevice));
+    const int64_t ws_bytes = bqc::MatMulPlanarWorkspaceBytes(t.type, rows, cols);
+    DeviceBuffer<uint8_t> ws(static_cast<size_t>(ws_bytes));
+    for (QuantType act : {QuantType::kF16, QuantType::kBF16, QuantType::kF32}) {
+      for (int64_t n : {1, 2, 3, 4, 9}) {
+        if (act == QuantType::kF32 && n != 1 && n != 4) continue;
+        if (rows > 100 && n != 1 && n != 4) continue;
+        std::vector<uint8_t> xraw;
+        std::vector<float> xf;
+        MakeActivations(act, n * cols, 43 + n, &xraw, &xf, true);
+        DeviceBuffer<uint8_t> dx(xraw.size());
+        DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
+        BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+        const bqc::Status ref = bqc::MatMul(t.type, dw.ptr, rows, cols, act, dx.ptr, n, y0.ptr);
+        std::vector<float> r0(static_cast<size_t>(n * rows)), r1(r0.size());
+        BQ_CUDA_CHECK(cudaDeviceSynchronize());
+        BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
+        const char* act_name = act == QuantType::kF16 ? "f16" : act == QuantType::kBF16 ? "bf16" : "f32";
+        auto check = [&](const std::string& how, const uint8_t* planes, void* workspace) {
+          BQ_CUDA_CHECK(cudaMemset(y1.ptr, 0xFF, r1.size() * 4));  // NaN: a call that writes nothing fails
+          const bqc::Status s = bqc::MatMulPlanar(t.type, planes, rows, cols, act, dx.ptr, n, y1.ptr, nullptr,
+                                                  workspace, workspace ? ws_bytes : 0);
+          BQ_CUDA_CHECK(cudaDeviceSynchronize());
+          BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
+          Report(ref.ok() && s.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
+                 "planar " + shape + " " + act_name + " n=" + std::to_string(n) + " " + how + ": MatMul's bits",
+                 ref.message + s.message);
+        };
+        check("", dp.ptr, nullptr);
+        if (n == 1 || n == 4) check("with a workspace", dp.ptr, ws.ptr);
+        if (n == 1 && act != QuantType::kF32) check("planes off 16 bytes", odd.ptr + 4, nullptr);
+      }
+    }
+    if (rows > 100) continue;
+    st = bqc::MatMulPlanar(t.type, dp.ptr, rows, cols, QuantType::kF16, dw.ptr, 5, reinterpret_cast<float*>(back.ptr),
+                           nullptr, ws.ptr, ws_bytes - 1);
+    Report(st.code == 1, "error: planar " + shape + " workspace one byte short -> code 1", st.message);
+    st = bqc::ToPlanar(t.type, dw.ptr, rows, cols, dw.ptr + 16);
+    Report(st.code == 1, "error: planar " + shape + " overlapping buffers -> code 1", st.message);
+  }
+}
+
 // With the device's memory taken, MatMul's own scratch allocation fails:
 // kAuto must fall back to a kernel without scratch, whose exact x holds the
 // result to the exact kernels' bound (mma_q8's rounded x would not), and a
@@ -641,6 +748,12 @@ void TestErrors() {
   Report(st.code == 3, "error: gptq batch not on a 256-column boundary -> code 3", st.message);
   st = bqc::WriteBlockLevels(QuantType::kQ4_K, reinterpret_cast<int8_t*>(buf.ptr), 1, 200, 200, buf.ptr);
   Report(st.code == 3, "error: write levels with cols not a multiple of 256 -> code 3", st.message);
+  st = bqc::ToPlanar(QuantType::kQ4_K, buf.ptr, 2, 256, buf.ptr + 4096);
+  Report(st.code == 2, "error: planar layout of Q4_K -> code 2", st.message);
+  st = bqc::MatMulPlanar(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 1, y);
+  Report(st.code == 2, "error: planar product of Q8_0 -> code 2", st.message);
+  st = bqc::MatMulPlanar(QuantType::kQ6_K, buf.ptr, 4, 100, QuantType::kF16, buf.ptr, 1, y);
+  Report(st.code == 3, "error: planar product with cols not a multiple of 256 -> code 3", st.message);
 }
 
 }  // namespace
@@ -781,6 +894,7 @@ int main(int argc, char** argv) {
     }
     TestNonFiniteX(t);
     TestGemvSettings(t);
+    if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
     if (t.elems == 32) TestMatMul(t, {small ? 9 : 40, 96, 6}, QuantType::kF16, BlockMode::kRealistic, auto_simple, false);

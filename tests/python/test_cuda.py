@@ -70,6 +70,12 @@ def test_argument_checks_come_before_any_cuda_call():
         bq.cuda.dequantize(w, "Q4_K", FakeDeviceArray((64, 512), "<f4"), dtype="Q8_0")
     with pytest.raises(bq.UnsupportedTypeError):
         bq.cuda.matmul(w, "Q9_K", FakeDeviceArray((1, 512), "<f2"), FakeDeviceArray((1, 64), "<f4"))
+    with pytest.raises(bq.UnsupportedTypeError, match="planar layout covers"):
+        bq.cuda.matmul(w, "Q4_K", FakeDeviceArray((1, 512), "<f2"), FakeDeviceArray((1, 64), "<f4"), planar=True)
+    with pytest.raises(bq.UnsupportedTypeError, match="planar layout covers"):
+        bq.cuda.to_planar(w, "Q4_K", FakeDeviceArray((64, 288), "|u1"))
+    with pytest.raises(bq.ShapeError, match="whole Q6_K blocks"):
+        bq.cuda.to_planar(w, "Q6_K", FakeDeviceArray((64, 288), "|u1"))
 
 
 @needs_module
@@ -145,6 +151,25 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
     out = torch.empty(300, device="cuda")
     assert bq.cuda.matmul(blocks, qtype, torch.ones(768, device="cuda", dtype=torch.float16), out) is out
     assert torch.allclose(out.cpu().double(), torch.from_numpy(wd.sum(axis=1)), rtol=1e-2, atol=1e-2)
+
+
+@gpu
+@pytest.mark.parametrize("qtype", ["Q2_K", "Q3_K", "Q6_K"])
+def test_gpu_planar_layout_round_trips_and_gives_the_same_products(qtype):
+    # gemv_q8 reads the planes at n <= 3 (f16/bf16 x); the rest restores the blocks into scratch
+    # (PyTorch's, or the library's with an explicit stream) and runs the usual kernels.
+    torch = _torch_cuda()
+    blocks, _ = _gpu_weights(torch, qtype, 300, 1024, 13)
+    planes = bq.cuda.to_planar(blocks, qtype)
+    assert planes.dtype == torch.uint8 and planes.shape == blocks.shape and not torch.equal(planes, blocks)
+    assert torch.equal(bq.cuda.from_planar(planes, qtype), blocks)
+    for n in (1, 2, 3, 4, 9):
+        for dt in (torch.float16, torch.bfloat16, torch.float32):
+            x = torch.randn(n, 1024, generator=torch.Generator().manual_seed(n)).to(dt).cuda()
+            want = bq.cuda.matmul(blocks, qtype, x)
+            assert torch.equal(bq.cuda.matmul(planes, qtype, x, planar=True), want), (qtype, n, dt)
+            y2 = bq.cuda.matmul(planes, qtype, x, planar=True, stream=torch.cuda.current_stream().cuda_stream)
+            assert torch.equal(y2, want), (qtype, n, dt)
 
 
 @gpu
