@@ -387,6 +387,44 @@ void TestGemvSettings(const TypeInfo& t) {
   }
 }
 
+// Weights that end exactly where their allocation ends (DeviceBuffer pads
+// 16 bytes, which hid a read past the end; compute-sanitizer faults one
+// here): every kernel that takes the arguments must give the bits it gives
+// on a padded buffer. 19 rows of 2304 columns end off a 16-byte boundary for
+// Q2_K, Q3_K and Q6_K.
+void TestExactBuffer(const TypeInfo& t) {
+  const int64_t rows = 19, cols = 2304;
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 47);
+  uint8_t* exact = nullptr;
+  BQ_CUDA_CHECK(cudaMalloc(&exact, blocks.size()));
+  DeviceBuffer<uint8_t> padded(blocks.size());
+  BQ_CUDA_CHECK(cudaMemcpy(exact, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(padded.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+  using K = bqc::MatMulKernel;
+  for (int64_t n : {1, 9, 40}) {
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, n * cols, 53, &xraw, &xf);
+    DeviceBuffer<uint8_t> dx(xraw.size());
+    DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    for (K k : {K::kSimple, K::kMma8, K::kMma16, K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8}) {
+      const bqc::Status a = bqc::MatMul(t.type, padded.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
+      if (!a.ok()) continue;  // a kernel that refuses these arguments (TestMatMul checks which)
+      const bqc::Status b = bqc::MatMul(t.type, exact, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k);
+      BQ_CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<float> r0(static_cast<size_t>(n * rows)), r1(r0.size());
+      BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
+      BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
+      Report(b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
+             std::string("matmul ") + t.name + " n=" + std::to_string(n) + " " + bqc::MatMulKernelName(k) +
+                 ": weights ending at their allocation's end, same bits",
+             b.message);
+    }
+  }
+  cudaFree(exact);
+}
+
 // The planar layout as bq_planar.cuh describes it, built the other way
 // round (from the GGUF fields to the planes): Q2_K codes qs, scales, then d
 // and dmin; Q3_K hmask and qs, scales, d; Q6_K ql and qh, with lane j's ql
@@ -894,6 +932,7 @@ int main(int argc, char** argv) {
     }
     TestNonFiniteX(t);
     TestGemvSettings(t);
+    TestExactBuffer(t);
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
