@@ -60,9 +60,10 @@ bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): for Q4_K and Q5_K kGemvQ8 for n <= 2 and kMmaQ8 for
-// n = 3..16 where it runs; for the other types kGemvQ8 for n <= 3; then kWgmma where it
-// runs, else the mma kernels above, and kSimple when their requirements fail
-// (cols % 256, 16-byte aligned weights and x, f16 or bf16 activations).
+// n = 3..16 where it runs; for Q2_K, Q3_K and Q6_K kGemvQ8 for n <= 4, for
+// Q8_0 and Q4_0 for n <= 3; then kWgmma where it runs, else the mma kernels
+// above, and kSimple when their requirements fail (cols % 256, 16-byte
+// aligned weights and x, f16 or bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force
 // kWgmma or kMma8..64 to keep x exact.
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
@@ -99,7 +100,7 @@ Status ToPlanar(QuantType type, const void* blocks, int64_t rows, int64_t cols, 
 Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, void* blocks,
                   void* stream = nullptr);
 // MatMul (kAuto) on planar weights, with the same results as on the blocks.
-// Where kAuto runs gemv_q8 (n <= 3, F16/BF16 x; here also 16-byte aligned
+// Where kAuto runs gemv_q8 (n <= 4, F16/BF16 x; here also 16-byte aligned
 // weights), it reads the planes in place. Otherwise the call first
 // restores the blocks into the workspace (at least
 // MatMulPlanarWorkspaceBytes, 16-byte aligned; without one, a stream-ordered

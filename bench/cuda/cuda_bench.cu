@@ -196,7 +196,7 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
 
 // MatMulPlanar on the planar layout (Q2_K, Q3_K, Q6_K): each cold copy of
 // the blocks repacked by ToPlanar; the row's note has what a FromPlanar of
-// the matrix (MatMulPlanar's restore path, n > 3) takes.
+// the matrix (MatMulPlanar's restore path, n > 4) takes.
 void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   const TypeInfo& t = Info(type);
   const Operands op(type, m, k, n);
@@ -208,7 +208,7 @@ void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   auto plane = [&](int i) { return planes[static_cast<size_t>(i) % planes.size()]; };
   const double restore =
       TimeUs([&](int i) { MustSucceed(bqc::FromPlanar(type, plane(i), m, k, op.cold(i + 1)), "FromPlanar"); }, 10);
-  const std::string path = n <= 3 ? "gemv_q8" : "restore+auto";
+  const std::string path = n <= 4 ? "gemv_q8" : "restore+auto";
   auto run = [&](int i) {
     MustSucceed(bqc::MatMulPlanar(type, plane(i), m, k, QuantType::kF16, op.x, n, op.y), "MatMulPlanar");
   };
@@ -306,18 +306,19 @@ void BenchVariant(int64_t m, int64_t k, int64_t n) {
 // gemv_q8 configurations the library does not pick (units in flight per
 // lane, CTAs per SM, launched without programmatic dependent launch),
 // through the header-only launcher.
-template <QuantType kType, int kN, int kUnroll, int kMinBlocks>
+// kPlanar: the weights read as the planar layout (random bytes either way).
+template <QuantType kType, int kN, int kUnroll, int kMinBlocks, bool kPlanar = false>
 void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
   const TypeInfo& t = Info(kType);
   const Operands op(kType, m, k, kN);
   const double us = TimeUs(
       [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks>(op.cold(i), m, k, op.x, op.y,
-                                                                                   nullptr, overlap_previous)));
+        BQ_CUDA_CHECK((bqc::LaunchGemvQ8<kType, __half, kN, 8, kUnroll, kMinBlocks, kPlanar>(
+            op.cold(i), m, k, op.x, op.y, nullptr, overlap_previous)));
       },
       20);
   char name[64];
-  std::snprintf(name, sizeof(name), "ours gemv_q8 u%d b%d%s", kUnroll, kMinBlocks,
+  std::snprintf(name, sizeof(name), "ours gemv_q8%s u%d b%d%s", kPlanar ? " planar" : "", kUnroll, kMinBlocks,
                 overlap_previous ? "" : " no-pdl");
   AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(op.bytes), 0.0, "variant"});
 }
@@ -506,6 +507,16 @@ int main(int argc, char** argv) {
   if (!quick) {
     BenchPlanar(QuantType::kQ6_K, M, Kd, 8);
     BenchOurs(QuantType::kQ6_K, M, Kd, 8, {K::kAuto}, false);
+    // Where gemv_q8 stops paying off for the 16-group types (kAuto: n <= 4).
+    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
+      if (t != QuantType::kQ6_K) BenchOurs(t, M, Kd, 8, {K::kAuto}, false);
+      BenchOurs(t, M, Kd, 16, {K::kAuto}, false);
+    }
+    BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
+    BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
+    BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
   }
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);

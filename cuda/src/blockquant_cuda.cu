@@ -124,8 +124,12 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 // its narrowest tile costs the same for n = 1..16 (H200, Q4_K 28672 x 8192:
 // 70.1 us at n = 4, 70.1 at n = 16) and mma8 takes 72-78 us from n = 2 on,
 // while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
-// n = 4 70.8).
-constexpr int64_t kGemvMaxN = 3;
+// n = 4 70.8). Q2_K, Q3_K and Q6_K have no wgmma or mma_q8 kernel, and
+// mma8 is far slower for them: gemv_q8 up to n = 4 (H200, 28672 x 8192,
+// n = 4: gemv_q8 65.7 / 75.0 / 108.9 us, mma8 112.3 / 325.3 / 238.9).
+int64_t GemvMaxN(QuantType type) {
+  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K ? 4 : 3;
+}
 // Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
 // 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
@@ -226,11 +230,11 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
                     const void* x, int64_t n, bool allow_scratch) {
   const bool mma_q8 = allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
-  if (n <= kGemvMaxN && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
+  if (n <= GemvMaxN(type) && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  if (allow_scratch && n > kGemvMaxN && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  if (allow_scratch && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.
@@ -412,7 +416,7 @@ Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t co
   Status st = CheckProduct(type, planar, rows, cols, act_type, x, n, y, "MatMulPlanar");
   if (!st.ok()) return st;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (n <= kGemvMaxN && GemvFits(type, planar, cols, act_type, x, n, true)) {
+  if (n <= GemvMaxN(type) && GemvFits(type, planar, cols, act_type, x, n, true)) {
     return FromCuda(LaunchGemvPlanarTyped(type, static_cast<const uint8_t*>(planar), rows, cols, act_type, x, n, y, s),
                     "MatMulPlanar launch (gemv_q8)");
   }
