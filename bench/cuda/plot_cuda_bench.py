@@ -19,7 +19,7 @@ def main():
         g = json.load(f)
     rows = g["rows"]
     big = [r for r in rows if r["m"] == 28672 and r["k"] == 8192 and r["cache"] == "cold"]
-    gemv = [r for r in big if r["n"] == 1 and r["kernel"].startswith("ours auto")]
+    gemv = [r for r in big if r["n"] == 1 and r["kernel"].startswith(("ours auto", "ours planar"))]
     cublas1 = next((r for r in big if r["n"] == 1 and r["kernel"].startswith("cublas")), None)
     sweep = sorted((r for r in big if r["type"] == "Q4_K" and r["kernel"].startswith("ours auto") and r["n"] >= 1),
                    key=lambda r: r["n"])
@@ -34,7 +34,9 @@ def main():
           f"Copy bound: weight bytes / device-to-device copy rate measured in the same run ({g['copy_gbs']:.0f} GB/s).",
           "", "| GEMV n = 1, 28672 x 8192, cold | us | % of copy bound |", "|---|---|---|"]
     for r in gemv:
-        md.append(f"| {r['type']} ({r['kernel'].split(':')[-1]}) | {r['us']:.1f} | {100 * r['bound_us'] / r['us']:.0f}% |")
+        layout = ", planar layout" if r["kernel"].startswith("ours planar") else ""
+        md.append(f"| {r['type']} ({r['kernel'].split(':')[-1]}{layout}) | {r['us']:.1f} | "
+                  f"{100 * r['bound_us'] / r['us']:.0f}% |")
     if cublas1:
         md.append(f"| cuBLAS fp16 (F16 weights) | {cublas1['us']:.1f} | {100 * cublas1['bound_us'] / cublas1['us']:.0f}% |")
     md += ["", "| Q4_K, 28672 x 8192, n | ours us | kernel | cuBLAS fp16 us |", "|---|---|---|---|"]
@@ -63,7 +65,8 @@ def main():
         return
     fig, axes = plt.subplots(1, 3 if pairs else 2, figsize=(15 if pairs else 10, 4.2))
     ax = axes[0]
-    labels = [r["type"] for r in gemv] + (["cuBLAS f16"] if cublas1 else [])
+    labels = [r["type"] + (" planar" if r["kernel"].startswith("ours planar") else "") for r in gemv] + \
+        (["cuBLAS f16"] if cublas1 else [])
     vals = [100 * r["bound_us"] / r["us"] for r in gemv] + ([100 * cublas1["bound_us"] / cublas1["us"]] if cublas1 else [])
     ax.bar(labels, vals, color=["C0"] * len(gemv) + ["C1"] * (1 if cublas1 else 0))
     ax.axhline(90, color="gray", linestyle="--", linewidth=1)
