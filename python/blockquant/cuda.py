@@ -188,8 +188,7 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
         if not (xa.torch and stream is None):
             nbytes = 0
         ws = _Arr(xa.empty((nbytes,), "U8", "workspace"), "workspace").ptr if nbytes else 0
-        call = cu.matmul_planar if planar else cu.matmul
-        call(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes)
+        cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes, planar)
     return obj
 
 

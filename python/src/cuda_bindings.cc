@@ -66,37 +66,29 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "matmul",
       [](const std::string& type, uintptr_t weights, int64_t rows, int64_t cols, const std::string& act_type,
-         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream, uintptr_t workspace, int64_t workspace_bytes) {
+         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream, uintptr_t workspace, int64_t workspace_bytes,
+         bool planar) {
         const bq::QuantType t = Type(type), a = Type(act_type);
+        float* out = static_cast<float*>(Ptr(y));
         CallWithoutGil([&] {
-          return bq::cuda::MatMul(t, Ptr(weights), rows, cols, a, Ptr(x), n, static_cast<float*>(Ptr(y)), Ptr(stream),
-                                  bq::cuda::MatMulKernel::kAuto, Ptr(workspace), workspace_bytes);
+          return planar ? bq::cuda::MatMulPlanar(t, Ptr(weights), rows, cols, a, Ptr(x), n, out, Ptr(stream),
+                                                 Ptr(workspace), workspace_bytes)
+                        : bq::cuda::MatMul(t, Ptr(weights), rows, cols, a, Ptr(x), n, out, Ptr(stream),
+                                           bq::cuda::MatMulKernel::kAuto, Ptr(workspace), workspace_bytes);
         });
       },
       py::arg("type"), py::arg("weights"), py::arg("rows"), py::arg("cols"), py::arg("act_type"), py::arg("x"),
       py::arg("n"), py::arg("y"), py::arg("stream"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
-      "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks; asynchronous on stream. "
-      "workspace: scratch of workspace_bytes (see workspace_bytes()), or 0 for a stream-ordered allocation.");
-  m.def(
-      "matmul_planar",
-      [](const std::string& type, uintptr_t planar, int64_t rows, int64_t cols, const std::string& act_type,
-         uintptr_t x, int64_t n, uintptr_t y, uintptr_t stream, uintptr_t workspace, int64_t workspace_bytes) {
-        const bq::QuantType t = Type(type), a = Type(act_type);
-        CallWithoutGil([&] {
-          return bq::cuda::MatMulPlanar(t, Ptr(planar), rows, cols, a, Ptr(x), n, static_cast<float*>(Ptr(y)),
-                                        Ptr(stream), Ptr(workspace), workspace_bytes);
-        });
-      },
-      py::arg("type"), py::arg("planar"), py::arg("rows"), py::arg("cols"), py::arg("act_type"), py::arg("x"),
-      py::arg("n"), py::arg("y"), py::arg("stream"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
-      "matmul on weights in the planar layout (Q2_K, Q3_K, Q6_K; see to_planar). workspace: at least "
-      "planar_workspace_bytes() for the calls gemv_q8 does not take, or 0 for a stream-ordered allocation.");
+      py::arg("planar") = false,
+      "y (n x rows, f32) = x (n x cols, act_type) @ W^T, W the rows x cols GGUF blocks (planar: in the planar "
+      "layout, see repack); asynchronous on stream. workspace: scratch of workspace_bytes (see workspace_bytes() "
+      "and planar_workspace_bytes()), or 0 for a stream-ordered allocation.");
   m.def(
       "planar_workspace_bytes",
       [](const std::string& type, int64_t rows, int64_t cols) {
         return bq::cuda::MatMulPlanarWorkspaceBytes(Type(type), rows, cols);
       },
-      py::arg("type"), py::arg("rows"), py::arg("cols"), "The most scratch matmul_planar uses: the weights' size.");
+      py::arg("type"), py::arg("rows"), py::arg("cols"), "The most scratch a planar matmul uses: the weights' size.");
   m.def(
       "planar_supported", [](const std::string& type) { return bq::cuda::PlanarSupported(Type(type)); },
       py::arg("type"), "Whether the planar layout covers this type (Q2_K, Q3_K, Q6_K).");
