@@ -350,6 +350,12 @@ int64_t MatMulPlanarWorkspaceBytes(QuantType type, int64_t rows, int64_t cols) {
 
 namespace {
 
+// ToPlanar's, FromPlanar's and MatMulPlanar's type check (what: the caller's name).
+Status CheckPlanarType(QuantType type, const std::string& what) {
+  if (PlanarSupported(type)) return Status{};
+  return Fail(kUnsupportedType, what + ": the planar layout covers Q2_K, Q3_K and Q6_K, got " + TypeLabel(type));
+}
+
 template <QuantType kType>
 cudaError_t LaunchRepack(const uint8_t* src, uint8_t* dst, int64_t blocks, bool to_planar, cudaStream_t stream) {
   const int64_t grid64 = (blocks + 7) / 8;  // a warp per block, 8 to a CTA
@@ -365,10 +371,9 @@ cudaError_t LaunchRepack(const uint8_t* src, uint8_t* dst, int64_t blocks, bool 
 // ToPlanar (to_planar) and FromPlanar.
 Status Repack(QuantType type, const void* src, int64_t rows, int64_t cols, void* dst, void* stream, bool to_planar) {
   const std::string what = to_planar ? "ToPlanar" : "FromPlanar";
-  if (!PlanarSupported(type)) {
-    return Fail(kUnsupportedType, what + ": the planar layout covers Q2_K, Q3_K and Q6_K, got " + TypeLabel(type));
-  }
-  Status st = CheckMatrix(type, src, rows, cols, what.c_str());
+  Status st = CheckPlanarType(type, what);
+  if (!st.ok()) return st;
+  st = CheckMatrix(type, src, rows, cols, what.c_str());
   if (!st.ok()) return st;
   if (dst == nullptr || !Aligned(dst, 2)) return Fail(kInvalidArgument, what + ": output null or not 2-byte aligned");
   const int64_t bytes = MatMulPlanarWorkspaceBytes(type, rows, cols);
@@ -410,10 +415,9 @@ Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols
 
 Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, float* y, void* stream, void* workspace, int64_t workspace_bytes) {
-  if (!PlanarSupported(type)) {
-    return Fail(kUnsupportedType, "MatMulPlanar: the planar layout covers Q2_K, Q3_K and Q6_K, got " + TypeLabel(type));
-  }
-  Status st = CheckProduct(type, planar, rows, cols, act_type, x, n, y, "MatMulPlanar");
+  Status st = CheckPlanarType(type, "MatMulPlanar");
+  if (!st.ok()) return st;
+  st = CheckProduct(type, planar, rows, cols, act_type, x, n, y, "MatMulPlanar");
   if (!st.ok()) return st;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (n <= GemvMaxN(type) && GemvFits(type, planar, cols, act_type, x, n, true)) {

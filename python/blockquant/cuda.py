@@ -165,8 +165,8 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
     w = _Arr(weights, "weights")
-    if planar and not cu.planar_supported(qtype):
-        raise _core.UnsupportedTypeError(f"the planar layout covers Q2_K, Q3_K and Q6_K, not {qtype}")
+    if planar:
+        _check_planar_type(cu, qtype)
     rows, cols = _rows_cols(w, qtype)
     xa = _Arr(x, "x")
     if xa.dtype not in ("F16", "BF16", "F32"):
@@ -192,11 +192,15 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     return obj
 
 
+def _check_planar_type(cu: Any, qtype: str) -> None:
+    if not cu.planar_supported(qtype):
+        raise _core.UnsupportedTypeError(f"the planar layout covers Q2_K, Q3_K and Q6_K, not {qtype}")
+
+
 def _repack(src: Any, qtype: str, out: Any, stream: Optional[int], to_planar: bool) -> Any:
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
-    if not cu.planar_supported(qtype):
-        raise _core.UnsupportedTypeError(f"the planar layout covers Q2_K, Q3_K and Q6_K, not {qtype}")
+    _check_planar_type(cu, qtype)
     s = _Arr(src, "weights")
     rows, cols = _rows_cols(s, qtype)
     obj, o = _out(out, s, s.shape, "U8", "out")
