@@ -196,7 +196,8 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
 
 // MatMulPlanar on the planar layout (Q2_K, Q3_K, Q6_K): each cold copy of
 // the blocks repacked by ToPlanar; the row's note has what a FromPlanar of
-// the matrix (MatMulPlanar's restore path, n > 4) takes.
+// the matrix (MatMulPlanar's restore path) takes, timed writing the same
+// blocks back over the cold copies.
 void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   const TypeInfo& t = Info(type);
   const Operands op(type, m, k, n);
@@ -208,7 +209,10 @@ void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   auto plane = [&](int i) { return planes[static_cast<size_t>(i) % planes.size()]; };
   const double restore =
       TimeUs([&](int i) { MustSucceed(bqc::FromPlanar(type, plane(i), m, k, op.cold(i + 1)), "FromPlanar"); }, 10);
-  const std::string path = n <= 4 ? "gemv_q8" : "restore+auto";
+  // MatMulPlanar reads the planes where kAuto would run gemv_q8 on the blocks.
+  const bool in_place =
+      bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n) == bqc::MatMulKernel::kGemvQ8;
+  const std::string path = in_place ? "gemv_q8" : "restore+auto";
   auto run = [&](int i) {
     MustSucceed(bqc::MatMulPlanar(type, plane(i), m, k, QuantType::kF16, op.x, n, op.y), "MatMulPlanar");
   };
