@@ -40,8 +40,9 @@ enum class MatMulKernel : int {
   kMma16 = 3,   // 16 columns per CTA
   kMma32 = 4,   // 32 columns per CTA
   kMma64 = 5,   // 64 columns per CTA, 128 rows per CTA (batched GEMM)
-  kGemvQ8 = 6,  // n <= 4: x quantized to int8 per 32 values on the fly, dp4a;
-                // adds at most sum_k |w_k| * max|x_block| / 254 of error
+  kGemvQ8 = 6,  // x quantized to int8 per 32 values on the fly, dp4a; up to 4
+                // columns per pass, more in passes that each read all the
+                // weights; adds at most sum_k |w_k| * max|x_block| / 254 of error
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*;
                 // needs a scratch buffer for x's group sums (see MatMul)
@@ -60,8 +61,8 @@ bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): for Q4_K and Q5_K kGemvQ8 for n <= 2 and kMmaQ8 for
-// n = 3..16 where it runs; for Q2_K, Q3_K and Q6_K kGemvQ8 for n <= 4, for
-// Q8_0 and Q4_0 for n <= 3; then kWgmma where it runs, else the mma kernels
+// n = 3..16 where it runs; kGemvQ8 for Q2_K and Q6_K for n <= 8, for Q3_K
+// for n <= 16, for Q8_0 and Q4_0 for n <= 3; then kWgmma where it runs, else the mma kernels
 // above, and kSimple when their requirements fail (cols % 256, 16-byte
 // aligned weights and x, f16 or bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force
@@ -100,8 +101,9 @@ Status ToPlanar(QuantType type, const void* blocks, int64_t rows, int64_t cols, 
 Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, void* blocks,
                   void* stream = nullptr);
 // MatMul (kAuto) on planar weights, with the same results as on the blocks.
-// Where kAuto runs gemv_q8 (n <= 4, F16/BF16 x; here also 16-byte aligned
-// weights), it reads the planes in place. Otherwise the call first
+// Where kAuto runs gemv_q8 (MatMulPlanarInPlace: Q2_K and Q6_K to n = 8,
+// Q3_K to n = 16, F16/BF16 x, 16-byte aligned weights), it reads the planes
+// in place. Otherwise the call first
 // restores the blocks into the workspace (at least
 // MatMulPlanarWorkspaceBytes, 16-byte aligned; without one, a stream-ordered
 // allocation) and runs MatMul (kAuto) on them, one extra pass over the
@@ -109,6 +111,10 @@ Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols
 Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, float* y, void* stream = nullptr, void* workspace = nullptr,
                     int64_t workspace_bytes = 0);
+// Whether MatMulPlanar on these arguments reads the planes in place (and
+// needs no workspace).
+bool MatMulPlanarInPlace(QuantType type, const void* planar, int64_t cols, QuantType act_type, const void* x,
+                         int64_t n);
 // The size of the weights: the most MatMulPlanar's workspace needs.
 int64_t MatMulPlanarWorkspaceBytes(QuantType type, int64_t rows, int64_t cols);
 // rows x cols blocks -> rows x cols values of out_type (kF32, kF16, kBF16).

@@ -24,7 +24,7 @@
 //
 // Requirements: cols % 256 == 0; weights 16-byte aligned for Q4_K/Q5_K and
 // the planar layout (bq_planar.cuh), else 4-byte aligned; x 16-byte aligned,
-// f16 or bf16; GemvSmemBytes(n, cols) (about 1.65 * n * cols bytes) of shared
+// f16 or bf16; GemvSmemBytes(n, cols) (about 1.6 * n * cols bytes) of shared
 // memory.
 #ifndef BLOCKQUANT_CUDA_BQ_GEMV_CUH_
 #define BLOCKQUANT_CUDA_BQ_GEMV_CUH_
@@ -631,6 +631,10 @@ __host__ __device__ constexpr int GemvUnroll(int n, bool tall, bool planar = fal
   return n <= 3 ? 4 : 2;
 }
 
+// Columns of x one GemvQ8Kernel launch takes (its accumulators live in
+// registers); the host API runs more in passes of up to this many.
+constexpr int kGemvMaxColumns = 4;
+
 // Shared memory of GemvQ8Kernel: n * cols / 256 padded units of codes, then
 // n * cols / 32 scales, then up to n * cols / 16 group sums of x.
 __host__ __device__ constexpr int64_t GemvSmemBytes(int64_t n, int64_t cols) {
@@ -852,7 +856,7 @@ template <QuantType kType, bool kPlanar = false>
 __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, int64_t max_smem) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
   if (kPlanar && (!Planar<kType>::kSupported || wa % 16 != 0)) return false;
-  return n >= 1 && n <= 4 && cols % 256 == 0 && wa % gemv::Lane<kType>::kWeightAlign == 0 && xa % 16 == 0 &&
+  return n >= 1 && n <= gemv::kGemvMaxColumns && cols % 256 == 0 && wa % gemv::Lane<kType>::kWeightAlign == 0 && xa % 16 == 0 &&
          gemv::GemvSmemBytes(n, cols) <= max_smem;
 }
 

@@ -209,9 +209,7 @@ void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   auto plane = [&](int i) { return planes[static_cast<size_t>(i) % planes.size()]; };
   const double restore =
       TimeUs([&](int i) { MustSucceed(bqc::FromPlanar(type, plane(i), m, k, op.cold(i + 1)), "FromPlanar"); }, 10);
-  // MatMulPlanar reads the planes where kAuto would run gemv_q8 on the blocks.
-  const bool in_place =
-      bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n) == bqc::MatMulKernel::kGemvQ8;
+  const bool in_place = bqc::MatMulPlanarInPlace(type, planes[0], k, QuantType::kF16, op.x, n);
   const std::string path = in_place ? "gemv_q8" : "restore+auto";
   auto run = [&](int i) {
     MustSucceed(bqc::MatMulPlanar(type, plane(i), m, k, QuantType::kF16, op.x, n, op.y), "MatMulPlanar");
@@ -509,14 +507,17 @@ int main(int argc, char** argv) {
     }
   }
   if (!quick) {
-    BenchPlanar(QuantType::kQ6_K, M, Kd, 8);
-    BenchOurs(QuantType::kQ6_K, M, Kd, 8, {K::kAuto}, false);
-    // Where gemv_q8 stops paying off for the 16-group types (kAuto: n <= 4).
+    // Where gemv_q8 (in passes of up to 4 columns beyond n = 4) stops paying
+    // off for the 16-group types against mma8/mma16 (kAuto: Q2_K and Q6_K to
+    // n = 8, Q3_K to 16).
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
       BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
-      if (t != QuantType::kQ6_K) BenchOurs(t, M, Kd, 8, {K::kAuto}, false);
-      BenchOurs(t, M, Kd, 16, {K::kAuto}, false);
+      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 5, {K::kAuto, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 8, {K::kAuto, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 12, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
+      BenchOurs(t, M, Kd, 16, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
+      BenchPlanar(t, M, Kd, 8);
     }
     BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);

@@ -54,12 +54,14 @@ bool GemvQ8FitsLayout(bool planar, const void* w, int64_t cols, const void* x, i
   return planar ? GemvQ8Fits<kType, true>(w, cols, x, n, smem) : GemvQ8Fits<kType, false>(w, cols, x, n, smem);
 }
 
-// Whether kGemvQ8 can run: n <= 4, f16/bf16 x, alignment, and the int8 copy
-// of x fits the current device's shared memory per block. planar: w is in
-// the planar layout.
+// Whether kGemvQ8 can run: f16/bf16 x, alignment, and the int8 copy of one
+// pass's columns of x (up to 4; more run in passes) fits the current
+// device's shared memory per block. planar: w is in the planar layout.
 bool GemvFits(QuantType type, const void* w, int64_t cols, QuantType act_type, const void* x, int64_t n,
               bool planar = false) {
   if (act_type != QuantType::kF16 && act_type != QuantType::kBF16) return false;
+  if (n < 1) return false;
+  n = std::min<int64_t>(n, gemv::kGemvMaxColumns);
   int dev = 0, smem = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
@@ -120,15 +122,22 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
   }
 }
 
-// Up to this n kAuto runs gemv_q8, from the next on kWgmma where it runs:
-// its narrowest tile costs the same for n = 1..16 (H200, Q4_K 28672 x 8192:
-// 70.1 us at n = 4, 70.1 at n = 16) and mma8 takes 72-78 us from n = 2 on,
-// while gemv_q8's cost grows with n (n = 1 37.2 us, n = 2 44.6, n = 3 55.5,
-// n = 4 70.8). Q2_K, Q3_K and Q6_K have no wgmma or mma_q8 kernel, and
-// mma8 is far slower for them: gemv_q8 up to n = 4 (H200, 28672 x 8192,
-// n = 4: gemv_q8 65.7 / 75.0 / 108.9 us, mma8 112.3 / 325.3 / 238.9).
+// Up to this n kAuto runs gemv_q8 (in passes of up to 4 columns beyond 4).
+// Q4_K and Q5_K: to n = 2, then mma_q8 or wgmma. Q8_0 and Q4_0: to n = 3,
+// then mma8 (H200, Q4_K 28672 x 8192: gemv_q8 37.2 us at n = 1, 44.6 at
+// n = 2, 55.5 at n = 3, 70.8 at n = 4; mma8 72-78 us from n = 2 on). Q2_K,
+// Q3_K and Q6_K have no wgmma or mma_q8 kernel and their mma8 is far slower
+// (H200, 28672 x 8192, n = 4: gemv_q8 65.9 / 74.4 / 109.1 us, mma8 112.3 /
+// 325.3 / 238.9; n = 8: mma8 142.3 / 333.7 / 268.2, n = 16: mma16 189.1 /
+// 402.4 / 283.9), so gemv_q8 passes take Q2_K and Q6_K to n = 8 and Q3_K to
+// n = 16 (docs/cuda.md has the measured passes).
 int64_t GemvMaxN(QuantType type) {
-  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K ? 4 : 3;
+  switch (type) {
+    case QuantType::kQ2_K:
+    case QuantType::kQ6_K: return 8;
+    case QuantType::kQ3_K: return 16;
+    default: return 3;
+  }
 }
 // Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
@@ -310,8 +319,8 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   if (kernel == MatMulKernel::kGemvQ8) {
     if (!GemvFits(type, weights, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel gemv_q8 needs n <= 4, cols % 256 == 0, F16/BF16 x 16-byte aligned, weights "
-                  "16-byte (Q4_K/Q5_K) or 4-byte aligned, and about n * cols * 1.4 bytes of shared memory");
+                  "MatMul: kernel gemv_q8 needs cols % 256 == 0, F16/BF16 x 16-byte aligned, weights 16-byte "
+                  "(Q4_K/Q5_K) or 4-byte aligned, and about min(n, 4) * cols * 1.6 bytes of shared memory");
     }
   } else if (kernel != MatMulKernel::kSimple) {
     if (cols % 256 != 0 || !Aligned(weights, 16) || !Aligned(x, 16) || act_type == QuantType::kF32) {
@@ -413,6 +422,11 @@ Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols
   return Repack(type, planar, rows, cols, blocks, stream, false);
 }
 
+bool MatMulPlanarInPlace(QuantType type, const void* planar, int64_t cols, QuantType act_type, const void* x,
+                         int64_t n) {
+  return PlanarSupported(type) && n <= GemvMaxN(type) && GemvFits(type, planar, cols, act_type, x, n, true);
+}
+
 Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, float* y, void* stream, void* workspace, int64_t workspace_bytes) {
   Status st = CheckPlanarType(type, "MatMulPlanar");
@@ -420,7 +434,7 @@ Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t co
   st = CheckProduct(type, planar, rows, cols, act_type, x, n, y, "MatMulPlanar");
   if (!st.ok()) return st;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (n <= GemvMaxN(type) && GemvFits(type, planar, cols, act_type, x, n, true)) {
+  if (MatMulPlanarInPlace(type, planar, cols, act_type, x, n)) {
     return FromCuda(LaunchGemvPlanarTyped(type, static_cast<const uint8_t*>(planar), rows, cols, act_type, x, n, y, s),
                     "MatMulPlanar launch (gemv_q8)");
   }

@@ -73,12 +73,24 @@ extern template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_
 extern template cudaError_t LaunchWgmma<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);
 
-// gemv_q8 for n = 1..4 (the tall launch for n = 1 on tall matrices), on GGUF
-// blocks or (kPlanar) the planar layout. Preconditions: GemvQ8Fits.
+// gemv_q8 for any n >= 1, on GGUF blocks or (kPlanar) the planar layout:
+// one launch for n <= 4 (the tall launch for n = 1 on tall matrices), else
+// ceil(n / 4) launches over near-equal runs of x's columns, each reading all
+// the weights again. Preconditions: GemvQ8Fits for min(n, 4) columns.
 template <QuantType kType, typename Act, bool kPlanar>
 cudaError_t LaunchGemv(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                        cudaStream_t stream) {
   using gemv::GemvUnroll;
+  if (n > gemv::kGemvMaxColumns) {
+    const int64_t passes = (n + gemv::kGemvMaxColumns - 1) / gemv::kGemvMaxColumns;
+    for (int64_t p = 0, c0 = 0; p < passes; ++p) {
+      const int64_t cn = n / passes + (p < n % passes ? 1 : 0);
+      const cudaError_t err = LaunchGemv<kType, Act, kPlanar>(w, rows, cols, x + c0 * cols, cn, y + c0 * rows, stream);
+      if (err != cudaSuccess) return err;
+      c0 += cn;
+    }
+    return cudaSuccess;
+  }
   switch (n) {
     case 1:
       if (gemv::TallGemvPaysOff<kType>() && rows >= gemv::kTallGemvRows) {

@@ -159,9 +159,10 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
            planar: bool = False) -> Any:
     """``out = x @ W.T`` (float32, (n, rows)) for W the (rows, row_bytes) uint8 GGUF blocks of
     ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For float16/
-    bfloat16 x and n <= 3 (Q2_K, Q3_K, Q6_K: n <= 4; Q4_K, Q5_K: n <= 16, on an sm_90 GPU), the
-    kernel rounds x to int8 per 32 values (docs/cuda.md bounds the error); otherwise x is used as
-    is. ``planar``: ``weights`` came from ``to_planar`` (same results, faster at n <= 4)."""
+    bfloat16 x and n <= 3 (Q2_K, Q6_K: n <= 8; Q3_K: n <= 16; Q4_K, Q5_K: n <= 16 on an sm_90
+    GPU), the kernel rounds x to int8 per 32 values (docs/cuda.md bounds the error); otherwise x
+    is used as is. ``planar``: ``weights`` came from ``to_planar`` (same results; read in place,
+    and faster, where the rounding kernel runs: Q2_K, Q6_K n <= 8, Q3_K n <= 16)."""
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
     w = _Arr(weights, "weights")
@@ -179,10 +180,10 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     if n > 0:
         # PyTorch x on its current stream: the scratch comes from PyTorch's caching allocator
         # (the library's own per-call allocation cost 3-9 us); stream order keeps it alive.
-        # A planar call needs scratch only where gemv_q8 does not run (n > 4 or float32 x).
+        # A planar call needs scratch only where it cannot read the planes in place.
         if planar:
-            takes_gemv = n <= 4 and xa.dtype != "F32"
-            nbytes = 0 if takes_gemv else cu.planar_workspace_bytes(qtype, rows, cols)
+            in_place = cu.planar_in_place(qtype, w.ptr, cols, xa.dtype, xa.ptr, n)
+            nbytes = 0 if in_place else cu.planar_workspace_bytes(qtype, rows, cols)
         else:
             nbytes = cu.workspace_bytes(qtype, n, cols)
         if not (xa.torch and stream is None):

@@ -90,6 +90,14 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("type"), py::arg("rows"), py::arg("cols"), "The most scratch a planar matmul uses: the weights' size.");
   m.def(
+      "planar_in_place",
+      [](const std::string& type, uintptr_t weights, int64_t cols, const std::string& act_type, uintptr_t x,
+         int64_t n) {
+        return bq::cuda::MatMulPlanarInPlace(Type(type), Ptr(weights), cols, Type(act_type), Ptr(x), n);
+      },
+      py::arg("type"), py::arg("weights"), py::arg("cols"), py::arg("act_type"), py::arg("x"), py::arg("n"),
+      "Whether a planar matmul on these arguments reads the planes in place (no workspace).");
+  m.def(
       "planar_supported", [](const std::string& type) { return bq::cuda::PlanarSupported(Type(type)); },
       py::arg("type"), "Whether the planar layout covers this type (Q2_K, Q3_K, Q6_K).");
   m.def(

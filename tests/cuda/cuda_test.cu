@@ -199,7 +199,6 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
   const char* act_name = act == QuantType::kF16 ? "f16" : act == QuantType::kBF16 ? "bf16" : "f32";
   for (bqc::MatMulKernel k : kernels) {
-    if (k == bqc::MatMulKernel::kGemvQ8 && c.n > 4) continue;  // n <= 4 only (refusal tested in TestErrors)
     std::string name = std::string("matmul ") + t.name + " " + act_name + " " + ModeName(mode) + " " +
                        std::to_string(c.rows) + "x" + std::to_string(c.cols) + " n=" + std::to_string(c.n) + " " +
                        bqc::MatMulKernelName(k);
@@ -468,9 +467,10 @@ std::vector<uint8_t> HostPlanar(const TypeInfo& t, const std::vector<uint8_t>& b
 }
 
 // ToPlanar / FromPlanar bytes, and MatMulPlanar against MatMul (kAuto) on
-// the blocks: gemv_q8 reading the planes (n <= 4, the tall launch included)
-// and the restore-then-MatMul path (n = 9, F32 x, planes off 16 bytes),
-// with and without a workspace; each must give MatMul's bits.
+// the blocks: gemv_q8 reading the planes (the tall launch and passes of
+// columns included) and the restore-then-MatMul path (n beyond gemv_q8's
+// reach, F32 x, planes off 16 bytes), with and without a workspace; each
+// must give MatMul's bits, and MatMulPlanarInPlace must say which path ran.
 void TestPlanar(const TypeInfo& t, bool small) {
   for (const int64_t rows : {int64_t{53}, bqc::gemv::kTallGemvRows + 37}) {
     const int64_t cols = rows > 100 && small ? 1280 : 5376;
@@ -494,7 +494,7 @@ void TestPlanar(const TypeInfo& t, bool small) {
     const int64_t ws_bytes = bqc::MatMulPlanarWorkspaceBytes(t.type, rows, cols);
     DeviceBuffer<uint8_t> ws(static_cast<size_t>(ws_bytes));
     for (QuantType act : {QuantType::kF16, QuantType::kBF16, QuantType::kF32}) {
-      for (int64_t n : {1, 2, 3, 4, 9}) {
+      for (int64_t n : {1, 2, 3, 4, 5, 8, 9, 16, 17}) {
         if (act == QuantType::kF32 && n != 1 && n != 4) continue;
         if (rows > 100 && n != 1 && n != 9) continue;
         std::vector<uint8_t> xraw;
@@ -509,6 +509,14 @@ void TestPlanar(const TypeInfo& t, bool small) {
         BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
         const char* act_name = act == QuantType::kF16 ? "f16" : act == QuantType::kBF16 ? "bf16" : "f32";
         auto check = [&](const std::string& how, const uint8_t* planes, void* workspace) {
+          // In place exactly where kAuto runs gemv_q8 on the blocks and the
+          // planes are 16-byte aligned.
+          const bool gemv =
+              bqc::ChooseMatMulKernel(t.type, dw.ptr, cols, act, dx.ptr, n) == bqc::MatMulKernel::kGemvQ8;
+          const bool in_place = bqc::MatMulPlanarInPlace(t.type, planes, cols, act, dx.ptr, n);
+          Report(in_place == (gemv && reinterpret_cast<uintptr_t>(planes) % 16 == 0),
+                 "planar " + shape + " n=" + std::to_string(n) + " " + how + ": MatMulPlanarInPlace " +
+                     (in_place ? "true" : "false"));
           BQ_CUDA_CHECK(cudaMemset(y1.ptr, 0xFF, r1.size() * 4));  // NaN: a call that writes nothing fails
           const bqc::Status s = bqc::MatMulPlanar(t.type, planes, rows, cols, act, dx.ptr, n, y1.ptr, nullptr,
                                                   workspace, workspace ? ws_bytes : 0);
@@ -519,12 +527,12 @@ void TestPlanar(const TypeInfo& t, bool small) {
                  ref.message + s.message);
         };
         check("", dp.ptr, nullptr);
-        if (n == 1 || n == 9 || act == QuantType::kF32) check("with a workspace", dp.ptr, ws.ptr);
+        if (n == 1 || n == 9 || n == 17 || act == QuantType::kF32) check("with a workspace", dp.ptr, ws.ptr);
         if (n == 1 && act != QuantType::kF32) check("planes off 16 bytes", odd.ptr + 4, nullptr);
       }
     }
     if (rows > 100) continue;
-    st = bqc::MatMulPlanar(t.type, dp.ptr, rows, cols, QuantType::kF16, dw.ptr, 5, reinterpret_cast<float*>(back.ptr),
+    st = bqc::MatMulPlanar(t.type, dp.ptr, rows, cols, QuantType::kF16, dw.ptr, 17, reinterpret_cast<float*>(back.ptr),
                            nullptr, ws.ptr, ws_bytes - 1);
     Report(st.code == 1, "error: planar " + shape + " workspace one byte short -> code 1", st.message);
     st = bqc::ToPlanar(t.type, dw.ptr, rows, cols, dw.ptr + 16);
@@ -762,9 +770,9 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr + 2, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
                    bqc::MatMulKernel::kMma8);
   Report(st.code == 1, "error: forced tensor-core kernel on unaligned weights -> code 1", st.message);
-  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 5, y, nullptr,
+  st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF32, buf.ptr, 5, y, nullptr,
                    bqc::MatMulKernel::kGemvQ8);
-  Report(st.code == 1, "error: forced gemv_q8 with n = 5 -> code 1", st.message);
+  Report(st.code == 1, "error: forced gemv_q8 with F32 x -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ4_K, buf.ptr + 4, 4, 256, QuantType::kF16, buf.ptr, 1, y, nullptr,
                    bqc::MatMulKernel::kGemvQ8);
   Report(st.code == 1, "error: forced gemv_q8 on Q4_K weights not 16-byte aligned -> code 1", st.message);
@@ -908,8 +916,9 @@ int main(int argc, char** argv) {
       }
       TestMatMul(t, {small ? 9 : 29, 512, 3}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       // gemv_q8's batches of 4 units per lane group with a remainder (21
-      // units), and more rows than warps (each warp takes several).
-      for (int64_t n : {1, 2, 3, 4}) {
+      // units), and more rows than warps (each warp takes several); n > 4
+      // in passes of 3 + 2, 4 + 4 and 4 + 3 + 3 + 3 columns.
+      for (int64_t n : {1, 2, 3, 4, 5, 8, 13}) {
         TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kGemvQ8}, false, true);
       }
       if (!small) TestMatMul(t, {2500, 512, 1}, act, BlockMode::kRealistic, {K::kGemvQ8}, false, true);

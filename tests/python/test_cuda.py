@@ -156,14 +156,15 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
 @gpu
 @pytest.mark.parametrize("qtype", ["Q2_K", "Q3_K", "Q6_K"])
 def test_gpu_planar_layout_round_trips_and_gives_the_same_products(qtype):
-    # gemv_q8 reads the planes at n <= 3 (f16/bf16 x); the rest restores the blocks into scratch
-    # (PyTorch's, or the library's with an explicit stream) and runs the usual kernels.
+    # gemv_q8 reads the planes in place (f16/bf16 x; Q2_K, Q6_K n <= 8, Q3_K n <= 16, in passes
+    # of up to 4 columns beyond 4); the rest restores the blocks into scratch (PyTorch's, or the
+    # library's with an explicit stream) and runs the usual kernels.
     torch = _torch_cuda()
     blocks, _ = _gpu_weights(torch, qtype, 300, 1024, 13)
     planes = bq.cuda.to_planar(blocks, qtype)
     assert planes.dtype == torch.uint8 and planes.shape == blocks.shape and not torch.equal(planes, blocks)
     assert torch.equal(bq.cuda.from_planar(planes, qtype), blocks)
-    for n in (1, 2, 3, 4, 9):
+    for n in (1, 2, 3, 4, 8, 9, 17):
         for dt in (torch.float16, torch.bfloat16, torch.float32):
             x = torch.randn(n, 1024, generator=torch.Generator().manual_seed(n)).to(dt).cuda()
             want = bq.cuda.matmul(blocks, qtype, x)
