@@ -856,8 +856,8 @@ template <QuantType kType, bool kPlanar = false>
 __host__ bool GemvQ8Fits(const void* w, int64_t cols, const void* x, int64_t n, int64_t max_smem) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
   if (kPlanar && (!Planar<kType>::kSupported || wa % 16 != 0)) return false;
-  return n >= 1 && n <= gemv::kGemvMaxColumns && cols % 256 == 0 && wa % gemv::Lane<kType>::kWeightAlign == 0 && xa % 16 == 0 &&
-         gemv::GemvSmemBytes(n, cols) <= max_smem;
+  return n >= 1 && n <= gemv::kGemvMaxColumns && cols % 256 == 0 && wa % gemv::Lane<kType>::kWeightAlign == 0 &&
+         xa % 16 == 0 && gemv::GemvSmemBytes(n, cols) <= max_smem;
 }
 
 // Launches GemvQ8Kernel with one CTA per resident slot (rows are
