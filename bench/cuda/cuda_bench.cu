@@ -567,6 +567,15 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
+  // The types without an int8 or wgmma kernel for batches (the f16 mma
+  // kernels take them), beside cuBLAS fp16 above.
+  if (!quick) {
+    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+      if (t == QuantType::kQ8_0 || t == QuantType::kQ4_0) BenchOurs(t, M, Kd, 16, {K::kAuto}, false);
+      BenchOurs(t, M, Kd, 64, {K::kAuto}, false);
+      BenchOurs(t, 4096, 14336, 512, {K::kAuto}, false);
+    }
+  }
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
