@@ -1,6 +1,6 @@
 """Plots a CUDA bench run (bq_cuda_bench's JSON) beside the CPU bench (bench/run_cpu_bench.py's
-results.json): GEMV at n = 1 as a share of the copy bound per type, Q4_K time against n with
-cuBLAS fp16, and CPU against GPU on the shape both measured (4096 x 4096). Writes PNG + Markdown.
+results.json): GEMV at n = 1 as a share of the copy bound per type, each type's time against n
+(the kernel kAuto picks) with cuBLAS fp16, and CPU against GPU on the shape both measured (4096 x 4096). Writes PNG + Markdown.
 
     .venv/bin/python bench/cuda/plot_cuda_bench.py bench/results/cuda_bench_h200.json \\
         --cpu bench/results/results.json --out bench/results/cuda_vs_cpu_h200
@@ -21,11 +21,16 @@ def main():
     big = [r for r in rows if r["m"] == 28672 and r["k"] == 8192 and r["cache"] == "cold"]
     gemv = [r for r in big if r["n"] == 1 and r["kernel"].startswith(("ours auto", "ours planar"))]
     cublas1 = next((r for r in big if r["n"] == 1 and r["kernel"].startswith("cublas")), None)
-    sweep = sorted((r for r in big if r["type"] == "Q4_K" and r["kernel"].startswith("ours auto") and r["n"] >= 1),
-                   key=lambda r: r["n"])
+    order = ["Q4_K", "Q5_K", "Q2_K", "Q3_K", "Q6_K", "Q8_0", "Q4_0"]
+    sweeps = {}  # type -> {n: row}, kAuto's kernel
+    for r in big:
+        if r["kernel"].startswith("ours auto") and r["n"] >= 1:
+            sweeps.setdefault(r["type"], {})[r["n"]] = r
+    sweeps = {t: sweeps[t] for t in order if len(sweeps.get(t, {})) >= 3}
     cublas = {r["n"]: r for r in big if r["kernel"].startswith("cublas")}
     small_gpu = {r["type"]: r for r in rows if r["m"] == 4096 and r["k"] == 4096 and r["n"] == 1
-                 and r["cache"] == "hot" and r["kernel"].startswith("ours auto")}
+                 and r["cache"] == "hot" and r["kernel"].startswith("ours auto")
+                 and len(r["kernel"].split()) == 2}  # not BenchLaunchModes' "stream"/"graph" rows
     cpu = []
     if a.cpu:
         with open(a.cpu) as f:
@@ -39,11 +44,12 @@ def main():
                   f"{100 * r['bound_us'] / r['us']:.0f}% |")
     if cublas1:
         md.append(f"| cuBLAS fp16 (F16 weights) | {cublas1['us']:.1f} | {100 * cublas1['bound_us'] / cublas1['us']:.0f}% |")
-    md += ["", "| Q4_K, 28672 x 8192, n | ours us | kernel | cuBLAS fp16 us |", "|---|---|---|---|"]
-    for r in sweep:
-        cb = cublas.get(r["n"])
-        md.append(f"| {r['n']} | {r['us']:.1f} | {r['kernel'].split(':')[-1]} | {cb['us']:.1f} |" if cb else
-                  f"| {r['n']} | {r['us']:.1f} | {r['kernel'].split(':')[-1]} | - |")
+    md += ["", "28672 x 8192, cold, us (the kernel kAuto picks):", "",
+           "| n | " + " | ".join(sweeps) + " | cuBLAS fp16 |", "|---" * (len(sweeps) + 2) + "|"]
+    for n in sorted({n for sw in sweeps.values() for n in sw} | set(cublas)):
+        cells = [f"{sw[n]['us']:.1f} ({sw[n]['kernel'].split(':')[-1]})" if n in sw else "-" for sw in sweeps.values()]
+        md.append(f"| {n} | " + " | ".join(cells) + f" | {cublas[n]['us']:.1f} |" if n in cublas else
+                  f"| {n} | " + " | ".join(cells) + " | - |")
     pairs = []
     if cpu:
         md += ["", "| 4096 x 4096, n = 1, hot | CPU ms (threads, target) | GPU us | GPU / CPU speed |", "|---|---|---|---|"]
@@ -74,15 +80,17 @@ def main():
     ax.set_title("GEMV n=1, 28672x8192, cold")
     ax.tick_params(axis="x", rotation=45)
     ax = axes[1]
-    ns = [r["n"] for r in sweep]
-    ax.plot(ns, [r["us"] for r in sweep], "o-", label="ours Q4_K")
-    cb_ns = sorted(n for n in cublas if n in ns)
-    ax.plot(cb_ns, [cublas[n]["us"] for n in cb_ns], "s--", label="cuBLAS fp16")
+    for t, sw in sweeps.items():
+        ns = sorted(sw)
+        ax.plot(ns, [sw[n]["us"] for n in ns], "o-", markersize=3, label=f"ours {t}")
+    cb_ns = sorted(cublas)
+    ax.plot(cb_ns, [cublas[n]["us"] for n in cb_ns], "s--", color="black", label="cuBLAS fp16")
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xlabel("n (activation columns)")
-    ax.set_ylabel("us")
-    ax.set_title("Q4_K 28672x8192 against n")
-    ax.legend()
+    ax.set_ylabel("us (log)")
+    ax.set_title("28672x8192 against n (kAuto)")
+    ax.legend(fontsize=7)
     if pairs:
         ax = axes[2]
         ax.bar([p[0] for p in pairs], [p[1] for p in pairs], label="CPU q8 kernel", color="C2")
