@@ -386,6 +386,30 @@ void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too
   cudaFree(y);
 }
 
+// The baseline a batched kernel of a quantized type has to beat: each call
+// dequantizes the (cold) weights to f16 with Dequantize and runs cuBLAS fp16
+// on them, f32 out (what a runtime without an int8 kernel for the type would
+// do; the weights are then rounded to f16).
+void BenchDequantCublas(cublasHandle_t h, QuantType type, int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(type);
+  const Operands op(type, m, k, n);
+  __half* wf = nullptr;
+  BQ_CUDA_CHECK(cudaMalloc(&wf, static_cast<size_t>(m * k) * 2));
+  const float alpha = 1.0f, beta = 0.0f;
+  auto run = [&](int i) {
+    MustSucceed(bqc::Dequantize(type, op.cold(i), m, k, QuantType::kF16, wf), "Dequantize");
+    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                              static_cast<int>(k), &alpha, wf, CUDA_R_16F, static_cast<int>(k), op.x, CUDA_R_16F,
+                              static_cast<int>(k), &beta, op.y, CUDA_R_32F, static_cast<int>(m), CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+  };
+  const double cold = TimeUs(run, m * k > 50'000'000 ? 20 : 100);
+  char note[96];
+  std::snprintf(note, sizeof(note), "Dequantize to f16, then cuBLAS; %d buffers", op.nbuf);
+  AddRow({"dequant+cublas", t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
+  cudaFree(wf);
+}
+
 void BenchDequantQuant() {
   const int64_t m = 28672, k = 8192;
   const TypeInfo& t = Info(QuantType::kQ4_K);
@@ -567,13 +591,16 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
+  if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
   // The types without an int8 or wgmma kernel for batches (the f16 mma
   // kernels take them), beside cuBLAS fp16 above.
   if (!quick) {
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
       if (t == QuantType::kQ8_0 || t == QuantType::kQ4_0) BenchOurs(t, M, Kd, 16, {K::kAuto}, false);
       BenchOurs(t, M, Kd, 64, {K::kAuto}, false);
+      BenchDequantCublas(h, t, M, Kd, 64);
       BenchOurs(t, 4096, 14336, 512, {K::kAuto}, false);
+      BenchDequantCublas(h, t, 4096, 14336, 512);
     }
   }
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
