@@ -532,17 +532,24 @@ int main(int argc, char** argv) {
   }
   if (!quick) {
     // Where gemv_q8 (in passes of up to 4 columns beyond n = 4) stops paying
-    // off for the 16-group types against mma8/mma16 (kAuto: Q2_K and Q6_K to
-    // n = 8, Q3_K to 16).
+    // off for the 16-group types against mma8/mma16 (kAuto: Q2_K to n = 8,
+    // Q3_K to 16) and Q6_K's mma_q8 (kAuto from n = 5).
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+      const bool q6 = t == QuantType::kQ6_K;
       BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 5, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 8, {K::kAuto, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 4, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kMmaQ8} : std::vector<K>{K::kAuto, K::kMma8},
+                false);
+      BenchOurs(t, M, Kd, 5, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kGemvQ8} : std::vector<K>{K::kAuto, K::kMma8},
+                false);
+      BenchOurs(t, M, Kd, 8, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kGemvQ8} : std::vector<K>{K::kAuto, K::kMma8},
+                false);
       BenchOurs(t, M, Kd, 12, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
       BenchOurs(t, M, Kd, 16, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
       BenchPlanar(t, M, Kd, 8);
     }
+    // Q6_K's mma_q8 on a short matrix (256 tiles of 16 rows).
+    BenchOurs(QuantType::kQ6_K, 4096, 14336, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+    BenchOurs(QuantType::kQ6_K, 4096, 14336, 16, {K::kAuto, K::kMma16}, false);
     BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);

@@ -143,7 +143,9 @@ int64_t GemvMaxN(QuantType type) {
 // Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
 // 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
-constexpr int64_t kMmaQ8MinN = 3;
+// Q6_K (bq_mma_q8_g16.cuh) from n = 5 (H200, 28672 x 8192: 134 us at n = 4
+// against gemv_q8's 110, 151 at n = 8 against 220 in two passes).
+int64_t MmaQ8MinN(QuantType type) { return type == QuantType::kQ6_K ? 5 : 3; }
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -151,6 +153,7 @@ bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, Quan
   switch (type) {
     case QuantType::kQ4_K: return MmaQ8Fits<QuantType::kQ4_K>(w, rows, cols, x, n);
     case QuantType::kQ5_K: return MmaQ8Fits<QuantType::kQ5_K>(w, rows, cols, x, n);
+    case QuantType::kQ6_K: return MmaQ8G16Fits<QuantType::kQ6_K>(w, rows, cols, x, n);
     default: return false;
   }
 }
@@ -158,10 +161,12 @@ bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, Quan
 // Preconditions: MmaQ8Usable.
 cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type,
                              const void* x, int64_t n, float* y, uint8_t* workspace, cudaStream_t s) {
-  if (type == QuantType::kQ5_K) {
-    return detail::LaunchMmaQ8Act<QuantType::kQ5_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+  using detail::LaunchMmaQ8Act;
+  switch (type) {
+    case QuantType::kQ5_K: return LaunchMmaQ8Act<QuantType::kQ5_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+    case QuantType::kQ6_K: return LaunchMmaQ8Act<QuantType::kQ6_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+    default: return LaunchMmaQ8Act<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, workspace, s);
   }
-  return detail::LaunchMmaQ8Act<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, workspace, s);
 }
 
 // kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
@@ -238,7 +243,8 @@ Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t c
 // kWgmma need one).
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, bool allow_scratch) {
-  const bool mma_q8 = allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
+  const bool mma_q8 =
+      allow_scratch && n >= MmaQ8MinN(type) && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
   if (n <= GemvMaxN(type) && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
@@ -262,10 +268,12 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool scratch_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
+  const bool scratch_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K || type == QuantType::kQ6_K;
   if (!scratch_type || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
+  // Q6_K's mma_q8 needs MmaQ8G16WorkspaceBytes, at most MmaQ8WorkspaceBytes (about 9 against 11 bytes per
+  // column for n <= 8, 18 against 22 for n <= 16); it has no wgmma kernel.
   const int64_t mma_q8 = n <= 16 ? MmaQ8WorkspaceBytes(n, cols) : 0;
-  return std::max(mma_q8, WgmmaWorkspaceBytes(n, cols));
+  return type == QuantType::kQ6_K ? mma_q8 : std::max(mma_q8, WgmmaWorkspaceBytes(n, cols));
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -282,8 +290,9 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     const bool q8 = kernel == MatMulKernel::kMmaQ8;
     if (!automatic && q8 && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel mma_q8 needs Q4_K or Q5_K weights, n <= 16, F16/BF16 x, cols % 256 == 0, 16-byte "
-                  "aligned weights and x, fewer than 2^31 rows, and an sm_90 (or newer) GPU with code for it");
+                  "MatMul: kernel mma_q8 needs Q4_K, Q5_K or Q6_K weights, n <= 16, F16/BF16 x 16-byte aligned, "
+                  "cols % 256 == 0, and for Q4_K/Q5_K 16-byte aligned weights, fewer than 2^31 rows and an sm_90 GPU "
+                  "(Q6_K: an sm_80 or newer GPU), with code for it");
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,
@@ -425,7 +434,9 @@ Status FromPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols
 
 bool MatMulPlanarInPlace(QuantType type, const void* planar, int64_t cols, QuantType act_type, const void* x,
                          int64_t n) {
-  return PlanarSupported(type) && n <= GemvMaxN(type) && GemvFits(type, planar, cols, act_type, x, n, true);
+  // Exactly where kAuto runs gemv_q8 on the blocks, so that the bits are the same.
+  return PlanarSupported(type) && Choose(type, planar, 1, cols, act_type, x, n, true) == MatMulKernel::kGemvQ8 &&
+         GemvFits(type, planar, cols, act_type, x, n, true);
 }
 
 Status MatMulPlanar(QuantType type, const void* planar, int64_t rows, int64_t cols, QuantType act_type,

@@ -11,6 +11,7 @@
 #include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
 #include "bq_mma_q8.cuh"
+#include "bq_mma_q8_g16.cuh"
 #include "bq_wgmma.cuh"
 
 namespace blockquant {
@@ -29,19 +30,29 @@ cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t
 cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
                               uint8_t* blocks, cudaStream_t stream);
 
-// bq_mma_q8.cuh's LaunchMmaQ8 for F16 or BF16 x; instantiated in
-// matmul_q4_k.cu and matmul_q5_k.cu.
+// The mma_q8 kernel for F16 or BF16 x: bq_mma_q8.cuh's LaunchMmaQ8 for Q4_K
+// and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q6_K; instantiated in
+// matmul_q4_k.cu, matmul_q5_k.cu and matmul_q6_k.cu.
 template <QuantType kType>
 cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                            int64_t n, float* y, uint8_t* workspace, cudaStream_t stream) {
-  if (act_type == QuantType::kBF16) {
-    return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, workspace, stream);
+  if constexpr (kType == QuantType::kQ6_K) {
+    if (act_type == QuantType::kBF16) {
+      return LaunchMmaQ8G16<kType>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, workspace, stream);
+    }
+    return LaunchMmaQ8G16<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, workspace, stream);
+  } else {
+    if (act_type == QuantType::kBF16) {
+      return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, workspace, stream);
+    }
+    return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, workspace, stream);
   }
-  return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, workspace, stream);
 }
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, QuantType,
                                                              const void*, int64_t, float*, uint8_t*, cudaStream_t);
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, QuantType,
+                                                             const void*, int64_t, float*, uint8_t*, cudaStream_t);
+extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ6_K>(const uint8_t*, int64_t, int64_t, QuantType,
                                                              const void*, int64_t, float*, uint8_t*, cudaStream_t);
 
 // 2 warps (32 rows) per CTA for n <= 8: small CTAs, so that every CTA of

@@ -144,7 +144,7 @@ void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<ui
 // dx = max |x| of the block / 127.
 constexpr double kRelTol = 3e-5;
 
-bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K; }
+bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K || t == QuantType::kQ6_K; }
 
 // The products y[j][r] = sum_k w[r][k] x[j][k] of the dequantized weights
 // wf (rows x cols) and x (n x cols) in double precision, with, per output,
@@ -213,13 +213,14 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
-    // mma_q8 takes Q4_K/Q5_K with F16/BF16 x and n <= 16 only.
+    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q6_K (2-byte aligned)
+    // with F16/BF16 x and n <= 16 only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     const bool mma_q8_refuses = k == bqc::MatMulKernel::kMmaQ8 &&
-                                (!MmaQ8Type(t.type) || act == QuantType::kF32 || misaligned_w ||
-                                 c.cols % 256 != 0 || c.n > 16);
+                                (!MmaQ8Type(t.type) || act == QuantType::kF32 ||
+                                 (misaligned_w && t.type != QuantType::kQ6_K) || c.cols % 256 != 0 || c.n > 16);
     if (wgmma_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
       continue;
@@ -779,9 +780,9 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 17, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
   Report(st.code == 1, "error: forced mma_q8 with n = 17 -> code 1", st.message);
-  st = bqc::MatMul(QuantType::kQ6_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
+  st = bqc::MatMul(QuantType::kQ3_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
-  Report(st.code == 1, "error: forced mma_q8 on Q6_K -> code 1", st.message);
+  Report(st.code == 1, "error: forced mma_q8 on Q3_K -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
@@ -937,6 +938,10 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
         }
         if (!small) TestMatMul(t, {2500, 2304, 12}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
+        // Q6_K's words start 2-byte aligned: whole blocks at +2 bytes too.
+        if (t.type == QuantType::kQ6_K) {
+          TestMatMul(t, {small ? 11 : 41, 2304, 12}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, true, true);
+        }
       }
     }
     TestNonFiniteX(t);
