@@ -131,7 +131,8 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
 // 114.0 / 163.8 us, mma8 140.8 / 353.4 / 259.9; n = 8 132.3 / 149.3 / 219.2
 // against 135.9 / 326.4 / 260.7; n = 12 197.6 / 223.5 / 327.3 against mma16
 // 190.1 / 397.7 / 270.1), so gemv_q8 takes Q2_K and Q6_K to n = 8 and Q3_K
-// to n = 16 (298.4 against 398.0).
+// to n = 16 (298.4 against 398.0). Q6_K's mma_q8 comes first where it runs
+// (from n = 5, below).
 int64_t GemvMaxN(QuantType type) {
   switch (type) {
     case QuantType::kQ2_K:
@@ -143,8 +144,9 @@ int64_t GemvMaxN(QuantType type) {
 // Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
 // 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
-// Q6_K (bq_mma_q8_g16.cuh) from n = 5 (H200, 28672 x 8192: 134 us at n = 4
-// against gemv_q8's 110, 151 at n = 8 against 220 in two passes).
+// Q6_K (bq_mma_q8_g16.cuh) from n = 5 (H200, 28672 x 8192: 135.2 us at n = 4
+// against gemv_q8's 109.7; n = 5 140.4 against 162.7, n = 8 155.7 against
+// 218.6 in passes).
 int64_t MmaQ8MinN(QuantType type) { return type == QuantType::kQ6_K ? 5 : 3; }
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
