@@ -72,10 +72,8 @@ __device__ __forceinline__ void MmaS8(int (&c)[4], uint32_t a0, uint32_t a1, uin
 
 // 4 bytes from a 2-byte aligned address.
 __device__ __forceinline__ uint32_t LoadWord2(const uint8_t* p) {
-  if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) return __ldg(reinterpret_cast<const unsigned int*>(p));
-  const uint32_t lo = __ldg(reinterpret_cast<const unsigned short*>(p));
-  const uint32_t hi = __ldg(reinterpret_cast<const unsigned short*>(p + 2));
-  return lo | (hi << 16);
+  if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) return gemv::Load4(p);
+  return gemv::Load2(p) | (gemv::Load2(p + 2) << 16);
 }
 
 // Four 6-bit codes u (one per byte) -> u - 32 as s8: flipping bit 5 gives
