@@ -36,17 +36,15 @@ cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows
 template <QuantType kType>
 cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                            int64_t n, float* y, uint8_t* workspace, cudaStream_t stream) {
-  if constexpr (kType == QuantType::kQ6_K) {
-    if (act_type == QuantType::kBF16) {
-      return LaunchMmaQ8G16<kType>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, workspace, stream);
+  auto launch = [&](const auto* xa) {
+    if constexpr (kType == QuantType::kQ6_K) {
+      return LaunchMmaQ8G16<kType>(w, rows, cols, xa, n, y, workspace, stream);
+    } else {
+      return LaunchMmaQ8<kType>(w, rows, cols, xa, n, y, workspace, stream);
     }
-    return LaunchMmaQ8G16<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, workspace, stream);
-  } else {
-    if (act_type == QuantType::kBF16) {
-      return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __nv_bfloat16*>(x), n, y, workspace, stream);
-    }
-    return LaunchMmaQ8<kType>(w, rows, cols, static_cast<const __half*>(x), n, y, workspace, stream);
-  }
+  };
+  if (act_type == QuantType::kBF16) return launch(static_cast<const __nv_bfloat16*>(x));
+  return launch(static_cast<const __half*>(x));
 }
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, QuantType,
                                                              const void*, int64_t, float*, uint8_t*, cudaStream_t);
