@@ -535,14 +535,14 @@ int main(int argc, char** argv) {
     // off for the 16-group types against mma8/mma16 (kAuto: Q2_K to n = 8,
     // Q3_K to 16) and Q6_K's mma_q8 (kAuto from n = 5).
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
-      const bool q6 = t == QuantType::kQ6_K;
+      // Q6_K also runs the one of gemv_q8 and mma_q8 that kAuto does not pick.
+      auto with_q6 = [&](K other) {
+        return t == QuantType::kQ6_K ? std::vector<K>{K::kAuto, K::kMma8, other} : std::vector<K>{K::kAuto, K::kMma8};
+      };
       BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 4, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kMmaQ8} : std::vector<K>{K::kAuto, K::kMma8},
-                false);
-      BenchOurs(t, M, Kd, 5, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kGemvQ8} : std::vector<K>{K::kAuto, K::kMma8},
-                false);
-      BenchOurs(t, M, Kd, 8, q6 ? std::vector<K>{K::kAuto, K::kMma8, K::kGemvQ8} : std::vector<K>{K::kAuto, K::kMma8},
-                false);
+      BenchOurs(t, M, Kd, 4, with_q6(K::kMmaQ8), false);
+      BenchOurs(t, M, Kd, 5, with_q6(K::kGemvQ8), false);
+      BenchOurs(t, M, Kd, 8, with_q6(K::kGemvQ8), false);
       BenchOurs(t, M, Kd, 12, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
       BenchOurs(t, M, Kd, 16, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
       BenchPlanar(t, M, Kd, 8);
