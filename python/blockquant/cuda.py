@@ -182,13 +182,13 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
         # PyTorch x on its current stream: the scratch comes from PyTorch's caching allocator
         # (the library's own per-call allocation cost 3-9 us); stream order keeps it alive.
         # A planar call needs scratch only where it cannot read the planes in place.
-        if planar:
-            in_place = cu.planar_in_place(qtype, w.ptr, cols, xa.dtype, xa.ptr, n)
-            nbytes = 0 if in_place else cu.planar_workspace_bytes(qtype, rows, cols)
-        else:
-            nbytes = cu.workspace_bytes(qtype, n, cols)
-        if not (xa.torch and stream is None):
-            nbytes = 0
+        nbytes = 0
+        if xa.torch and stream is None:
+            if planar:
+                in_place = cu.planar_in_place(qtype, w.ptr, cols, xa.dtype, xa.ptr, n)
+                nbytes = 0 if in_place else cu.planar_workspace_bytes(qtype, rows, cols)
+            else:
+                nbytes = cu.workspace_bytes(qtype, n, cols)
         ws = _Arr(xa.empty((nbytes,), "U8", "workspace"), "workspace").ptr if nbytes else 0
         cu.matmul(qtype, w.ptr, rows, cols, xa.dtype, xa.ptr, n, o.ptr, xa.stream(stream), ws, nbytes, planar)
     return obj
