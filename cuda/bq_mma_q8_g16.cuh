@@ -1,30 +1,43 @@
-// Small batches (n = 1..16) of Q6_K weights on int8 tensor cores, x rounded to
-// int8 per 32 values as in gemv_q8 (bq_gemv.cuh): the `mma_q8` kernel for a
-// type with 16-value groups.
+// Small batches (n = 1..16) of the 16-value-group K-quants (Q2_K, Q3_K,
+// Q6_K) on int8 tensor cores, x rounded to int8 per 32 values as in gemv_q8
+// (bq_gemv.cuh): the `mma_q8` kernel for these types.
 //
-// Why: Q6_K has no wgmma kernel, and its f16 tensor-core kernels (bq_matmul.cuh)
-// turn every code into an f16 times its scale, which holds them near 17% of the
-// copy bound at any n; gemv_q8 pays a dp4a per 4 weights and column, so its
-// time grows with n. Here each 16-value group is one mma.sync.m16n8k16 (s8 x s8,
-// s32 sums) per 8 columns of x, whatever n is.
+// Why: they have no wgmma kernel, and their f16 tensor-core kernels
+// (bq_matmul.cuh) turn every code into an f16 times its scale, which holds
+// them near 10-17% of the copy bound at any n; gemv_q8 pays a dp4a per 4
+// weights and column, so its time grows with n. Here each 16-value group is
+// one mma.sync.m16n8k16 (s8 x s8, s32 sums) per 8 columns of x, whatever n is.
 //
 // Layout of the work: a CTA takes 16 rows; its warps take every kWarps-th
 // super-block of them and add their sums in shared memory in a fixed order
 // (deterministic). Lane (g, t) holds rows g and g + 8 and, in group G, the
-// values 4t..4t+3 (the MMA's k order is the group's own), read as words
-// straight from the GGUF blocks (2-byte aligned: two 16-bit loads where a word
-// is not 4-byte aligned). A code word is ql's nibbles OR qh's 2 bits << 4,
-// minus 32 per byte.
+// values 4t..4t+3 (the MMA's k order is the group's own).
 //
-// Numerics: each group's integer product times its 8-bit scale, summed over
-// the two groups of one 32-value block of x, is below 2^24 (2 * 128 * 16 * 32
-// * 127), so it is exact in f32 before x's scale and d multiply it. As in
-// gemv_q8: |y - W x| <= sum_k |w_k| * dx(k) / 2 (+ f32 rounding); a NaN or Inf
-// in x makes its column NaN.
+// Weights, two ways (the same arithmetic, the same bits):
+// - kTma (sm_90, 16-byte aligned rows): each warp has a ring of kStages
+//   stages in shared memory, one super-block of its 16 rows each, which TMA
+//   fills (lane 0 refills a stage as soon as the warp has read it). A TMA box
+//   starts 16-byte aligned (the hardware faults otherwise), so it starts at
+//   the block's offset rounded down to 16 and is wide enough for the block
+//   after up to 14 bytes of its predecessor (G16Type::kBox), with a row
+//   stride in shared memory that puts the 8 rows a lane column reads in
+//   distinct banks. Blocks that start 2 mod 4 (Q3_K's and Q6_K's odd ones)
+//   are read as shifted pairs of aligned words.
+// - direct: each lane loads its words straight from the GGUF blocks (2-byte
+//   aligned: two 16-bit loads where a word is not 4-byte aligned).
+//
+// Numerics: each group's integer product times its scale, summed over the
+// two groups of one 32-value block of x, is an exact integer below 2^24
+// (Q6_K: 2 * 128 * 16 * 32 * 127), so exact in f32 before x's scale and d
+// multiply it. Q2_K's mins' term, dmin * sum_g m_g * xg_g, takes three bf16
+// MMAs per super-block: the mins are exact in bf16, and each group sum of x
+// (xg = dx * the sum of its codes) is split into three bf16 parts (24 bits).
+// As in gemv_q8: |y - W x| <= sum_k |w_k| * dx(k) / 2 (+ f32 rounding); a
+// NaN or Inf in x makes its column NaN.
 //
 // Requirements: cols % 256 == 0; weights 2-byte aligned; x 16-byte aligned,
 // f16 or bf16; a workspace of MmaQ8G16WorkspaceBytes(n, cols) bytes, 16-byte
-// aligned; a GPU of compute capability 8 or newer.
+// aligned; a GPU of compute capability 8 or newer (MmaQ8G16Fits).
 #ifndef BLOCKQUANT_CUDA_BQ_MMA_Q8_G16_CUH_
 #define BLOCKQUANT_CUDA_BQ_MMA_Q8_G16_CUH_
 
@@ -35,27 +48,70 @@
 #include <cstdint>
 
 #include "bq_gemv.cuh"
+#include "bq_wgmma.cuh"
 
 namespace blockquant {
 inline namespace v0 {
 namespace cuda {
 namespace mmaq8g16 {
 
-// x -> int8 codes [n][cols], then their scales dx [n][cols / 32] (f32), with
-// gemv_q8's rounding; one thread per 8 values.
-template <typename Act>
-__global__ void QuantizeXKernel(const Act* __restrict__ x, int64_t chunks, uint8_t* __restrict__ ws) {
+// Tiles of 8 columns for n.
+__host__ __device__ constexpr int ColumnTiles(int64_t n) { return n <= 8 ? 1 : 2; }
+
+// The workspace, per 256-value super-block s and tile nt of 8 columns, with
+// lane = 4 * col + t (col 0..7 of the tile):
+//   codes [s][nt][k 0..3][lane] 16 bytes: x's codes 4t..4t+3 of groups
+//         4k..4k+3 of column col, one word per group (the lane's B
+//         registers for those groups);
+//   dx    [s][nt][t][blk 0..7][2] f32: the scales of columns 2t and 2t + 1
+//         (the columns of the lane's accumulators);
+//   sums  [s][nt][lane] 32 bytes: xg of groups (2t, 2t + 1) and (2t + 8,
+//         2t + 9) of column col as bf16 pairs, hi parts, then mid, then lo,
+//         then 8 bytes of padding: the B registers of the mins' MMAs (read
+//         by Q2_K only).
+// Columns n .. 8 * tiles - 1 are zeros.
+__host__ __device__ constexpr int64_t CodeBytes(int tiles, int64_t cols) { return int64_t{8} * tiles * cols; }
+__host__ __device__ constexpr int64_t ScaleBytes(int tiles, int64_t cols) { return int64_t{1} * tiles * cols; }
+__host__ __device__ constexpr int64_t SumBytes(int tiles, int64_t cols) { return int64_t{4} * tiles * cols; }
+
+// x -> the workspace. One thread per 8 values (half a group), 4 consecutive
+// threads per 32-block; columns past n become zeros.
+template <typename Act, int kTiles>
+__global__ void __launch_bounds__(256) QuantizeXKernel(const Act* __restrict__ x, int64_t n, int64_t cols,
+                                                       uint8_t* __restrict__ ws) {
+  gemv::WaitForPreviousGrid();
+  // The product kernel may launch now: it waits for this grid before it
+  // reads x's codes, and this grid has waited for the kernels before it.
+  gemv::AllowNextGrid();
+  const int64_t chunks = int64_t{kTiles} * 8 * cols / 8;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  // Every lane runs RoundBlockOf32 (it shuffles across 4 lanes), in range or not.
-  const uint4 raw = idx < chunks ? __ldg(reinterpret_cast<const uint4*>(x) + idx) : make_uint4(0, 0, 0, 0);
+  if (idx >= chunks) return;  // whole 32-blocks: chunks and blockDim are multiples of 4
+  const int64_t col = idx / (cols / 8), e = 8 * (idx % (cols / 8));
+  const uint4 raw = col < n ? __ldg(reinterpret_cast<const uint4*>(x + col * cols + e)) : make_uint4(0, 0, 0, 0);
   float f[8];
   gemv::ActToFloat8<Act>(raw, f);
   uint32_t packed[2];
   int qsum;
   const float d = gemv::RoundBlockOf32(f, packed, &qsum);
-  if (idx < chunks) {
-    *reinterpret_cast<uint2*>(ws + 8 * idx) = make_uint2(packed[0], packed[1]);
-    if (idx % 4 == 0) reinterpret_cast<float*>(ws + 8 * chunks)[idx / 4] = d;
+  qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 1);  // the group's 16 codes
+  const int64_t s = e / 256;
+  const int r = static_cast<int>(e % 256), group = r / 16, t0 = (r % 16) / 4;
+  const int tile = static_cast<int>(col / 8), cg = static_cast<int>(col % 8);
+  const int64_t unit = s * kTiles + tile;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int64_t at = ((unit * 4 + group / 4) * 32 + 4 * cg + t0 + i) * 16 + 4 * (group % 4);
+    *reinterpret_cast<uint32_t*>(ws + at) = packed[i];
+  }
+  if (t0 == 0) {
+    if (r % 32 == 0) {
+      float* dx = reinterpret_cast<float*>(ws + CodeBytes(kTiles, cols));
+      dx[(unit * 4 + cg / 2) * 16 + 2 * (group / 2) + cg % 2] = d;
+    }
+    // Group G sits with lane t = (G % 8) / 2, in its pair G / 8, half G % 2.
+    __nv_bfloat16* sums = reinterpret_cast<__nv_bfloat16*>(ws + CodeBytes(kTiles, cols) + ScaleBytes(kTiles, cols)) +
+                          (unit * 32 + 4 * cg + (group % 8) / 2) * 16 + 2 * (group / 8) + group % 2;
+    detail::SplitBf16x3(d * static_cast<float>(qsum), sums, sums + 4, sums + 8);
   }
 }
 
@@ -63,145 +119,395 @@ __device__ __forceinline__ void MmaS8(int (&c)[4], uint32_t a0, uint32_t a1, uin
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // MmaQ8G16Fits keeps the launcher from getting here
 #else
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a0), "r"(a1), "r"(b));
+  asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};\n"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a0), "r"(a1), "r"(b), "r"(0));
 #endif
 }
 
-// 4 bytes from a 2-byte aligned address.
-__device__ __forceinline__ uint32_t LoadWord2(const uint8_t* p) {
-  if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) return gemv::Load4(p);
-  return gemv::Load2(p) | (gemv::Load2(p + 2) << 16);
+// c += A (16 x 16 bf16: rows g, g + 8; k 2t, 2t + 1 in a0/a1, 2t + 8, 2t + 9
+// in a2/a3) * B (k 2t, 2t + 1 in b0; 2t + 8, 2t + 9 in b1).
+__device__ __forceinline__ void MmaBf16K16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                           uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
 }
 
-// Four 6-bit codes u (one per byte) -> u - 32 as s8: flipping bit 5 gives
-// u - 32 as a 6-bit two's complement, whose sign bit is copied into bits 6
-// and 7 (no carries between bytes).
-__device__ __forceinline__ uint32_t CentreQ6(uint32_t u) {
-  const uint32_t v = u ^ 0x20202020u;
-  return v | (((v & 0x20202020u) >> 5) * 0xC0u);
+// Four codes u (one per byte, u < 128) -> u - kOffset as s8, kOffset a power
+// of two up to 64: u + (128 - kOffset) stays below 256 in each byte, and its
+// top bit flipped is the two's complement of u - kOffset.
+template <uint32_t kOffset>
+__device__ __forceinline__ uint32_t Centre(uint32_t u) {
+  return (u + 0x01010101u * (128 - kOffset)) ^ 0x80808080u;
+}
+
+// Word loaders: from the shared-memory stage (4-byte aligned fields) or from
+// the GGUF blocks in global memory (2-byte aligned).
+// Half: 2 bytes (a block's last field, where 4 would read past its end).
+struct SmemWord {
+  __device__ uint32_t operator()(const uint8_t* p) const { return *reinterpret_cast<const uint32_t*>(p); }
+  __device__ uint32_t Half(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
+};
+// A stage's block that starts 2 mod 4: each word from the two aligned words
+// around it.
+struct SmemWordShifted {
+  __device__ uint32_t operator()(const uint8_t* p) const {
+    return __funnelshift_r(*reinterpret_cast<const uint32_t*>(p - 2), *reinterpret_cast<const uint32_t*>(p + 2), 16);
+  }
+  __device__ uint32_t Half(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
+};
+struct GlobalWord {
+  __device__ uint32_t operator()(const uint8_t* p) const {
+    if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) return gemv::Load4(p);
+    return gemv::Load2(p) | (gemv::Load2(p + 2) << 16);
+  }
+  __device__ uint32_t Half(const uint8_t* p) const { return gemv::Load2(p); }
+};
+
+// Per type: the block's bytes, the TMA box's width (a multiple of 16 that
+// holds the block after the most bytes its aligned start can add, and whose
+// word count is an odd multiple of 4, so that the 8 rows of a lane column
+// land in distinct banks), and what one lane reads of one row's block (its words for values 4t..4t+3 of every group) and makes of it.
+// Group G = 8h + 2q + lh covers values 128h + 32q + 16lh .. + 15: bit field q
+// of the bytes at 16lh + 4t of half h.
+template <QuantType kType>
+struct G16Type;
+
+template <>
+struct G16Type<QuantType::kQ6_K> {
+  static constexpr int kBytes = 210, kBox = 240;  // ql[128], qh[64], scales[16], d (starts 0..14 in)
+  static constexpr bool kMins = false;
+  struct Row {
+    uint32_t ql[2][2][2], qh[2][2], sc[4], d;  // ql [h][lh][q & 1], qh [h][lh]
+  };
+  template <class Load>
+  __device__ static Row Read(const uint8_t* b, int t, Load load) {
+    Row r;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int lh = 0; lh < 2; ++lh) {
+        r.qh[h][lh] = load(b + 128 + 32 * h + 16 * lh + 4 * t);
+#pragma unroll
+        for (int qo = 0; qo < 2; ++qo) r.ql[h][lh][qo] = load(b + 64 * h + 32 * qo + 16 * lh + 4 * t);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) r.sc[k] = load(b + 192 + 4 * k);
+    r.d = load.Half(b + 208);
+    return r;
+  }
+  __device__ static uint32_t Codes(const Row& r, int G) {
+    const int h = G / 8, q = (G % 8) / 2, lh = G % 2;
+    const uint32_t lo = (r.ql[h][lh][q & 1] >> (4 * (q >> 1))) & 0x0F0F0F0Fu;
+    const uint32_t hi = ((r.qh[h][lh] >> (2 * q)) & 0x03030303u) << 4;
+    return Centre<32>(lo | hi);
+  }
+  __device__ static int Scale(const Row& r, int G) { return static_cast<int8_t>(r.sc[G / 4] >> (8 * (G % 4))); }
+  // 2 * 128 * 16 * 32 * 127 reaches 2^24: the conversion unit.
+  __device__ static float ToFloat(int v) { return __int2float_rn(v); }
+};
+
+template <>
+struct G16Type<QuantType::kQ3_K> {
+  static constexpr int kBytes = 110, kBox = 144;  // hmask[32], qs[64], scales[12], d (starts 0..14 in)
+  static constexpr bool kMins = false;
+  struct Row {
+    uint32_t hm[2], qs[2][2], sc[4], d;  // hm [lh], qs [h][lh], sc: S_g - 32 as s8, 4 to a word
+  };
+  template <class Load>
+  __device__ static Row Read(const uint8_t* b, int t, Load load) {
+    Row r;
+#pragma unroll
+    for (int lh = 0; lh < 2; ++lh) {
+      r.hm[lh] = load(b + 16 * lh + 4 * t);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) r.qs[h][lh] = load(b + 32 + 32 * h + 16 * lh + 4 * t);
+    }
+    const uint32_t s0 = load(b + 96), s1 = load(b + 100), s2 = load(b + 104);
+    // Groups 4k..4k+3: low nibbles of scales[0..7], then high nibbles; the
+    // top 2 bits are bits 2k, 2k + 1 of scales[8 + G % 4].
+    const uint32_t low[4] = {s0 & 0x0F0F0F0Fu, s1 & 0x0F0F0F0Fu, (s0 >> 4) & 0x0F0F0F0Fu, (s1 >> 4) & 0x0F0F0F0Fu};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) r.sc[k] = Centre<32>(low[k] | (((s2 >> (2 * k)) & 0x03030303u) << 4));
+    r.d = load.Half(b + 108);
+    return r;
+  }
+  __device__ static uint32_t Codes(const Row& r, int G) {
+    const int h = G / 8, q = (G % 8) / 2, lh = G % 2;
+    const uint32_t lo = (r.qs[h][lh] >> (2 * q)) & 0x03030303u;
+    const uint32_t hi = ((r.hm[lh] >> (4 * h + q)) & 0x01010101u) << 2;
+    return Centre<4>(lo | hi);
+  }
+  __device__ static int Scale(const Row& r, int G) { return static_cast<int8_t>(r.sc[G / 4] >> (8 * (G % 4))); }
+  // 2 * 32 * 16 * 4 * 127 < 2^22.
+  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
+};
+
+template <>
+struct G16Type<QuantType::kQ2_K> {
+  static constexpr int kBytes = 84, kBox = 112;  // scales[16], qs[64], d, dmin (starts 0..12 in)
+  static constexpr bool kMins = true;
+  struct Row {
+    uint32_t sc[4], qs[2][2], d;  // qs [h][lh]; d: d | dmin << 16
+  };
+  template <class Load>
+  __device__ static Row Read(const uint8_t* b, int t, Load load) {
+    Row r;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) r.sc[k] = load(b + 4 * k);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int lh = 0; lh < 2; ++lh) r.qs[h][lh] = load(b + 16 + 32 * h + 16 * lh + 4 * t);
+    }
+    r.d = load(b + 80);
+    return r;
+  }
+  __device__ static uint32_t Codes(const Row& r, int G) {
+    const int h = G / 8, q = (G % 8) / 2, lh = G % 2;
+    return (r.qs[h][lh] >> (2 * q)) & 0x03030303u;
+  }
+  __device__ static int Scale(const Row& r, int G) { return (r.sc[G / 4] >> (8 * (G % 4))) & 0xF; }
+  // 2 * 15 * 16 * 3 * 127 < 2^22.
+  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
+  // The mins of groups 2t, 2t + 1 (pair 0) or 2t + 8, 2t + 9 (pair 1) as a
+  // bf16 pair: the A registers of the mins' MMAs (selects, not a runtime
+  // index into sc, which would put it in local memory).
+  __device__ static uint32_t MinPair(const Row& r, int t, int pair) {
+    const uint32_t w = pair ? (t < 2 ? r.sc[2] : r.sc[3]) : (t < 2 ? r.sc[0] : r.sc[1]);
+    return detail::MinPairBf16((w >> 4) & 0x0F0F0F0Fu, t % 2);
+  }
+};
+
+// x's part of one super-block, as one lane reads it from the workspace.
+template <int kTiles, bool kMins>
+struct XUnit {
+  uint4 codes[kTiles][4];
+  float4 dx[kTiles][4];
+  uint4 sums[kTiles][kMins ? 2 : 1];
+};
+template <int kTiles, bool kMins>
+__device__ __forceinline__ XUnit<kTiles, kMins> FetchX(int64_t s, int lane, const uint8_t* ws, int64_t cols) {
+  XUnit<kTiles, kMins> u;
+  const float* dxs = reinterpret_cast<const float*>(ws + CodeBytes(kTiles, cols));
+  const uint4* sums = reinterpret_cast<const uint4*>(ws + CodeBytes(kTiles, cols) + ScaleBytes(kTiles, cols));
+#pragma unroll
+  for (int nt = 0; nt < kTiles; ++nt) {
+    const int64_t unit = s * kTiles + nt;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      u.codes[nt][k] = __ldg(reinterpret_cast<const uint4*>(ws + ((unit * 4 + k) * 32 + lane) * 16));
+      u.dx[nt][k] = __ldg(reinterpret_cast<const float4*>(dxs + (unit * 4 + lane % 4) * 16) + k);
+    }
+    if constexpr (kMins) {
+      u.sums[nt][0] = __ldg(sums + (unit * 32 + lane) * 2);
+      u.sums[nt][1] = __ldg(sums + (unit * 32 + lane) * 2 + 1);
+    }
+  }
+  return u;
+}
+
+__device__ __forceinline__ uint32_t Word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+__device__ __forceinline__ float Lane(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+// Adds one super-block of rows g and g + 8 (r[0], r[1]) times x to tot
+// (accumulator layout of mma.m16n8: rows g, g, g + 8, g + 8; columns 2t,
+// 2t + 1, 2t, 2t + 1 of each tile).
+template <QuantType kType, int kTiles>
+__device__ __forceinline__ void Consume(const typename G16Type<kType>::Row (&r)[2],
+                                        const XUnit<kTiles, G16Type<kType>::kMins>& xu, int t,
+                                        float (&tot)[kTiles][4]) {
+  using T = G16Type<kType>;
+  float acc[kTiles][4];
+#pragma unroll
+  for (int nt = 0; nt < kTiles; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+  for (int blk = 0; blk < 8; ++blk) {  // x's 32-value blocks: groups 2 blk and 2 blk + 1
+    int isum[kTiles][4];
+#pragma unroll
+    for (int gg = 0; gg < 2; ++gg) {
+      const int G = 2 * blk + gg;
+      const uint32_t a0 = T::Codes(r[0], G), a1 = T::Codes(r[1], G);
+      const int s0 = T::Scale(r[0], G), s1 = T::Scale(r[1], G);
+#pragma unroll
+      for (int nt = 0; nt < kTiles; ++nt) {
+        int p[4];
+        MmaS8(p, a0, a1, Word(xu.codes[nt][G / 4], G % 4));
+        if (gg == 0) {
+          isum[nt][0] = s0 * p[0], isum[nt][1] = s0 * p[1], isum[nt][2] = s1 * p[2], isum[nt][3] = s1 * p[3];
+        } else {
+          isum[nt][0] += s0 * p[0], isum[nt][1] += s0 * p[1], isum[nt][2] += s1 * p[2], isum[nt][3] += s1 * p[3];
+        }
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kTiles; ++nt) {  // columns 2t and 2t + 1 of the tile
+      const float dx0 = Lane(xu.dx[nt][blk / 2], 2 * (blk % 2)), dx1 = Lane(xu.dx[nt][blk / 2], 2 * (blk % 2) + 1);
+      acc[nt][0] = fmaf(dx0, T::ToFloat(isum[nt][0]), acc[nt][0]);
+      acc[nt][1] = fmaf(dx1, T::ToFloat(isum[nt][1]), acc[nt][1]);
+      acc[nt][2] = fmaf(dx0, T::ToFloat(isum[nt][2]), acc[nt][2]);
+      acc[nt][3] = fmaf(dx1, T::ToFloat(isum[nt][3]), acc[nt][3]);
+    }
+  }
+  const float d0 = gemv::HalfBits(r[0].d), d1 = gemv::HalfBits(r[1].d);
+#pragma unroll
+  for (int nt = 0; nt < kTiles; ++nt) {
+    tot[nt][0] = fmaf(d0, acc[nt][0], tot[nt][0]);
+    tot[nt][1] = fmaf(d0, acc[nt][1], tot[nt][1]);
+    tot[nt][2] = fmaf(d1, acc[nt][2], tot[nt][2]);
+    tot[nt][3] = fmaf(d1, acc[nt][3], tot[nt][3]);
+  }
+  if constexpr (T::kMins) {
+    const uint32_t m00 = T::MinPair(r[0], t, 0), m10 = T::MinPair(r[1], t, 0);
+    const uint32_t m01 = T::MinPair(r[0], t, 1), m11 = T::MinPair(r[1], t, 1);
+    const float dm0 = gemv::HalfBits(r[0].d >> 16), dm1 = gemv::HalfBits(r[1].d >> 16);
+#pragma unroll
+    for (int nt = 0; nt < kTiles; ++nt) {
+      float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      const uint4 s0 = xu.sums[nt][0], s1 = xu.sums[nt][1];
+      MmaBf16K16(m, m00, m10, m01, m11, s0.x, s0.y);  // hi parts
+      MmaBf16K16(m, m00, m10, m01, m11, s0.z, s0.w);  // mid
+      MmaBf16K16(m, m00, m10, m01, m11, s1.x, s1.y);  // lo
+      tot[nt][0] = fmaf(-dm0, m[0], tot[nt][0]);
+      tot[nt][1] = fmaf(-dm0, m[1], tot[nt][1]);
+      tot[nt][2] = fmaf(-dm1, m[2], tot[nt][2]);
+      tot[nt][3] = fmaf(-dm1, m[3], tot[nt][3]);
+    }
+  }
 }
 
 }  // namespace mmaq8g16
 
-// Workspace of LaunchMmaQ8G16: x's int8 codes, then their f32 scales.
+// Workspace of LaunchMmaQ8G16: x's codes, their scales and group sums.
 __host__ __device__ constexpr int64_t MmaQ8G16WorkspaceBytes(int64_t n, int64_t cols) {
-  return n * cols + 4 * (n * cols / 32);
+  return mmaq8g16::CodeBytes(mmaq8g16::ColumnTiles(n), cols) + mmaq8g16::ScaleBytes(mmaq8g16::ColumnTiles(n), cols) +
+         mmaq8g16::SumBytes(mmaq8g16::ColumnTiles(n), cols);
+}
+
+// Shared memory of the kernel below: kTma's rings and barriers, then the
+// warps' partial sums.
+template <QuantType kType, int kTiles, int kWarps, int kStages, bool kTma>
+__host__ __device__ constexpr int MmaQ8G16SmemBytes() {
+  return (kTma ? kWarps * kStages * (16 * mmaq8g16::G16Type<kType>::kBox + 8) + 128 : 0) + kWarps * 32 * kTiles * 16;
 }
 
 // kTiles column tiles of 8 (n <= 8 * kTiles); see the top of this file.
-template <QuantType kType, int kTiles, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32)
-    MmaQ8G16Kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const uint8_t* __restrict__ ws,
-                   int64_t n, float* __restrict__ y) {
-  static_assert(kType == QuantType::kQ6_K, "MmaQ8G16Kernel decodes Q6_K");
-  constexpr int kBlockBytes = 210;  // ql[128], qh[64], scales[16], d
-  __shared__ float partial[kWarps][32][kTiles * 4];
+// wmap: the weights as rows x (cols / 256 * kBytes) bytes, a box of 16 rows x
+// kBox bytes (kTma only); w: the weights (direct only).
+template <QuantType kType, int kTiles, int kWarps, int kStages, bool kTma, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    MmaQ8G16Kernel(const __grid_constant__ CUtensorMap wmap, const uint8_t* __restrict__ w, int64_t rows,
+                   int64_t cols, const uint8_t* __restrict__ ws, int64_t n, float* __restrict__ y) {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900 || (!kTma && __CUDA_ARCH__ >= 800))
+  using T = mmaq8g16::G16Type<kType>;
+  constexpr int kStageBytes = 16 * T::kBox;  // a multiple of 128
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((128 - detail::SmemAddr(smem_raw) % 128) % 128);
+  float* partial = reinterpret_cast<float*>(smem + (kTma ? kWarps * kStages * (kStageBytes + 8) : 0));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t sbs = cols / 256;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * 16 + g, r1 = r0 + 8;
-  // Rows past the end read the last row; their sums are never written.
-  const uint8_t* w0 = w + (r0 < rows ? r0 : rows - 1) * sbs * kBlockBytes;
-  const uint8_t* w1 = w + (r1 < rows ? r1 : rows - 1) * sbs * kBlockBytes;
-  const int8_t* xq = reinterpret_cast<const int8_t*>(ws);
-  const float* dxs = reinterpret_cast<const float*>(ws + n * cols);
+  const int count = sbs > warp ? static_cast<int>((sbs - warp + kWarps - 1) / kWarps) : 0;  // this warp's blocks
+  uint8_t* ring = smem + warp * kStages * kStageBytes;
+  const uint32_t bar0 = detail::SmemAddr(smem + kWarps * kStages * kStageBytes) + 8 * kStages * warp;
+  auto refill = [&](int i, int stage) {  // the warp's i-th super-block
+    const uint32_t bar = bar0 + 8 * stage;
+    detail::MbarExpectTx(bar, kStageBytes);
+    const int at = static_cast<int>((warp + int64_t{i} * kWarps) * T::kBytes);
+    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, at & ~15,
+                      static_cast<int>(blockIdx.x) * 16, bar);
+  };
+  if constexpr (kTma) {
+    if (lane == 0) {
+      for (int i = 0; i < kStages; ++i) detail::MbarInit(bar0 + 8 * i, 1);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+      // The weights may be read before the wait below: the x kernel, which
+      // this one depends on, let it start only after every earlier kernel
+      // in the stream had finished. x's codes are read after the wait.
+      for (int i = 0; i < kStages && i < count; ++i) refill(i, i);
+    }
+    __syncwarp();
+  }
+  gemv::WaitForPreviousGrid();
+  // Rows past the end read the last row (direct) or zeros (TMA); their sums
+  // are never written.
+  const uint8_t* w0 = w + (r0 < rows ? r0 : rows - 1) * sbs * T::kBytes;
+  const uint8_t* w1 = w + (r1 < rows ? r1 : rows - 1) * sbs * T::kBytes;
   float tot[kTiles][4];
 #pragma unroll
-  for (int ct = 0; ct < kTiles; ++ct) tot[ct][0] = tot[ct][1] = tot[ct][2] = tot[ct][3] = 0.0f;
-  for (int64_t sb = warp; sb < sbs; sb += kWarps) {
-    // The lane's words of both rows: ql [row][half][l / 16][q & 1], qh
-    // [row][half][l / 16], the 16 scale bytes [row][word].
-    uint32_t ql[2][2][2][2], qh[2][2][2], sc[2][4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint8_t* b = (r ? w1 : w0) + sb * kBlockBytes;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int lh = 0; lh < 2; ++lh) {
-          qh[r][h][lh] = mmaq8g16::LoadWord2(b + 128 + 32 * h + 16 * lh + 4 * t);
-#pragma unroll
-          for (int qo = 0; qo < 2; ++qo) ql[r][h][lh][qo] = mmaq8g16::LoadWord2(b + 64 * h + 32 * qo + 16 * lh + 4 * t);
-        }
+  for (int nt = 0; nt < kTiles; ++nt) tot[nt][0] = tot[nt][1] = tot[nt][2] = tot[nt][3] = 0.0f;
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int i = 0; i < count; ++i) {
+    const int64_t sb = warp + int64_t{i} * kWarps;
+    // x first: MbarWait's memory clobber keeps loads from moving above it.
+    const auto xu = mmaq8g16::FetchX<kTiles, T::kMins>(sb, lane, ws, cols);
+    typename T::Row r[2];
+    if constexpr (kTma) {
+      detail::MbarWait(bar0 + 8 * stage, phase);
+      const int skip = static_cast<int>(sb * T::kBytes) & 15;  // the block's start in the box
+      const uint8_t* st = ring + stage * kStageBytes + skip;
+      if (skip & 2) {
+        r[0] = T::Read(st + g * T::kBox, t, mmaq8g16::SmemWordShifted());
+        r[1] = T::Read(st + (g + 8) * T::kBox, t, mmaq8g16::SmemWordShifted());
+      } else {
+        r[0] = T::Read(st + g * T::kBox, t, mmaq8g16::SmemWord());
+        r[1] = T::Read(st + (g + 8) * T::kBox, t, mmaq8g16::SmemWord());
       }
-#pragma unroll
-      for (int k = 0; k < 4; ++k) sc[r][k] = mmaq8g16::LoadWord2(b + 192 + 4 * k);
+      __syncwarp();  // every lane has read the stage
+      if (lane == 0 && i + kStages < count) refill(i + kStages, stage);
+      if (++stage == kStages) stage = 0, phase ^= 1;
+    } else {
+      r[0] = T::Read(w0 + sb * T::kBytes, t, mmaq8g16::GlobalWord());
+      r[1] = T::Read(w1 + sb * T::kBytes, t, mmaq8g16::GlobalWord());
     }
-    const float d0 = gemv::HalfBits(mmaq8g16::LoadWord2(w0 + sb * kBlockBytes + 206) >> 16);
-    const float d1 = gemv::HalfBits(mmaq8g16::LoadWord2(w1 + sb * kBlockBytes + 206) >> 16);
-    float acc[kTiles][4];
-#pragma unroll
-    for (int ct = 0; ct < kTiles; ++ct) acc[ct][0] = acc[ct][1] = acc[ct][2] = acc[ct][3] = 0.0f;
-#pragma unroll
-    for (int blk = 0; blk < 8; ++blk) {  // x's 32-value blocks: groups 2 blk and 2 blk + 1
-      int isum[kTiles][4];
-#pragma unroll
-      for (int ct = 0; ct < kTiles; ++ct) isum[ct][0] = isum[ct][1] = isum[ct][2] = isum[ct][3] = 0;
-#pragma unroll
-      for (int gg = 0; gg < 2; ++gg) {
-        // Group G: half h, quarter q (values 32 q + l of the half), l / 16 = lh.
-        const int G = 2 * blk + gg, h = G / 8, q = (G % 8) / 2, lh = G % 2;
-        uint32_t a[2];
-        int s[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const uint32_t lo = (ql[r][h][lh][q & 1] >> (4 * (q >> 1))) & 0x0F0F0F0Fu;
-          const uint32_t hi = ((qh[r][h][lh] >> (2 * q)) & 0x03030303u) << 4;
-          a[r] = mmaq8g16::CentreQ6(lo | hi);
-          s[r] = static_cast<int8_t>(sc[r][G / 4] >> (8 * (G % 4)));
-        }
-#pragma unroll
-        for (int ct = 0; ct < kTiles; ++ct) {
-          const int64_t c = 8 * ct + g;  // the B operand's column
-          const uint32_t bx =
-              c < n ? __ldg(reinterpret_cast<const unsigned int*>(xq + c * cols + sb * 256 + 16 * G + 4 * t)) : 0u;
-          int p[4] = {0, 0, 0, 0};
-          mmaq8g16::MmaS8(p, a[0], a[1], bx);
-          isum[ct][0] += s[0] * p[0];
-          isum[ct][1] += s[0] * p[1];
-          isum[ct][2] += s[1] * p[2];
-          isum[ct][3] += s[1] * p[3];
-        }
-      }
-#pragma unroll
-      for (int ct = 0; ct < kTiles; ++ct) {  // columns 8 ct + 2 t and 8 ct + 2 t + 1
-        const int64_t c0 = 8 * ct + 2 * t, c1 = c0 + 1;
-        const float dx0 = c0 < n ? __ldg(dxs + c0 * (cols / 32) + sb * 8 + blk) : 0.0f;
-        const float dx1 = c1 < n ? __ldg(dxs + c1 * (cols / 32) + sb * 8 + blk) : 0.0f;
-        acc[ct][0] = fmaf(dx0, static_cast<float>(isum[ct][0]), acc[ct][0]);
-        acc[ct][1] = fmaf(dx1, static_cast<float>(isum[ct][1]), acc[ct][1]);
-        acc[ct][2] = fmaf(dx0, static_cast<float>(isum[ct][2]), acc[ct][2]);
-        acc[ct][3] = fmaf(dx1, static_cast<float>(isum[ct][3]), acc[ct][3]);
-      }
-    }
-#pragma unroll
-    for (int ct = 0; ct < kTiles; ++ct) {
-      tot[ct][0] = fmaf(d0, acc[ct][0], tot[ct][0]);
-      tot[ct][1] = fmaf(d0, acc[ct][1], tot[ct][1]);
-      tot[ct][2] = fmaf(d1, acc[ct][2], tot[ct][2]);
-      tot[ct][3] = fmaf(d1, acc[ct][3], tot[ct][3]);
-    }
+    mmaq8g16::Consume<kType, kTiles>(r, xu, t, tot);
   }
 #pragma unroll
-  for (int ct = 0; ct < kTiles; ++ct) {
+  for (int nt = 0; nt < kTiles; ++nt) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) partial[warp][lane][ct * 4 + i] = tot[ct][i];
+    for (int i = 0; i < 4; ++i) partial[(warp * 32 + lane) * kTiles * 4 + nt * 4 + i] = tot[nt][i];
   }
   __syncthreads();
   if (warp != 0) return;
 #pragma unroll
-  for (int ct = 0; ct < kTiles; ++ct) {
+  for (int nt = 0; nt < kTiles; ++nt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      float v = partial[0][lane][ct * 4 + i];
-      for (int k = 1; k < kWarps; ++k) v += partial[k][lane][ct * 4 + i];
-      const int64_t row = i < 2 ? r0 : r1, col = 8 * ct + 2 * t + i % 2;
+      float v = partial[lane * kTiles * 4 + nt * 4 + i];
+      for (int k = 1; k < kWarps; ++k) v += partial[(k * 32 + lane) * kTiles * 4 + nt * 4 + i];
+      const int64_t row = i < 2 ? r0 : r1, col = 8 * nt + 2 * t + i % 2;
       if (row < rows && col < n) y[col * rows + row] = v;
     }
   }
+#else
+  __trap();  // MmaQ8G16Fits and MmaQ8G16TmaFits keep the launcher from getting here
+#endif
 }
+
+namespace mmaq8g16 {
+// Whether this binary has code for the kernel and the current GPU runs it
+// (compute capability major >= min_major).
+template <class Kernel>
+__host__ bool Runs(Kernel kernel, int min_major) {
+  int dev = 0, major = 0;
+  cudaFuncAttributes attr;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+    cudaGetLastError();  // clear, so the error does not surface at the next call
+    return false;
+  }
+  return major >= min_major && attr.ptxVersion >= 10 * min_major;
+}
+}  // namespace mmaq8g16
 
 // Whether LaunchMmaQ8G16<kType> can run these arguments on the current
 // device (see the requirements above).
@@ -209,34 +515,78 @@ template <QuantType kType>
 __host__ bool MmaQ8G16Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
   if (n < 1 || n > 16 || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
-  int dev = 0, major = 0;
-  cudaFuncAttributes attr;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaFuncGetAttributes(&attr, MmaQ8G16Kernel<kType, 1, 8>) != cudaSuccess) {
-    cudaGetLastError();  // clear, so the error does not surface at the next call
+  return mmaq8g16::Runs(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
+}
+
+// Whether it takes the TMA path: an sm_90 GPU with code for it, 16-byte
+// aligned weights and rows (cols / 256 * kBytes a multiple of 16), fewer
+// than 2^31 rows and row bytes.
+template <QuantType kType>
+__host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols) {
+  const int64_t row_bytes = cols / 256 * mmaq8g16::G16Type<kType>::kBytes;
+  if (reinterpret_cast<uintptr_t>(w) % 16 != 0 || row_bytes % 16 != 0 || rows >= (int64_t{1} << 31) ||
+      row_bytes >= (int64_t{1} << 31)) {
     return false;
   }
-  return major >= 8 && attr.ptxVersion >= 80;
+  return mmaq8g16::Runs(MmaQ8G16Kernel<kType, 1, 8, 2, true, 2>, 9);
 }
 
 // Rounds x into `workspace` (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs
-// the product: two kernels in `stream`. Preconditions: MmaQ8G16Fits<kType>.
-// 8 warps per 16 rows were faster than 4 on an H200 (docs/cuda.md).
-template <QuantType kType, typename Act, int kWarps = 8>
+// the product: two kernels in `stream`, the second a programmatic dependent
+// of the first. Preconditions: MmaQ8G16Fits<kType>. kTma: use the TMA path
+// where MmaQ8G16TmaFits (false: always the direct one). The defaults (8
+// warps per 16 rows, 2 stages, 2 CTAs per SM) were the fastest on an H200
+// for 4096 rows; from 16384 rows the library takes 4 warps, 2 stages and 4
+// CTAs per SM (docs/cuda.md).
+template <QuantType kType, typename Act, int kWarps = 8, int kStages = 2, int kMinBlocks = 2, bool kTma = true>
 cudaError_t LaunchMmaQ8G16(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                            uint8_t* workspace, cudaStream_t stream) {
-  const int64_t chunks = n * cols / 8;
-  mmaq8g16::QuantizeXKernel<Act><<<static_cast<unsigned>((chunks + 255) / 256), 256, 0, stream>>>(x, chunks, workspace);
+  const int tiles = mmaq8g16::ColumnTiles(n);
+  const int64_t chunks = int64_t{8} * tiles * cols / 8;
+  const unsigned qblocks = static_cast<unsigned>((chunks + 255) / 256);
+  if (tiles == 1) {
+    mmaq8g16::QuantizeXKernel<Act, 1><<<qblocks, 256, 0, stream>>>(x, n, cols, workspace);
+  } else {
+    mmaq8g16::QuantizeXKernel<Act, 2><<<qblocks, 256, 0, stream>>>(x, n, cols, workspace);
+  }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  const unsigned grid = static_cast<unsigned>((rows + 15) / 16);
-  if (n <= 8) {
-    MmaQ8G16Kernel<kType, 1, kWarps><<<grid, kWarps * 32, 0, stream>>>(w, rows, cols, workspace, n, y);
-  } else {
-    MmaQ8G16Kernel<kType, 2, kWarps><<<grid, kWarps * 32, 0, stream>>>(w, rows, cols, workspace, n, y);
+  constexpr int kBytes = mmaq8g16::G16Type<kType>::kBytes;
+  const bool tma = kTma && MmaQ8G16TmaFits<kType>(w, rows, cols);
+  CUtensorMap wmap = {};
+  if (tma) {
+    const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * kBytes;
+    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes,
+                            mmaq8g16::G16Type<kType>::kBox, 16, CU_TENSOR_MAP_SWIZZLE_NONE);
+    if (err != cudaSuccess) return err;
   }
-  return cudaGetLastError();
+  using Kernel = void (*)(CUtensorMap, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, float*);
+  Kernel kernel = MmaQ8G16Kernel<kType, 1, kWarps, kStages, false, kMinBlocks>;
+  int smem = MmaQ8G16SmemBytes<kType, 1, kWarps, kStages, false>();
+  if (tiles == 1 && tma) {
+    kernel = MmaQ8G16Kernel<kType, 1, kWarps, kStages, true, kMinBlocks>;
+    smem = MmaQ8G16SmemBytes<kType, 1, kWarps, kStages, true>();
+  } else if (tiles == 2 && tma) {
+    kernel = MmaQ8G16Kernel<kType, 2, kWarps, kStages, true, kMinBlocks>;
+    smem = MmaQ8G16SmemBytes<kType, 2, kWarps, kStages, true>();
+  } else if (tiles == 2) {
+    kernel = MmaQ8G16Kernel<kType, 2, kWarps, kStages, false, kMinBlocks>;
+    smem = MmaQ8G16SmemBytes<kType, 2, kWarps, kStages, false>();
+  }
+  if ((err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) != cudaSuccess) {
+    return err;
+  }
+  // A programmatic dependent of the x kernel on sm_90 (the TMA path's GPUs);
+  // the direct path may run on sm_80, which lacks it.
+  int dev = 0, major = 0;
+  if ((err = cudaGetDevice(&dev)) != cudaSuccess ||
+      (err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess) {
+    return err;
+  }
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = gemv::LaunchConfig(static_cast<unsigned>((rows + 15) / 16), kWarps * 32,
+                                                       static_cast<size_t>(smem), stream, major >= 9, &attr);
+  return cudaLaunchKernelEx(&config, kernel, wmap, w, rows, cols, static_cast<const uint8_t*>(workspace), n, y);
 }
 
 }  // namespace cuda

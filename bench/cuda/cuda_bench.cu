@@ -25,6 +25,7 @@
 #include "bq_gemv.cuh"
 #include "bq_matmul.cuh"
 #include "bq_mma_q8.cuh"
+#include "bq_mma_q8_g16.cuh"
 #include "test_util.h"
 
 namespace {
@@ -345,6 +346,37 @@ void BenchMmaQ8Variant(int64_t m, int64_t k, int64_t n) {
   cudaFree(ws);
 }
 
+// The same for the 16-group types' mma_q8 (bq_mma_q8_g16.cuh), with the
+// weights' path: TMA rings or direct loads.
+template <QuantType kType, int kWarps, int kStages, int kMinBlocks, bool kTma>
+void BenchMmaQ8G16Variant(int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(kType);
+  const Operands op(kType, m, k, n);
+  uint8_t* ws;
+  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, k))));
+  const double us = TimeUs(
+      [&](int i) {
+        BQ_CUDA_CHECK((bqc::LaunchMmaQ8G16<kType, __half, kWarps, kStages, kMinBlocks, kTma>(op.cold(i), m, k, op.x, n,
+                                                                                            op.y, ws, nullptr)));
+      },
+      20);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours mma_q8 %s %dw %ds b%d", kTma ? "tma" : "direct", kWarps, kStages,
+                kMinBlocks);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
+  cudaFree(ws);
+}
+template <QuantType kType>
+void BenchMmaQ8G16Variants(int64_t m, int64_t k) {
+  for (int64_t n : {8, 16}) {
+    BenchMmaQ8G16Variant<kType, 8, 2, 2, false>(m, k, n);
+    BenchMmaQ8G16Variant<kType, 8, 2, 2, true>(m, k, n);
+    BenchMmaQ8G16Variant<kType, 4, 2, 4, true>(m, k, n);
+    BenchMmaQ8G16Variant<kType, 4, 3, 4, true>(m, k, n);
+    BenchMmaQ8G16Variant<kType, 2, 2, 8, true>(m, k, n);
+  }
+}
+
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
   const size_t bytes = static_cast<size_t>(m * k) * 2;
   const int nbuf = BuffersForCold(bytes);
@@ -531,25 +563,29 @@ int main(int argc, char** argv) {
     }
   }
   if (!quick) {
-    // Where gemv_q8 (in passes of up to 4 columns beyond n = 4) stops paying
-    // off for the 16-group types against mma8/mma16 (kAuto: Q2_K to n = 8,
-    // Q3_K to 16) and Q6_K's mma_q8 (kAuto from n = 5).
+    // The 16-group types: gemv_q8 (in passes of up to 4 columns beyond
+    // n = 4) against their mma_q8 (kAuto from n = 5) and mma8/mma16.
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
-      // Q6_K also runs the one of gemv_q8 and mma_q8 that kAuto does not pick.
-      auto with_q6 = [&](K other) {
-        return t == QuantType::kQ6_K ? std::vector<K>{K::kAuto, K::kMma8, other} : std::vector<K>{K::kAuto, K::kMma8};
-      };
-      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 4, with_q6(K::kMmaQ8), false);
-      BenchOurs(t, M, Kd, 5, with_q6(K::kGemvQ8), false);
-      BenchOurs(t, M, Kd, 8, with_q6(K::kGemvQ8), false);
-      BenchOurs(t, M, Kd, 12, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
-      BenchOurs(t, M, Kd, 16, {K::kAuto, K::kMma16, K::kGemvQ8}, false);
+      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMmaQ8}, false);
+      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kMmaQ8}, false);
+      BenchOurs(t, M, Kd, 5, {K::kAuto, K::kGemvQ8}, false);
+      BenchOurs(t, M, Kd, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+      BenchOurs(t, M, Kd, 12, {K::kAuto, K::kGemvQ8}, false);
+      BenchOurs(t, M, Kd, 16, {K::kAuto, K::kGemvQ8, K::kMma16}, false);
       BenchPlanar(t, M, Kd, 8);
+      // A short matrix (256 tiles of 16 rows).
+      BenchOurs(t, 4096, 14336, 8, {K::kAuto, K::kGemvQ8}, false);
+      BenchOurs(t, 4096, 14336, 16, {K::kAuto}, false);
     }
-    // Q6_K's mma_q8 on a short matrix (256 tiles of 16 rows).
-    BenchOurs(QuantType::kQ6_K, 4096, 14336, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
-    BenchOurs(QuantType::kQ6_K, 4096, 14336, 16, {K::kAuto, K::kMma16}, false);
+    // mma_q8 settings for them through the header launcher, on both shapes
+    // (the library takes 4w 2s b4 from 16384 rows, 8w 2s b2 below, on the
+    // TMA path where it fits).
+    BenchMmaQ8G16Variants<QuantType::kQ2_K>(M, Kd);
+    BenchMmaQ8G16Variants<QuantType::kQ3_K>(M, Kd);
+    BenchMmaQ8G16Variants<QuantType::kQ6_K>(M, Kd);
+    BenchMmaQ8G16Variants<QuantType::kQ2_K>(4096, 14336);
+    BenchMmaQ8G16Variants<QuantType::kQ3_K>(4096, 14336);
+    BenchMmaQ8G16Variants<QuantType::kQ6_K>(4096, 14336);
     BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);

@@ -141,13 +141,25 @@ int64_t GemvMaxN(QuantType type) {
     default: return 3;
   }
 }
-// Q4_K and Q5_K: mma_q8 from n = 3 (H200, 28672 x 8192: Q4_K 46.4-46.9 us
+// The types of bq_mma_q8_g16.cuh's mma_q8 (16-value groups), and the
+// workspace mma_q8 needs for a type (n <= 16).
+bool G16Type(QuantType type) {
+  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K;
+}
+int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
+  return G16Type(type) ? MmaQ8G16WorkspaceBytes(n, cols) : MmaQ8WorkspaceBytes(n, cols);
+}
+
+// mma_q8 from n = 3 where it runs. Q4_K and Q5_K (H200, 28672 x 8192: Q4_K 46.4-46.9 us
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
 // 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
-// Q6_K (bq_mma_q8_g16.cuh) from n = 5 (H200, 28672 x 8192: 135.2 us at n = 4
-// against gemv_q8's 109.7; n = 5 140.4 against 162.7, n = 8 155.7 against
-// 218.6 in passes).
-int64_t MmaQ8MinN(QuantType type) { return type == QuantType::kQ6_K ? 5 : 3; }
+// Q2_K, Q3_K and Q6_K (bq_mma_q8_g16.cuh) from n = 3 too (H200, 28672 x
+// 8192, mma_q8 / gemv_q8: n = 3 Q2_K 47.4 / 52.7, Q3_K 57.0 / 61.7, Q6_K
+// 63.6 / 89.7 us). At n = 2 gemv_q8 wins for Q2_K and Q3_K (39.8, 51.8
+// against mma_q8's time at any n <= 8) and loses for Q6_K (73.3 against
+// 64), which still takes gemv_q8 there so that planar Q6_K (59.4 us at
+// n = 2) reads its planes in place.
+constexpr int64_t kMmaQ8MinN = 3;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -155,6 +167,8 @@ bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, Quan
   switch (type) {
     case QuantType::kQ4_K: return MmaQ8Fits<QuantType::kQ4_K>(w, rows, cols, x, n);
     case QuantType::kQ5_K: return MmaQ8Fits<QuantType::kQ5_K>(w, rows, cols, x, n);
+    case QuantType::kQ2_K: return MmaQ8G16Fits<QuantType::kQ2_K>(w, rows, cols, x, n);
+    case QuantType::kQ3_K: return MmaQ8G16Fits<QuantType::kQ3_K>(w, rows, cols, x, n);
     case QuantType::kQ6_K: return MmaQ8G16Fits<QuantType::kQ6_K>(w, rows, cols, x, n);
     default: return false;
   }
@@ -166,6 +180,8 @@ cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int
   using detail::LaunchMmaQ8Act;
   switch (type) {
     case QuantType::kQ5_K: return LaunchMmaQ8Act<QuantType::kQ5_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+    case QuantType::kQ2_K: return LaunchMmaQ8Act<QuantType::kQ2_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+    case QuantType::kQ3_K: return LaunchMmaQ8Act<QuantType::kQ3_K>(w, rows, cols, act_type, x, n, y, workspace, s);
     case QuantType::kQ6_K: return LaunchMmaQ8Act<QuantType::kQ6_K>(w, rows, cols, act_type, x, n, y, workspace, s);
     default: return LaunchMmaQ8Act<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, workspace, s);
   }
@@ -246,7 +262,7 @@ Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t c
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, bool allow_scratch) {
   const bool mma_q8 =
-      allow_scratch && n >= MmaQ8MinN(type) && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
+      allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
   if (n <= GemvMaxN(type) && GemvFits(type, weights, cols, act_type, x, n)) return MatMulKernel::kGemvQ8;
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
@@ -270,12 +286,10 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool scratch_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K || type == QuantType::kQ6_K;
-  if (!scratch_type || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
-  // Q6_K's mma_q8 needs MmaQ8G16WorkspaceBytes, at most MmaQ8WorkspaceBytes (about 9 against 11 bytes per
-  // column for n <= 8, 18 against 22 for n <= 16); it has no wgmma kernel.
-  const int64_t mma_q8 = n <= 16 ? MmaQ8WorkspaceBytes(n, cols) : 0;
-  return type == QuantType::kQ6_K ? mma_q8 : std::max(mma_q8, WgmmaWorkspaceBytes(n, cols));
+  const bool wgmma_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
+  if ((!wgmma_type && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
+  const int64_t mma_q8 = n <= 16 ? MmaQ8Bytes(type, n, cols) : 0;
+  return wgmma_type ? std::max(mma_q8, WgmmaWorkspaceBytes(n, cols)) : mma_q8;
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -292,16 +306,16 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     const bool q8 = kernel == MatMulKernel::kMmaQ8;
     if (!automatic && q8 && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel mma_q8 needs Q4_K, Q5_K or Q6_K weights, n <= 16, F16/BF16 x 16-byte aligned, "
-                  "cols % 256 == 0, and for Q4_K/Q5_K 16-byte aligned weights, fewer than 2^31 rows and an sm_90 GPU "
-                  "(Q6_K: an sm_80 or newer GPU), with code for it");
+                  "MatMul: kernel mma_q8 needs Q2_K, Q3_K, Q4_K, Q5_K or Q6_K weights, n <= 16, F16/BF16 x 16-byte "
+                  "aligned, cols % 256 == 0, and for Q4_K/Q5_K 16-byte aligned weights, fewer than 2^31 rows and an "
+                  "sm_90 GPU (Q2_K/Q3_K/Q6_K: an sm_80 or newer GPU), with code for it");
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,
                   "MatMul: kernel wgmma needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned weights "
                   "and x, an sm_90 GPU and a build for sm_90a");
     }
-    const int64_t need = q8 ? MmaQ8WorkspaceBytes(n, cols) : WgmmaWorkspaceBytes(n, cols);
+    const int64_t need = q8 ? MmaQ8Bytes(type, n, cols) : WgmmaWorkspaceBytes(n, cols);
     const char* what = q8 ? "MatMul launch (mma_q8)" : "MatMul launch (wgmma)";
     auto launch = [&](void* scratch) {
       if (q8) return LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(scratch), s);

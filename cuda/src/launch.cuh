@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
@@ -30,14 +31,25 @@ cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t
 cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
                               uint8_t* blocks, cudaStream_t stream);
 
+// From this many rows the 16-group types' mma_q8 runs 4 warps per 16 rows
+// and 4 CTAs per SM instead of LaunchMmaQ8G16's defaults (8 and 2), which
+// shorter matrices need so that every SM gets enough warps (H200, n = 16,
+// Q2_K / Q3_K / Q6_K: 28672 x 8192 68.8 / 69.0 / 82.3 us against 81.2 /
+// 77.1 / 93.0; 4096 x 14336 30.1 / 35.0 / 36.3 against 22.2 / 22.8 / 27.3).
+constexpr int64_t kMmaQ8G16TallRows = 16384;
+
 // The mma_q8 kernel for F16 or BF16 x: bq_mma_q8.cuh's LaunchMmaQ8 for Q4_K
-// and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q6_K; instantiated in
-// matmul_q4_k.cu, matmul_q5_k.cu and matmul_q6_k.cu.
+// and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q2_K, Q3_K and Q6_K;
+// instantiated in the types' matmul_<type>.cu.
 template <QuantType kType>
 cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                            int64_t n, float* y, uint8_t* workspace, cudaStream_t stream) {
   auto launch = [&](const auto* xa) {
-    if constexpr (kType == QuantType::kQ6_K) {
+    if constexpr (kType == QuantType::kQ2_K || kType == QuantType::kQ3_K || kType == QuantType::kQ6_K) {
+      using Act = std::remove_cv_t<std::remove_pointer_t<decltype(xa)>>;
+      if (rows >= kMmaQ8G16TallRows) {
+        return LaunchMmaQ8G16<kType, Act, 4, 2, 4>(w, rows, cols, xa, n, y, workspace, stream);
+      }
       return LaunchMmaQ8G16<kType>(w, rows, cols, xa, n, y, workspace, stream);
     } else {
       return LaunchMmaQ8<kType>(w, rows, cols, xa, n, y, workspace, stream);
@@ -46,6 +58,10 @@ cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantTy
   if (act_type == QuantType::kBF16) return launch(static_cast<const __nv_bfloat16*>(x));
   return launch(static_cast<const __half*>(x));
 }
+extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType,
+                                                             const void*, int64_t, float*, uint8_t*, cudaStream_t);
+extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, QuantType,
+                                                             const void*, int64_t, float*, uint8_t*, cudaStream_t);
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, QuantType,
                                                              const void*, int64_t, float*, uint8_t*, cudaStream_t);
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, QuantType,

@@ -1,4 +1,4 @@
-// Instantiates the Q2_K matrix-product kernels (see launch.cuh), planar gemv_q8 included.
+// Instantiates the Q2_K matrix-product kernels (see launch.cuh), mma_q8 and planar gemv_q8 included.
 #include "launch.cuh"
 
 namespace blockquant {
@@ -7,6 +7,8 @@ namespace cuda {
 namespace detail {
 template cudaError_t LaunchMatMul<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                  int64_t, float*, cudaStream_t, MatMulKernel);
+template cudaError_t LaunchMmaQ8Act<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
+                                                      int64_t, float*, uint8_t*, cudaStream_t);
 template cudaError_t LaunchGemvPlanar<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                      int64_t, float*, cudaStream_t);
 }  // namespace detail

@@ -21,6 +21,7 @@
 #include "blockquant_cuda.h"
 #include "bq_gemv.cuh"
 #include "bq_mma_q8.cuh"
+#include "bq_mma_q8_g16.cuh"
 #include "bq_wgmma.cuh"
 #include "test_util.h"
 
@@ -144,7 +145,10 @@ void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<ui
 // dx = max |x| of the block / 127.
 constexpr double kRelTol = 3e-5;
 
-bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K || t == QuantType::kQ6_K; }
+// mma_q8's types; those of 16-value groups (bq_mma_q8_g16.cuh) take 2-byte
+// aligned weights.
+bool G16Type(QuantType t) { return t == QuantType::kQ2_K || t == QuantType::kQ3_K || t == QuantType::kQ6_K; }
+bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K || G16Type(t); }
 
 // The products y[j][r] = sum_k w[r][k] x[j][k] of the dequantized weights
 // wf (rows x cols) and x (n x cols) in double precision, with, per output,
@@ -213,14 +217,14 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
-    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q6_K (2-byte aligned)
-    // with F16/BF16 x and n <= 16 only.
+    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q2_K/Q3_K/Q6_K (2-byte
+    // aligned) with F16/BF16 x and n <= 16 only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     const bool mma_q8_refuses = k == bqc::MatMulKernel::kMmaQ8 &&
                                 (!MmaQ8Type(t.type) || act == QuantType::kF32 ||
-                                 (misaligned_w && t.type != QuantType::kQ6_K) || c.cols % 256 != 0 || c.n > 16);
+                                 (misaligned_w && !G16Type(t.type)) || c.cols % 256 != 0 || c.n > 16);
     if (wgmma_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
       continue;
@@ -371,6 +375,48 @@ void TestGemvSettingsTyped(const TypeInfo& t) {
     check("u8 b3", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 8, 3>(w, rows, cols, xh, y, nullptr); });
     check("u6 b2", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 6, 2>(w, rows, cols, xh, y, nullptr); });
     check("u2 b2", [&] { return bqc::LaunchGemvQ8<kType, __half, 1, 8, 2, 2>(w, rows, cols, xh, y, nullptr); });
+  }
+}
+
+// bq_mma_q8_g16.cuh's two weight paths, TMA rings and direct loads, do the
+// same arithmetic in the same order: the same bits, and MatMul's (which takes
+// TMA where it fits: 16 blocks per row, 16-byte aligned). 45 rows: a partial
+// last tile, whose TMA rows arrive as zeros and whose direct rows repeat the
+// last one.
+template <QuantType kType>
+void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
+  const int64_t rows = 45, cols = 4096;
+  const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kExtreme, 37);
+  for (int64_t n : {3, 12}) {
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, n * cols, 41, &xraw, &xf, true);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, cols)));
+    DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(y0.count), y2(y0.count);
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    for (float* y : {y0.ptr, y1.ptr, y2.ptr}) BQ_CUDA_CHECK(cudaMemset(y, 0xFF, y0.count * 4));
+    const __half* xh = reinterpret_cast<const __half*>(dx.ptr);
+    const bool tma_fits = bqc::MmaQ8G16TmaFits<kType>(dw.ptr, rows, cols);
+    const cudaError_t e1 = bqc::LaunchMmaQ8G16<kType, __half, 8, 2, 2, true>(dw.ptr, rows, cols, xh, n, y0.ptr,
+                                                                               ws.ptr, nullptr);
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    const cudaError_t e2 = bqc::LaunchMmaQ8G16<kType, __half, 8, 2, 2, false>(dw.ptr, rows, cols, xh, n, y1.ptr,
+                                                                                ws.ptr, nullptr);
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    const bqc::Status st =
+        bqc::MatMul(kType, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y2.ptr, nullptr, bqc::MatMulKernel::kMmaQ8);
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> r0(y0.count), r1(y0.count), r2(y0.count);
+    BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(r2.data(), y2.ptr, r2.size() * 4, cudaMemcpyDeviceToHost));
+    const std::string name = std::string("mma_q8 ") + t.name + " n=" + std::to_string(n);
+    Report(tma_fits, name + ": 16 blocks per row take the TMA path");
+    Report(e1 == cudaSuccess && e2 == cudaSuccess && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
+           name + ": TMA and direct paths give the same bits", cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
+    Report(st.ok() && std::memcmp(r0.data(), r2.data(), r0.size() * 4) == 0, name + ": MatMul's bits", st.message);
   }
 }
 
@@ -780,9 +826,9 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 17, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
   Report(st.code == 1, "error: forced mma_q8 with n = 17 -> code 1", st.message);
-  st = bqc::MatMul(QuantType::kQ3_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
+  st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
-  Report(st.code == 1, "error: forced mma_q8 on Q3_K -> code 1", st.message);
+  Report(st.code == 1, "error: forced mma_q8 on Q8_0 -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
@@ -938,14 +984,30 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, n}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
         }
         if (!small) TestMatMul(t, {2500, 2304, 12}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
-        // Q6_K's words start 2-byte aligned: whole blocks at +2 bytes too.
-        if (t.type == QuantType::kQ6_K) {
+        if (G16Type(t.type)) {
+          // The 16-value-group types' words start 2-byte aligned (the rows
+          // above, of 21 and 9 blocks, take the direct path): whole blocks at
+          // +2 bytes too; rows of 8 and 16 blocks, 16-byte aligned, take the
+          // TMA path (rows past its ring, warps without a block, both tiles).
           TestMatMul(t, {small ? 11 : 41, 2304, 12}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, true, true);
+          for (int64_t n : {1, 5, 8, 9, 16}) {
+            TestMatMul(t, {small ? 11 : 41, 4096, n}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, false, true);
+          }
+          TestMatMul(t, {small ? 19 : 300, 2048, 12}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
+          TestMatMul(t, {small ? 7 : 37, 1024, 3}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
+          // From 16384 rows MatMul takes 4 warps per 16 rows and 4 CTAs per SM.
+          if (!small) {
+            TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 9}, act, BlockMode::kRealistic, {K::kMmaQ8}, false,
+                       true);
+          }
         }
       }
     }
     TestNonFiniteX(t);
     TestGemvSettings(t);
+    if (t.type == QuantType::kQ2_K) TestMmaQ8G16PathsTyped<QuantType::kQ2_K>(t);
+    if (t.type == QuantType::kQ3_K) TestMmaQ8G16PathsTyped<QuantType::kQ3_K>(t);
+    if (t.type == QuantType::kQ6_K) TestMmaQ8G16PathsTyped<QuantType::kQ6_K>(t);
     TestExactBuffer(t);
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
