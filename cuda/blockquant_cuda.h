@@ -47,10 +47,10 @@ enum class MatMulKernel : int {
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*;
                 // needs a scratch buffer for x's group sums (see MatMul)
   kMmaQ8 = 8,   // n <= 16, x rounded to int8 as in kGemvQ8, int8 tensor cores:
-                // Q4_K/Q5_K on an sm_90 GPU (bq_mma_q8.cuh), Q2_K/Q3_K/Q6_K on
-                // sm_80 or newer (bq_mma_q8_g16.cuh); needs a scratch buffer
-                // of about 11 * cols (n <= 8) or 22 * cols bytes (Q2_K/Q3_K/
-                // Q6_K: 13 * cols or 26 * cols; see MatMul)
+                // Q4_K/Q5_K on an sm_90 GPU (bq_mma_q8.cuh), Q2_K/Q3_K/Q6_K/
+                // Q8_0/Q4_0 on sm_80 or newer (bq_mma_q8_g16.cuh); needs a
+                // scratch buffer of about 11 * cols (n <= 8) or 22 * cols
+                // bytes (the others: 13 * cols or 26 * cols; see MatMul)
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -62,9 +62,9 @@ int DeviceCount();
 bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
-// docs/cuda.md): for the K-quants kGemvQ8 for n <= 2 and kMmaQ8 for
-// n = 3..16 where it runs (else kGemvQ8 to n = 8 for Q2_K and Q6_K, to
-// n = 16 for Q3_K); kGemvQ8 for Q8_0 and Q4_0 for n <= 3; then kWgmma where it runs, else the mma kernels
+// docs/cuda.md): kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where it
+// runs (else kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and
+// Q6_K, to n = 16 for Q3_K); then kWgmma where it runs, else the mma kernels
 // above, and kSimple when their requirements fail (cols % 256, 16-byte
 // aligned weights and x, f16 or bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force

@@ -1,10 +1,11 @@
 // Small batches (n = 1..16) of the 16-value-group K-quants (Q2_K, Q3_K,
-// Q6_K) on int8 tensor cores, x rounded to int8 per 32 values as in gemv_q8
-// (bq_gemv.cuh): the `mma_q8` kernel for these types.
+// Q6_K) and of Q8_0 and Q4_0 (taken as 16-value groups, 8 blocks to a unit of
+// 256 values) on int8 tensor cores, x rounded to int8 per 32 values as in
+// gemv_q8 (bq_gemv.cuh): the `mma_q8` kernel for these types.
 //
 // Why: they have no wgmma kernel, and their f16 tensor-core kernels
 // (bq_matmul.cuh) turn every code into an f16 times its scale, which holds
-// them near 10-17% of the copy bound at any n; gemv_q8 pays a dp4a per 4
+// them near 10-50% of the copy bound at any n; gemv_q8 pays a dp4a per 4
 // weights and column, so its time grows with n. Here each 16-value group is
 // one mma.sync.m16n8k16 (s8 x s8, s32 sums) per 8 columns of x, whatever n is.
 //
@@ -21,15 +22,16 @@
 //   the block's offset rounded down to 16 and is wide enough for the block
 //   after up to 14 bytes of its predecessor (G16Type::kBox), with a row
 //   stride in shared memory that puts the 8 rows a lane column reads in
-//   distinct banks. Blocks that start 2 mod 4 (Q3_K's and Q6_K's odd ones)
-//   are read as shifted pairs of aligned words.
+//   distinct banks. Blocks that start 2 mod 4 (Q3_K's and Q6_K's odd ones),
+//   and Q8_0's and Q4_0's fields that do, are read as shifted pairs of
+//   aligned words.
 // - direct: each lane loads its words straight from the GGUF blocks (2-byte
 //   aligned: two 16-bit loads where a word is not 4-byte aligned).
 //
 // Numerics: each group's integer product times its scale, summed over the
 // two groups of one 32-value block of x, is an exact integer below 2^24
 // (Q6_K: 2 * 128 * 16 * 32 * 127), so exact in f32 before x's scale and d
-// multiply it. Q2_K's mins' term, dmin * sum_g m_g * xg_g, takes three bf16
+// (Q8_0, Q4_0: the block's d) multiply it. Q2_K's mins' term, dmin * sum_g m_g * xg_g, takes three bf16
 // MMAs per super-block: the mins are exact in bf16, and each group sum of x
 // (xg = dx * the sum of its codes) is split into three bf16 parts (24 bits).
 // As in gemv_q8: |y - W x| <= sum_k |w_k| * dx(k) / 2 (+ f32 rounding); a
@@ -149,17 +151,23 @@ __device__ __forceinline__ uint32_t Centre(uint32_t u) {
 
 // Word loaders: from the shared-memory stage (4-byte aligned fields) or from
 // the GGUF blocks in global memory (2-byte aligned).
-// Half: 2 bytes (a block's last field, where 4 would read past its end).
+// operator(): a word at a 4-byte aligned offset from the block's start;
+// Off2: a word at an offset of 2 mod 4 (the legacy types' fields); Half: 2
+// bytes (a block's last field, where 4 would read past its end).
+__device__ __forceinline__ uint32_t SmemAligned(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t SmemShifted(const uint8_t* p) {  // p 2 mod 4
+  return __funnelshift_r(SmemAligned(p - 2), SmemAligned(p + 2), 16);
+}
 struct SmemWord {
-  __device__ uint32_t operator()(const uint8_t* p) const { return *reinterpret_cast<const uint32_t*>(p); }
+  __device__ uint32_t operator()(const uint8_t* p) const { return SmemAligned(p); }
+  __device__ uint32_t Off2(const uint8_t* p) const { return SmemShifted(p); }
   __device__ uint32_t Half(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };
 // A stage's block that starts 2 mod 4: each word from the two aligned words
 // around it.
 struct SmemWordShifted {
-  __device__ uint32_t operator()(const uint8_t* p) const {
-    return __funnelshift_r(*reinterpret_cast<const uint32_t*>(p - 2), *reinterpret_cast<const uint32_t*>(p + 2), 16);
-  }
+  __device__ uint32_t operator()(const uint8_t* p) const { return SmemShifted(p); }
+  __device__ uint32_t Off2(const uint8_t* p) const { return SmemAligned(p); }
   __device__ uint32_t Half(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };
 struct GlobalWord {
@@ -167,6 +175,7 @@ struct GlobalWord {
     if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) return gemv::Load4(p);
     return gemv::Load2(p) | (gemv::Load2(p + 2) << 16);
   }
+  __device__ uint32_t Off2(const uint8_t* p) const { return (*this)(p); }
   __device__ uint32_t Half(const uint8_t* p) const { return gemv::Load2(p); }
 };
 
@@ -182,7 +191,7 @@ struct G16Type;
 template <>
 struct G16Type<QuantType::kQ6_K> {
   static constexpr int kBytes = 210, kBox = 240;  // ql[128], qh[64], scales[16], d (starts 0..14 in)
-  static constexpr bool kMins = false;
+  static constexpr bool kMins = false, kBlockScale = false;
   struct Row {
     uint32_t ql[2][2][2], qh[2][2], sc[4], d;  // ql [h][lh][q & 1], qh [h][lh]
   };
@@ -210,6 +219,7 @@ struct G16Type<QuantType::kQ6_K> {
     return Centre<32>(lo | hi);
   }
   __device__ static int Scale(const Row& r, int G) { return static_cast<int8_t>(r.sc[G / 4] >> (8 * (G % 4))); }
+  __device__ static float UnitD(const Row& r) { return gemv::HalfBits(r.d); }
   // 2 * 128 * 16 * 32 * 127 reaches 2^24: the conversion unit.
   __device__ static float ToFloat(int v) { return __int2float_rn(v); }
 };
@@ -217,7 +227,7 @@ struct G16Type<QuantType::kQ6_K> {
 template <>
 struct G16Type<QuantType::kQ3_K> {
   static constexpr int kBytes = 110, kBox = 144;  // hmask[32], qs[64], scales[12], d (starts 0..14 in)
-  static constexpr bool kMins = false;
+  static constexpr bool kMins = false, kBlockScale = false;
   struct Row {
     uint32_t hm[2], qs[2][2], sc[4], d;  // hm [lh], qs [h][lh], sc: S_g - 32 as s8, 4 to a word
   };
@@ -246,6 +256,7 @@ struct G16Type<QuantType::kQ3_K> {
     return Centre<4>(lo | hi);
   }
   __device__ static int Scale(const Row& r, int G) { return static_cast<int8_t>(r.sc[G / 4] >> (8 * (G % 4))); }
+  __device__ static float UnitD(const Row& r) { return gemv::HalfBits(r.d); }
   // 2 * 32 * 16 * 4 * 127 < 2^22.
   __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
@@ -253,7 +264,7 @@ struct G16Type<QuantType::kQ3_K> {
 template <>
 struct G16Type<QuantType::kQ2_K> {
   static constexpr int kBytes = 84, kBox = 112;  // scales[16], qs[64], d, dmin (starts 0..12 in)
-  static constexpr bool kMins = true;
+  static constexpr bool kMins = true, kBlockScale = false;
   struct Row {
     uint32_t sc[4], qs[2][2], d;  // qs [h][lh]; d: d | dmin << 16
   };
@@ -275,6 +286,7 @@ struct G16Type<QuantType::kQ2_K> {
     return (r.qs[h][lh] >> (2 * q)) & 0x03030303u;
   }
   __device__ static int Scale(const Row& r, int G) { return (r.sc[G / 4] >> (8 * (G % 4))) & 0xF; }
+  __device__ static float UnitD(const Row& r) { return gemv::HalfBits(r.d); }
   // 2 * 15 * 16 * 3 * 127 < 2^22.
   __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
   // The mins of groups 2t, 2t + 1 (pair 0) or 2t + 8, 2t + 9 (pair 1) as a
@@ -284,6 +296,70 @@ struct G16Type<QuantType::kQ2_K> {
     const uint32_t w = pair ? (t < 2 ? r.sc[2] : r.sc[3]) : (t < 2 ? r.sc[0] : r.sc[1]);
     return detail::MinPairBf16((w >> 4) & 0x0F0F0F0Fu, t % 2);
   }
+};
+
+// Q8_0 and Q4_0: a unit of 8 blocks (256 values, a multiple of 16 bytes) in
+// place of a super-block; group G is half G % 2 of block G / 2, scaled by
+// that block's d (kBlockScale) instead of an integer scale and a super-block
+// d. Their fields start 2 mod 4 in every other block.
+template <>
+struct G16Type<QuantType::kQ8_0> {
+  static constexpr int kBytes = 8 * 34, kBox = 8 * 34;  // 8 x (d, qs[32])
+  static constexpr bool kMins = false, kBlockScale = true;
+  struct Row {
+    uint32_t q[16], d[4];  // q: the lane's word of each group; d: the blocks' d bits, two to a word
+  };
+  template <class Load>
+  __device__ static Row Read(const uint8_t* u, int t, Load load) {
+    Row r;
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      const int at = 34 * b + 2;  // qs
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* p = u + at + 16 * h + 4 * t;
+        r.q[2 * b + h] = at % 4 == 0 ? load(p) : load.Off2(p);
+      }
+      const uint32_t d = load.Half(u + 34 * b);
+      r.d[b / 2] = b % 2 ? r.d[b / 2] | (d << 16) : d;
+    }
+    return r;
+  }
+  __device__ static uint32_t Codes(const Row& r, int G) { return r.q[G]; }
+  __device__ static int Scale(const Row&, int) { return 1; }
+  __device__ static float BlockD(const Row& r, int b) { return gemv::HalfBits(r.d[b / 2] >> (16 * (b % 2))); }
+  __device__ static float UnitD(const Row&) { return 1.0f; }  // the blocks' d came with BlockD
+  // 2 * 16 * 127 * 127 < 2^22.
+  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
+};
+
+template <>
+struct G16Type<QuantType::kQ4_0> {
+  static constexpr int kBytes = 8 * 18, kBox = 8 * 18;  // 8 x (d, qs[16])
+  static constexpr bool kMins = false, kBlockScale = true;
+  struct Row {
+    uint32_t q[8], d[4];  // q: the lane's word of each block (low nibbles: group 2b, high: 2b + 1)
+  };
+  template <class Load>
+  __device__ static Row Read(const uint8_t* u, int t, Load load) {
+    Row r;
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      const int at = 18 * b + 2;  // qs
+      r.q[b] = at % 4 == 0 ? load(u + at + 4 * t) : load.Off2(u + at + 4 * t);
+      const uint32_t d = load.Half(u + 18 * b);
+      r.d[b / 2] = b % 2 ? r.d[b / 2] | (d << 16) : d;
+    }
+    return r;
+  }
+  __device__ static uint32_t Codes(const Row& r, int G) {
+    return Centre<8>((r.q[G / 2] >> (4 * (G % 2))) & 0x0F0F0F0Fu);
+  }
+  __device__ static int Scale(const Row&, int) { return 1; }
+  __device__ static float BlockD(const Row& r, int b) { return gemv::HalfBits(r.d[b / 2] >> (16 * (b % 2))); }
+  __device__ static float UnitD(const Row&) { return 1.0f; }  // the blocks' d came with BlockD
+  // 2 * 16 * 8 * 127 < 2^22.
+  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
 // x's part of one super-block, as one lane reads it from the workspace.
@@ -350,13 +426,21 @@ __device__ __forceinline__ void Consume(const typename G16Type<kType>::Row (&r)[
 #pragma unroll
     for (int nt = 0; nt < kTiles; ++nt) {  // columns 2t and 2t + 1 of the tile
       const float dx0 = Lane(xu.dx[nt][blk / 2], 2 * (blk % 2)), dx1 = Lane(xu.dx[nt][blk / 2], 2 * (blk % 2) + 1);
-      acc[nt][0] = fmaf(dx0, T::ToFloat(isum[nt][0]), acc[nt][0]);
-      acc[nt][1] = fmaf(dx1, T::ToFloat(isum[nt][1]), acc[nt][1]);
-      acc[nt][2] = fmaf(dx0, T::ToFloat(isum[nt][2]), acc[nt][2]);
-      acc[nt][3] = fmaf(dx1, T::ToFloat(isum[nt][3]), acc[nt][3]);
+      if constexpr (T::kBlockScale) {  // the rows' block blk has its own d
+        const float b0 = T::BlockD(r[0], blk), b1 = T::BlockD(r[1], blk);
+        acc[nt][0] = fmaf(dx0 * b0, T::ToFloat(isum[nt][0]), acc[nt][0]);
+        acc[nt][1] = fmaf(dx1 * b0, T::ToFloat(isum[nt][1]), acc[nt][1]);
+        acc[nt][2] = fmaf(dx0 * b1, T::ToFloat(isum[nt][2]), acc[nt][2]);
+        acc[nt][3] = fmaf(dx1 * b1, T::ToFloat(isum[nt][3]), acc[nt][3]);
+      } else {
+        acc[nt][0] = fmaf(dx0, T::ToFloat(isum[nt][0]), acc[nt][0]);
+        acc[nt][1] = fmaf(dx1, T::ToFloat(isum[nt][1]), acc[nt][1]);
+        acc[nt][2] = fmaf(dx0, T::ToFloat(isum[nt][2]), acc[nt][2]);
+        acc[nt][3] = fmaf(dx1, T::ToFloat(isum[nt][3]), acc[nt][3]);
+      }
     }
   }
-  const float d0 = gemv::HalfBits(r[0].d), d1 = gemv::HalfBits(r[1].d);
+  const float d0 = T::UnitD(r[0]), d1 = T::UnitD(r[1]);
 #pragma unroll
   for (int nt = 0; nt < kTiles; ++nt) {
     tot[nt][0] = fmaf(d0, acc[nt][0], tot[nt][0]);
@@ -399,8 +483,9 @@ __host__ __device__ constexpr int MmaQ8G16SmemBytes() {
 }
 
 // kTiles column tiles of 8 (n <= 8 * kTiles); see the top of this file.
-// wmap: the weights as rows x (cols / 256 * kBytes) bytes, a box of 16 rows x
-// kBox bytes (kTma only); w: the weights (direct only).
+// wmap: the weights as rows x (cols / 256 * kBytes) bytes in 16-bit
+// elements, a box of 16 rows x kBox bytes (kTma only); w: the weights
+// (direct only).
 template <QuantType kType, int kTiles, int kWarps, int kStages, bool kTma, int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     MmaQ8G16Kernel(const __grid_constant__ CUtensorMap wmap, const uint8_t* __restrict__ w, int64_t rows,
@@ -421,7 +506,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     const uint32_t bar = bar0 + 8 * stage;
     detail::MbarExpectTx(bar, kStageBytes);
     const int at = static_cast<int>((warp + int64_t{i} * kWarps) * T::kBytes);
-    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, at & ~15,
+    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, (at & ~15) / 2,
                       static_cast<int>(blockIdx.x) * 16, bar);
   };
   if constexpr (kTma) {
@@ -556,8 +641,10 @@ cudaError_t LaunchMmaQ8G16(const uint8_t* w, int64_t rows, int64_t cols, const A
   CUtensorMap wmap = {};
   if (tma) {
     const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * kBytes;
-    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes,
-                            mmaq8g16::G16Type<kType>::kBox, 16, CU_TENSOR_MAP_SWIZZLE_NONE);
+    // 16-bit elements: a box may span at most 256 of them, and Q8_0's unit
+    // is 272 bytes.
+    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes,
+                            mmaq8g16::G16Type<kType>::kBox / 2, 16, CU_TENSOR_MAP_SWIZZLE_NONE);
     if (err != cudaSuccess) return err;
   }
   using Kernel = void (*)(CUtensorMap, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, float*);

@@ -563,16 +563,17 @@ int main(int argc, char** argv) {
     }
   }
   if (!quick) {
-    // The 16-group types: gemv_q8 (in passes of up to 4 columns beyond
-    // n = 4) against their mma_q8 (kAuto from n = 5) and mma8/mma16.
-    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
-      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kMmaQ8}, false);
-      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kMmaQ8}, false);
+    // The types of the 16-group mma_q8 (kAuto from n = 3) against gemv_q8
+    // (in passes of up to 4 columns beyond n = 4) and mma8/mma16.
+    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+      BenchOurs(t, M, Kd, 2, {K::kMmaQ8}, false);
+      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
+      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
       BenchOurs(t, M, Kd, 5, {K::kAuto, K::kGemvQ8}, false);
       BenchOurs(t, M, Kd, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
       BenchOurs(t, M, Kd, 12, {K::kAuto, K::kGemvQ8}, false);
       BenchOurs(t, M, Kd, 16, {K::kAuto, K::kGemvQ8, K::kMma16}, false);
-      BenchPlanar(t, M, Kd, 8);
+      if (bqc::PlanarSupported(t)) BenchPlanar(t, M, Kd, 8);
       // A short matrix (256 tiles of 16 rows).
       BenchOurs(t, 4096, 14336, 8, {K::kAuto, K::kGemvQ8}, false);
       BenchOurs(t, 4096, 14336, 16, {K::kAuto}, false);
@@ -583,9 +584,11 @@ int main(int argc, char** argv) {
     BenchMmaQ8G16Variants<QuantType::kQ2_K>(M, Kd);
     BenchMmaQ8G16Variants<QuantType::kQ3_K>(M, Kd);
     BenchMmaQ8G16Variants<QuantType::kQ6_K>(M, Kd);
+    BenchMmaQ8G16Variants<QuantType::kQ8_0>(M, Kd);
     BenchMmaQ8G16Variants<QuantType::kQ2_K>(4096, 14336);
     BenchMmaQ8G16Variants<QuantType::kQ3_K>(4096, 14336);
     BenchMmaQ8G16Variants<QuantType::kQ6_K>(4096, 14336);
+    BenchMmaQ8G16Variants<QuantType::kQ8_0>(4096, 14336);
     BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
@@ -635,11 +638,10 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
   if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
-  // The types without an int8 or wgmma kernel for batches (the f16 mma
+  // The types without an int8 or wgmma kernel beyond n = 16 (the f16 mma
   // kernels take them), beside cuBLAS fp16 above.
   if (!quick) {
     for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
-      if (t == QuantType::kQ8_0 || t == QuantType::kQ4_0) BenchOurs(t, M, Kd, 16, {K::kAuto}, false);
       BenchOurs(t, M, Kd, 64, {K::kAuto}, false);
       BenchDequantCublas(h, t, M, Kd, 64);
       BenchOurs(t, 4096, 14336, 512, {K::kAuto}, false);

@@ -144,7 +144,8 @@ int64_t GemvMaxN(QuantType type) {
 // The types of bq_mma_q8_g16.cuh's mma_q8 (16-value groups), and the
 // workspace mma_q8 needs for a type (n <= 16).
 bool G16Type(QuantType type) {
-  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K;
+  return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K ||
+         type == QuantType::kQ8_0 || type == QuantType::kQ4_0;
 }
 int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
   return G16Type(type) ? MmaQ8G16WorkspaceBytes(n, cols) : MmaQ8WorkspaceBytes(n, cols);
@@ -170,6 +171,8 @@ bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, Quan
     case QuantType::kQ2_K: return MmaQ8G16Fits<QuantType::kQ2_K>(w, rows, cols, x, n);
     case QuantType::kQ3_K: return MmaQ8G16Fits<QuantType::kQ3_K>(w, rows, cols, x, n);
     case QuantType::kQ6_K: return MmaQ8G16Fits<QuantType::kQ6_K>(w, rows, cols, x, n);
+    case QuantType::kQ8_0: return MmaQ8G16Fits<QuantType::kQ8_0>(w, rows, cols, x, n);
+    case QuantType::kQ4_0: return MmaQ8G16Fits<QuantType::kQ4_0>(w, rows, cols, x, n);
     default: return false;
   }
 }
@@ -183,6 +186,8 @@ cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int
     case QuantType::kQ2_K: return LaunchMmaQ8Act<QuantType::kQ2_K>(w, rows, cols, act_type, x, n, y, workspace, s);
     case QuantType::kQ3_K: return LaunchMmaQ8Act<QuantType::kQ3_K>(w, rows, cols, act_type, x, n, y, workspace, s);
     case QuantType::kQ6_K: return LaunchMmaQ8Act<QuantType::kQ6_K>(w, rows, cols, act_type, x, n, y, workspace, s);
+    case QuantType::kQ8_0: return LaunchMmaQ8Act<QuantType::kQ8_0>(w, rows, cols, act_type, x, n, y, workspace, s);
+    case QuantType::kQ4_0: return LaunchMmaQ8Act<QuantType::kQ4_0>(w, rows, cols, act_type, x, n, y, workspace, s);
     default: return LaunchMmaQ8Act<QuantType::kQ4_K>(w, rows, cols, act_type, x, n, y, workspace, s);
   }
 }
@@ -306,9 +311,9 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     const bool q8 = kernel == MatMulKernel::kMmaQ8;
     if (!automatic && q8 && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel mma_q8 needs Q2_K, Q3_K, Q4_K, Q5_K or Q6_K weights, n <= 16, F16/BF16 x 16-byte "
+                  "MatMul: kernel mma_q8 needs Q2_K..Q6_K, Q8_0 or Q4_0 weights, n <= 16, F16/BF16 x 16-byte "
                   "aligned, cols % 256 == 0, and for Q4_K/Q5_K 16-byte aligned weights, fewer than 2^31 rows and an "
-                  "sm_90 GPU (Q2_K/Q3_K/Q6_K: an sm_80 or newer GPU), with code for it");
+                  "sm_90 GPU (the others: an sm_80 or newer GPU), with code for it");
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,

@@ -31,7 +31,7 @@ cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t
 cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
                               uint8_t* blocks, cudaStream_t stream);
 
-// From this many rows the 16-group types' mma_q8 runs 4 warps per 16 rows
+// From this many rows the 16-group types' (and Q8_0's and Q4_0's) mma_q8 runs 4 warps per 16 rows
 // and 4 CTAs per SM instead of LaunchMmaQ8G16's defaults (8 and 2), which
 // shorter matrices need so that every SM gets enough warps (H200, n = 16,
 // Q2_K / Q3_K / Q6_K: 28672 x 8192 68.8 / 69.0 / 82.3 us against 81.2 /
@@ -39,13 +39,13 @@ cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows
 constexpr int64_t kMmaQ8G16TallRows = 16384;
 
 // The mma_q8 kernel for F16 or BF16 x: bq_mma_q8.cuh's LaunchMmaQ8 for Q4_K
-// and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q2_K, Q3_K and Q6_K;
-// instantiated in the types' matmul_<type>.cu.
+// and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q2_K, Q3_K, Q6_K, Q8_0
+// and Q4_0; instantiated in the types' matmul_<type>.cu.
 template <QuantType kType>
 cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                            int64_t n, float* y, uint8_t* workspace, cudaStream_t stream) {
   auto launch = [&](const auto* xa) {
-    if constexpr (kType == QuantType::kQ2_K || kType == QuantType::kQ3_K || kType == QuantType::kQ6_K) {
+    if constexpr (kType != QuantType::kQ4_K && kType != QuantType::kQ5_K) {
       using Act = std::remove_cv_t<std::remove_pointer_t<decltype(xa)>>;
       if (rows >= kMmaQ8G16TallRows) {
         return LaunchMmaQ8G16<kType, Act, 4, 2, 4>(w, rows, cols, xa, n, y, workspace, stream);
@@ -58,6 +58,10 @@ cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantTy
   if (act_type == QuantType::kBF16) return launch(static_cast<const __nv_bfloat16*>(x));
   return launch(static_cast<const __half*>(x));
 }
+extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ8_0>(const uint8_t*, int64_t, int64_t, QuantType,
+                                                             const void*, int64_t, float*, uint8_t*, cudaStream_t);
+extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_0>(const uint8_t*, int64_t, int64_t, QuantType,
+                                                             const void*, int64_t, float*, uint8_t*, cudaStream_t);
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType,
                                                              const void*, int64_t, float*, uint8_t*, cudaStream_t);
 extern template cudaError_t LaunchMmaQ8Act<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, QuantType,

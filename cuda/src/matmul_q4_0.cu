@@ -1,4 +1,4 @@
-// Instantiates the Q4_0 matrix-product kernels (see launch.cuh).
+// Instantiates the Q4_0 matrix-product kernels (see launch.cuh), mma_q8 included.
 #include "launch.cuh"
 
 namespace blockquant {
@@ -7,6 +7,8 @@ namespace cuda {
 namespace detail {
 template cudaError_t LaunchMatMul<QuantType::kQ4_0>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                  int64_t, float*, cudaStream_t, MatMulKernel);
+template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_0>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
+                                                      int64_t, float*, uint8_t*, cudaStream_t);
 }  // namespace detail
 }  // namespace cuda
 }  // namespace v0

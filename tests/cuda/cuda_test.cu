@@ -145,9 +145,12 @@ void MakeActivations(QuantType act, int64_t count, uint64_t seed, std::vector<ui
 // dx = max |x| of the block / 127.
 constexpr double kRelTol = 3e-5;
 
-// mma_q8's types; those of 16-value groups (bq_mma_q8_g16.cuh) take 2-byte
-// aligned weights.
-bool G16Type(QuantType t) { return t == QuantType::kQ2_K || t == QuantType::kQ3_K || t == QuantType::kQ6_K; }
+// mma_q8's types; those it takes as 16-value groups (bq_mma_q8_g16.cuh)
+// take 2-byte aligned weights.
+bool G16Type(QuantType t) {
+  return t == QuantType::kQ2_K || t == QuantType::kQ3_K || t == QuantType::kQ6_K || t == QuantType::kQ8_0 ||
+         t == QuantType::kQ4_0;
+}
 bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ5_K || G16Type(t); }
 
 // The products y[j][r] = sum_k w[r][k] x[j][k] of the dequantized weights
@@ -217,8 +220,8 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
-    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q2_K/Q3_K/Q6_K (2-byte
-    // aligned) with F16/BF16 x and n <= 16 only.
+    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q2_K/Q3_K/Q6_K/Q8_0/Q4_0
+    // (2-byte aligned) with F16/BF16 x and n <= 16 only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
@@ -380,7 +383,7 @@ void TestGemvSettingsTyped(const TypeInfo& t) {
 
 // bq_mma_q8_g16.cuh's two weight paths, TMA rings and direct loads, do the
 // same arithmetic in the same order: the same bits, and MatMul's (which takes
-// TMA where it fits: 16 blocks per row, 16-byte aligned). 45 rows: a partial
+// TMA where it fits: 16 units of 256 values per row, 16-byte aligned). 45 rows: a partial
 // last tile, whose TMA rows arrive as zeros and whose direct rows repeat the
 // last one.
 template <QuantType kType>
@@ -826,9 +829,9 @@ void TestErrors() {
   st = bqc::MatMul(QuantType::kQ4_K, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 17, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
   Report(st.code == 1, "error: forced mma_q8 with n = 17 -> code 1", st.message);
-  st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 2, y, nullptr,
+  st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 96, QuantType::kF16, buf.ptr, 2, y, nullptr,
                    bqc::MatMulKernel::kMmaQ8);
-  Report(st.code == 1, "error: forced mma_q8 on Q8_0 -> code 1", st.message);
+  Report(st.code == 1, "error: forced mma_q8 on Q8_0 rows of 96 -> code 1", st.message);
   st = bqc::MatMul(QuantType::kQ8_0, buf.ptr, 4, 256, QuantType::kF16, buf.ptr, 0, y);
   Report(st.code == 3, "error: n = 0 -> code 3", st.message);
   st = bqc::Dequantize(QuantType::kQ6_K, buf.ptr, 2, 256, QuantType::kQ8_0, buf.ptr + 2048);
@@ -985,10 +988,11 @@ int main(int argc, char** argv) {
         }
         if (!small) TestMatMul(t, {2500, 2304, 12}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
         if (G16Type(t.type)) {
-          // The 16-value-group types' words start 2-byte aligned (the rows
-          // above, of 21 and 9 blocks, take the direct path): whole blocks at
-          // +2 bytes too; rows of 8 and 16 blocks, 16-byte aligned, take the
-          // TMA path (rows past its ring, warps without a block, both tiles).
+          // These types' words start 2-byte aligned (for Q2_K, Q3_K and Q6_K
+          // the rows above, of 21 and 9 units, take the direct path; Q8_0's
+          // and Q4_0's rows are whole 16-byte multiples): whole blocks at +2
+          // bytes too; rows of 8 and 16 units, 16-byte aligned, take the TMA
+          // path (rows past its ring, warps without a unit, both tiles).
           TestMatMul(t, {small ? 11 : 41, 2304, 12}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, true, true);
           for (int64_t n : {1, 5, 8, 9, 16}) {
             TestMatMul(t, {small ? 11 : 41, 4096, n}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, false, true);
@@ -1008,6 +1012,8 @@ int main(int argc, char** argv) {
     if (t.type == QuantType::kQ2_K) TestMmaQ8G16PathsTyped<QuantType::kQ2_K>(t);
     if (t.type == QuantType::kQ3_K) TestMmaQ8G16PathsTyped<QuantType::kQ3_K>(t);
     if (t.type == QuantType::kQ6_K) TestMmaQ8G16PathsTyped<QuantType::kQ6_K>(t);
+    if (t.type == QuantType::kQ8_0) TestMmaQ8G16PathsTyped<QuantType::kQ8_0>(t);
+    if (t.type == QuantType::kQ4_0) TestMmaQ8G16PathsTyped<QuantType::kQ4_0>(t);
     TestExactBuffer(t);
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);

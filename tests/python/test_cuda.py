@@ -132,7 +132,7 @@ def test_gpu_quantize_and_dequantize_match_the_cpu(qtype):
 
 
 @gpu
-@pytest.mark.parametrize("qtype", ["Q4_K", "Q2_K", "Q5_K", "Q6_K", "Q8_0"])
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q2_K", "Q3_K", "Q5_K", "Q6_K", "Q8_0", "Q4_0"])
 def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
     torch = _torch_cuda()
     blocks, wd = _gpu_weights(torch, qtype, 300, 768, 3)
@@ -143,7 +143,7 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
             ref = xf @ wd.T
             y = bq.cuda.matmul(blocks, qtype, x.cuda())
             assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
-            # int8 rounding of x per 32 values (f16/bf16; n <= 3, Q2_K n <= 8, Q4_K/Q5_K/Q6_K n <= 16)
+            # int8 rounding of x per 32 values (f16/bf16 x, n <= 16: gemv_q8, mma_q8)
             # adds at most sum |w| * max|x| / 254
             amax = np.repeat(np.abs(xf).reshape(n, -1, 32).max(axis=2), 32, axis=1)
             bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T) + (amax / 254) @ np.abs(wd).T * 1.001
@@ -156,10 +156,9 @@ def test_gpu_matmul_matches_the_cpu_within_its_bound(qtype):
 @gpu
 @pytest.mark.parametrize("qtype", ["Q2_K", "Q3_K", "Q6_K"])
 def test_gpu_planar_layout_round_trips_and_gives_the_same_products(qtype):
-    # gemv_q8 reads the planes in place where the blocks would take it (f16/bf16 x; Q2_K n <= 8,
-    # Q3_K n <= 16, Q6_K n <= 4, in passes of up to 4 columns beyond 4); the rest restores the
-    # blocks into scratch (PyTorch's, or the library's with an explicit stream) and runs the
-    # usual kernels (Q6_K at n = 8, 9: mma_q8).
+    # gemv_q8 reads the planes in place where the blocks would take it (f16/bf16 x, n <= 2);
+    # the rest restores the blocks into scratch (PyTorch's, or the library's with an explicit
+    # stream) and runs the usual kernels (n = 3..16: mma_q8).
     torch = _torch_cuda()
     blocks, _ = _gpu_weights(torch, qtype, 300, 1024, 13)
     planes = bq.cuda.to_planar(blocks, qtype)
