@@ -151,15 +151,14 @@ int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
   return G16Type(type) ? MmaQ8G16WorkspaceBytes(n, cols) : MmaQ8WorkspaceBytes(n, cols);
 }
 
-// mma_q8 from n = 3 where it runs. Q4_K and Q5_K (H200, 28672 x 8192: Q4_K 46.4-46.9 us
+// mma_q8 from n = 3 where it runs (H200, 28672 x 8192, us). Q4_K: 46.4-46.9
 // for n = 3..8 and 59.2 at n = 16; gemv_q8 44.7 at n = 2, where mma_q8 takes
-// 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3).
-// Q2_K, Q3_K and Q6_K (bq_mma_q8_g16.cuh) from n = 3 too (H200, 28672 x
-// 8192, mma_q8 / gemv_q8: n = 3 Q2_K 47.4 / 52.7, Q3_K 57.0 / 61.7, Q6_K
-// 63.6 / 89.7 us). At n = 2 gemv_q8 wins for Q2_K and Q3_K (39.8, 51.8
-// against mma_q8's time at any n <= 8) and loses for Q6_K (73.3 against
-// 64), which still takes gemv_q8 there so that planar Q6_K (59.4 us at
-// n = 2) reads its planes in place.
+// 46.0, and 55.5 at n = 3; Q5_K 52.9 against gemv_q8's 63.8 at n = 3. The
+// types of bq_mma_q8_g16.cuh, Q2_K / Q3_K / Q6_K / Q8_0 / Q4_0, mma_q8 /
+// gemv_q8 at n = 3: 41.5 / 53.2 / 64.3 / 70.7 / 46.4 against 52.3 / 61.2 /
+// 89.8 / 73.4 / 55.1. At n = 2 mma_q8 loses for Q2_K and Q3_K (41.3, 53.2
+// against 39.2, 52.0) and wins for Q6_K (64.3 against 73.1), which keeps
+// gemv_q8 there all the same so that planar Q6_K (59.4) is read in place.
 constexpr int64_t kMmaQ8MinN = 3;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
