@@ -550,6 +550,21 @@ __device__ __forceinline__ void ActToFloat8(uint4 v, float* f) {
   }
 }
 
+// The mma_q8 kernels' x rounding: thread idx's 8 values of n columns of
+// cols values (idx over columns padded to whole 8-column tiles; zeros past
+// n), rounded per 32-block as RoundBlockOf32 does (every lane of the warp
+// must call it). *col, *e: the values' column and first index in it.
+template <typename Act>
+__device__ __forceinline__ float RoundXChunk(const Act* __restrict__ x, int64_t n, int64_t cols, int64_t idx,
+                                             int64_t* col, int64_t* e, uint32_t* packed, int* qsum) {
+  *col = idx / (cols / 8);
+  *e = 8 * (idx % (cols / 8));
+  const uint4 raw = *col < n ? __ldg(reinterpret_cast<const uint4*>(x + *col * cols + *e)) : make_uint4(0, 0, 0, 0);
+  float f[8];
+  ActToFloat8<Act>(raw, f);
+  return RoundBlockOf32(f, packed, qsum);
+}
+
 // x codes in shared memory: each 256-element unit takes kXUnitStride bytes,
 // its second half kHalfShift bytes further in. Lanes read 8/16-byte pieces at
 // offsets fixed by the weight layout, and in one request the four lane

@@ -98,13 +98,10 @@ __global__ void __launch_bounds__(256) QuantizeXKernel(const Act* __restrict__ x
   const int64_t chunks = int64_t{kTiles} * 8 * cols / 8;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= chunks) return;  // whole 32-blocks: chunks and blockDim are multiples of 4
-  const int64_t col = idx / (cols / 8), e = 8 * (idx % (cols / 8));
-  const uint4 raw = col < n ? __ldg(reinterpret_cast<const uint4*>(x + col * cols + e)) : make_uint4(0, 0, 0, 0);
-  float f[8];
-  gemv::ActToFloat8<Act>(raw, f);
+  int64_t col, e;
   uint32_t packed[2];
   int qsum;
-  const float d = gemv::RoundBlockOf32(f, packed, &qsum);
+  const float d = gemv::RoundXChunk(x, n, cols, idx, &col, &e, packed, &qsum);
   qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 1);
   qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 2);
   const int64_t s = e / 256;

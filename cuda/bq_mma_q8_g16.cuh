@@ -9,17 +9,18 @@
 // weights and column, so its time grows with n. Here each 16-value group is
 // one mma.sync.m16n8k16 (s8 x s8, s32 sums) per 8 columns of x, whatever n is.
 //
-// Layout of the work: a CTA takes 16 rows; its warps take every kWarps-th
-// super-block of them and add their sums in shared memory in a fixed order
+// Layout of the work: a unit is 256 values of a row (a super-block, or 8
+// Q8_0 or Q4_0 blocks). A CTA takes 16 rows; its warps take every kWarps-th
+// unit of them and add their sums in shared memory in a fixed order
 // (deterministic). Lane (g, t) holds rows g and g + 8 and, in group G, the
 // values 4t..4t+3 (the MMA's k order is the group's own).
 //
 // Weights, two ways (the same arithmetic, the same bits):
 // - kTma (sm_90, 16-byte aligned rows): each warp has a ring of kStages
-//   stages in shared memory, one super-block of its 16 rows each, which TMA
-//   fills (lane 0 refills a stage as soon as the warp has read it). A TMA box
+//   stages in shared memory, one unit of its 16 rows each, which TMA fills
+//   (lane 0 refills a stage as soon as the warp has read it). A TMA box
 //   starts 16-byte aligned (the hardware faults otherwise), so it starts at
-//   the block's offset rounded down to 16 and is wide enough for the block
+//   the unit's offset rounded down to 16 and is wide enough for the unit
 //   after up to 14 bytes of its predecessor (G16Type::kBox), with a row
 //   stride in shared memory that puts the 8 rows a lane column reads in
 //   distinct banks. Blocks that start 2 mod 4 (Q3_K's and Q6_K's odd ones),
@@ -31,9 +32,10 @@
 // Numerics: each group's integer product times its scale, summed over the
 // two groups of one 32-value block of x, is an exact integer below 2^24
 // (Q6_K: 2 * 128 * 16 * 32 * 127), so exact in f32 before x's scale and d
-// (Q8_0, Q4_0: the block's d) multiply it. Q2_K's mins' term, dmin * sum_g m_g * xg_g, takes three bf16
-// MMAs per super-block: the mins are exact in bf16, and each group sum of x
-// (xg = dx * the sum of its codes) is split into three bf16 parts (24 bits).
+// (Q8_0, Q4_0: the block's d) multiply it. Q2_K's mins' term,
+// dmin * sum_g m_g * xg_g, takes three bf16 MMAs per super-block: the mins
+// are exact in bf16, and each group sum of x (xg = dx * the sum of its
+// codes) is split into three bf16 parts (24 bits).
 // As in gemv_q8: |y - W x| <= sum_k |w_k| * dx(k) / 2 (+ f32 rounding); a
 // NaN or Inf in x makes its column NaN.
 //
@@ -60,7 +62,7 @@ namespace mmaq8g16 {
 // Tiles of 8 columns for n.
 __host__ __device__ constexpr int ColumnTiles(int64_t n) { return n <= 8 ? 1 : 2; }
 
-// The workspace, per 256-value super-block s and tile nt of 8 columns, with
+// The workspace, per 256-value unit s and tile nt of 8 columns, with
 // lane = 4 * col + t (col 0..7 of the tile):
 //   codes [s][nt][k 0..3][lane] 16 bytes: x's codes 4t..4t+3 of groups
 //         4k..4k+3 of column col, one word per group (the lane's B
@@ -88,13 +90,10 @@ __global__ void __launch_bounds__(256) QuantizeXKernel(const Act* __restrict__ x
   const int64_t chunks = int64_t{kTiles} * 8 * cols / 8;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= chunks) return;  // whole 32-blocks: chunks and blockDim are multiples of 4
-  const int64_t col = idx / (cols / 8), e = 8 * (idx % (cols / 8));
-  const uint4 raw = col < n ? __ldg(reinterpret_cast<const uint4*>(x + col * cols + e)) : make_uint4(0, 0, 0, 0);
-  float f[8];
-  gemv::ActToFloat8<Act>(raw, f);
+  int64_t col, e;
   uint32_t packed[2];
   int qsum;
-  const float d = gemv::RoundBlockOf32(f, packed, &qsum);
+  const float d = gemv::RoundXChunk(x, n, cols, idx, &col, &e, packed, &qsum);
   qsum += __shfl_xor_sync(0xFFFFFFFFu, qsum, 1);  // the group's 16 codes
   const int64_t s = e / 256;
   const int r = static_cast<int>(e % 256), group = r / 16, t0 = (r % 16) / 4;
@@ -362,7 +361,7 @@ struct G16Type<QuantType::kQ4_0> {
   __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
-// x's part of one super-block, as one lane reads it from the workspace.
+// x's part of one unit, as one lane reads it from the workspace.
 template <int kTiles, bool kMins>
 struct XUnit {
   uint4 codes[kTiles][4];
@@ -393,7 +392,7 @@ __device__ __forceinline__ XUnit<kTiles, kMins> FetchX(int64_t s, int lane, cons
 __device__ __forceinline__ uint32_t Word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 __device__ __forceinline__ float Lane(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
-// Adds one super-block of rows g and g + 8 (r[0], r[1]) times x to tot
+// Adds one unit of rows g and g + 8 (r[0], r[1]) times x to tot
 // (accumulator layout of mma.m16n8: rows g, g, g + 8, g + 8; columns 2t,
 // 2t + 1, 2t, 2t + 1 of each tile).
 template <QuantType kType, int kTiles>
@@ -497,12 +496,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   uint8_t* smem = smem_raw + ((128 - detail::SmemAddr(smem_raw) % 128) % 128);
   float* partial = reinterpret_cast<float*>(smem + (kTma ? kWarps * kStages * (kStageBytes + 8) : 0));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
-  const int64_t sbs = cols / 256;
+  const int64_t units = cols / 256;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * 16 + g, r1 = r0 + 8;
-  const int count = sbs > warp ? static_cast<int>((sbs - warp + kWarps - 1) / kWarps) : 0;  // this warp's blocks
+  const int count = units > warp ? static_cast<int>((units - warp + kWarps - 1) / kWarps) : 0;  // this warp's units
   uint8_t* ring = smem + warp * kStages * kStageBytes;
   const uint32_t bar0 = detail::SmemAddr(smem + kWarps * kStages * kStageBytes) + 8 * kStages * warp;
-  auto refill = [&](int i, int stage) {  // the warp's i-th super-block
+  auto refill = [&](int i, int stage) {  // the warp's i-th unit
     const uint32_t bar = bar0 + 8 * stage;
     detail::MbarExpectTx(bar, kStageBytes);
     const int at = static_cast<int>((warp + int64_t{i} * kWarps) * T::kBytes);
@@ -523,21 +522,21 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   gemv::WaitForPreviousGrid();
   // Rows past the end read the last row (direct) or zeros (TMA); their sums
   // are never written.
-  const uint8_t* w0 = w + (r0 < rows ? r0 : rows - 1) * sbs * T::kBytes;
-  const uint8_t* w1 = w + (r1 < rows ? r1 : rows - 1) * sbs * T::kBytes;
+  const uint8_t* w0 = w + (r0 < rows ? r0 : rows - 1) * units * T::kBytes;
+  const uint8_t* w1 = w + (r1 < rows ? r1 : rows - 1) * units * T::kBytes;
   float tot[kTiles][4];
 #pragma unroll
   for (int nt = 0; nt < kTiles; ++nt) tot[nt][0] = tot[nt][1] = tot[nt][2] = tot[nt][3] = 0.0f;
   int stage = 0;
   uint32_t phase = 0;
   for (int i = 0; i < count; ++i) {
-    const int64_t sb = warp + int64_t{i} * kWarps;
+    const int64_t unit = warp + int64_t{i} * kWarps;
     // x first: MbarWait's memory clobber keeps loads from moving above it.
-    const auto xu = mmaq8g16::FetchX<kTiles, T::kMins>(sb, lane, ws, cols);
+    const auto xu = mmaq8g16::FetchX<kTiles, T::kMins>(unit, lane, ws, cols);
     typename T::Row r[2];
     if constexpr (kTma) {
       detail::MbarWait(bar0 + 8 * stage, phase);
-      const int skip = static_cast<int>(sb * T::kBytes) & 15;  // the block's start in the box
+      const int skip = static_cast<int>(unit * T::kBytes) & 15;  // the unit's start in the box
       const uint8_t* st = ring + stage * kStageBytes + skip;
       if (skip & 2) {
         r[0] = T::Read(st + g * T::kBox, t, mmaq8g16::SmemWordShifted());
@@ -550,8 +549,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       if (lane == 0 && i + kStages < count) refill(i + kStages, stage);
       if (++stage == kStages) stage = 0, phase ^= 1;
     } else {
-      r[0] = T::Read(w0 + sb * T::kBytes, t, mmaq8g16::GlobalWord());
-      r[1] = T::Read(w1 + sb * T::kBytes, t, mmaq8g16::GlobalWord());
+      r[0] = T::Read(w0 + unit * T::kBytes, t, mmaq8g16::GlobalWord());
+      r[1] = T::Read(w1 + unit * T::kBytes, t, mmaq8g16::GlobalWord());
     }
     mmaq8g16::Consume<kType, kTiles>(r, xu, t, tot);
   }
