@@ -122,17 +122,16 @@ cudaError_t LaunchDequant(const uint8_t* w, int64_t rows, int64_t cols, QuantTyp
   }
 }
 
-// Up to this n kAuto runs gemv_q8 (in passes of up to 4 columns beyond 4).
-// Q4_K and Q5_K: to n = 2, then mma_q8 or wgmma. Q8_0 and Q4_0: to n = 3,
-// then mma8 (H200, Q4_K 28672 x 8192: gemv_q8 37.2 us at n = 1, 44.6 at
-// n = 2, 55.5 at n = 3, 70.8 at n = 4; mma8 72-78 us from n = 2 on). Q2_K,
-// Q3_K and Q6_K have no wgmma kernel and their mma8/mma16 are slow
-// (H200, 28672 x 8192, one run, Q2_K / Q3_K / Q6_K: n = 5 gemv_q8 91.8 /
-// 114.0 / 163.8 us, mma8 140.8 / 353.4 / 259.9; n = 8 132.3 / 149.3 / 219.2
-// against 135.9 / 326.4 / 260.7; n = 12 197.6 / 223.5 / 327.3 against mma16
+// Up to this n kAuto runs gemv_q8 (in passes of up to 4 columns beyond 4)
+// where it does not run mma_q8 (from n = 3, below). Q4_K and Q5_K: to n = 2,
+// then wgmma. Q8_0 and Q4_0: to n = 3, then mma8 (H200, Q4_K 28672 x 8192:
+// gemv_q8 37.2 us at n = 1, 44.6 at n = 2, 55.5 at n = 3, 70.8 at n = 4; mma8
+// 72-78 us from n = 2 on). Q2_K, Q3_K and Q6_K have no wgmma kernel and their
+// mma8/mma16 are slow (H200, 28672 x 8192, one run, Q2_K / Q3_K / Q6_K: n = 5
+// gemv_q8 91.8 / 114.0 / 163.8 us, mma8 140.8 / 353.4 / 259.9; n = 8 132.3 /
+// 149.3 / 219.2 against 135.9 / 326.4 / 260.7; n = 12 197.6 / 223.5 / 327.3 against mma16
 // 190.1 / 397.7 / 270.1), so gemv_q8 takes Q2_K and Q6_K to n = 8 and Q3_K
-// to n = 16 (298.4 against 398.0), where their mma_q8 cannot run (it comes
-// first from n = 3, below).
+// to n = 16 (298.4 against 398.0).
 int64_t GemvMaxN(QuantType type) {
   switch (type) {
     case QuantType::kQ2_K:

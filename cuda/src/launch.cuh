@@ -31,11 +31,12 @@ cudaError_t LaunchGptqRoundBatch(QuantType type, float* w, int64_t rows, int64_t
 cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows, int64_t cols, int64_t ld,
                               uint8_t* blocks, cudaStream_t stream);
 
-// From this many rows the 16-group types' (and Q8_0's and Q4_0's) mma_q8 runs 4 warps per 16 rows
+// From this many rows bq_mma_q8_g16.cuh's mma_q8 runs 4 warps per 16 rows
 // and 4 CTAs per SM instead of LaunchMmaQ8G16's defaults (8 and 2), which
 // shorter matrices need so that every SM gets enough warps (H200, n = 16,
-// Q2_K / Q3_K / Q6_K: 28672 x 8192 68.8 / 69.0 / 82.3 us against 81.2 /
-// 77.1 / 93.0; 4096 x 14336 30.1 / 35.0 / 36.3 against 22.2 / 22.8 / 27.3).
+// Q2_K / Q3_K / Q6_K / Q8_0: 28672 x 8192 68.9 / 68.4 / 82.6 / 90.4 us
+// against 81.2 / 77.5 / 93.5 / 101.1; 4096 x 14336 30.3 / 31.1 / 36.2 /
+// 37.0 against 22.3 / 22.8 / 27.2 / 29.8).
 constexpr int64_t kMmaQ8G16TallRows = 16384;
 
 // The mma_q8 kernel for F16 or BF16 x: bq_mma_q8.cuh's LaunchMmaQ8 for Q4_K
