@@ -416,7 +416,7 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
     BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
     BQ_CUDA_CHECK(cudaMemcpy(r2.data(), y2.ptr, r2.size() * 4, cudaMemcpyDeviceToHost));
     const std::string name = std::string("mma_q8 ") + t.name + " n=" + std::to_string(n);
-    Report(tma_fits, name + ": 16 blocks per row take the TMA path");
+    Report(tma_fits, name + ": 16 units per row take the TMA path");
     Report(e1 == cudaSuccess && e2 == cudaSuccess && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
            name + ": TMA and direct paths give the same bits", cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
     Report(st.ok() && std::memcmp(r0.data(), r2.data(), r0.size() * 4) == 0, name + ": MatMul's bits", st.message);
