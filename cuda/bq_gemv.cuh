@@ -610,6 +610,23 @@ inline cudaLaunchConfig_t LaunchConfig(unsigned grid, unsigned block, size_t sme
   return config;
 }
 
+// Whether this binary has code for `kernel` and the current GPU runs it:
+// compute capability major >= min_major, and PTX of that version (a build
+// without it has an empty kernel). A failed query clears its error, so that
+// it does not surface at the next call.
+template <class Kernel>
+__host__ bool KernelRuns(Kernel kernel, int min_major) {
+  int dev = 0, major = 0;
+  cudaFuncAttributes attr;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major >= min_major && attr.ptxVersion >= 10 * min_major;
+}
+
 // n = 1 on tall matrices: a third CTA per SM (registers capped at 80) hides
 // more of the weights' latency once every warp has many rows to stream; on
 // shorter ones the third CTA's extra x prologue and the tighter registers

@@ -346,15 +346,7 @@ __host__ bool MmaQ8Fits(const void* w, int64_t rows, int64_t cols, const void* x
   if (n < 1 || n > 16 || cols % 256 != 0 || rows >= (int64_t{1} << 31) || wa % 16 != 0 || xa % 16 != 0) {
     return false;
   }
-  int dev = 0, major = 0;
-  cudaFuncAttributes attr;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaFuncGetAttributes(&attr, MmaQ8Kernel<kType, 1, 8, 2, 2>) != cudaSuccess) {
-    cudaGetLastError();  // clear, so the error does not surface at the next call
-    return false;
-  }
-  return major >= 9 && attr.ptxVersion >= 90;
+  return gemv::KernelRuns(MmaQ8Kernel<kType, 1, 8, 2, 2>, 9);
 }
 
 // Quantizes x into `workspace` (MmaQ8WorkspaceBytes(n, cols) bytes) and runs

@@ -52,6 +52,7 @@
 #include <cstdint>
 
 #include "bq_gemv.cuh"
+#include "bq_mma_q8.cuh"
 #include "bq_wgmma.cuh"
 
 namespace blockquant {
@@ -59,8 +60,8 @@ inline namespace v0 {
 namespace cuda {
 namespace mmaq8g16 {
 
-// Tiles of 8 columns for n.
-__host__ __device__ constexpr int ColumnTiles(int64_t n) { return n <= 8 ? 1 : 2; }
+// Tiles of 8 columns for n, as in bq_mma_q8.cuh.
+using mmaq8::ColumnTiles;
 
 // The workspace, per 256-value unit s and tile nt of 8 columns, with
 // lane = 4 * col + t (col 0..7 of the tile):
@@ -576,30 +577,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #endif
 }
 
-namespace mmaq8g16 {
-// Whether this binary has code for the kernel and the current GPU runs it
-// (compute capability major >= min_major).
-template <class Kernel>
-__host__ bool Runs(Kernel kernel, int min_major) {
-  int dev = 0, major = 0;
-  cudaFuncAttributes attr;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
-    cudaGetLastError();  // clear, so the error does not surface at the next call
-    return false;
-  }
-  return major >= min_major && attr.ptxVersion >= 10 * min_major;
-}
-}  // namespace mmaq8g16
-
 // Whether LaunchMmaQ8G16<kType> can run these arguments on the current
 // device (see the requirements above).
 template <QuantType kType>
 __host__ bool MmaQ8G16Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
   if (n < 1 || n > 16 || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
-  return mmaq8g16::Runs(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
+  return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
 }
 
 // Whether it takes the TMA path: an sm_90 GPU with code for it, 16-byte
@@ -612,7 +596,7 @@ __host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols) {
       row_bytes >= (int64_t{1} << 31)) {
     return false;
   }
-  return mmaq8g16::Runs(MmaQ8G16Kernel<kType, 1, 8, 2, true, 2>, 9);
+  return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, true, 2>, 9);
 }
 
 // Rounds x into `workspace` (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs
