@@ -46,11 +46,13 @@ enum class MatMulKernel : int {
   kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
                 // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*;
                 // needs a scratch buffer for x's group sums (see MatMul)
-  kMmaQ8 = 8,   // n <= 16, x rounded to int8 as in kGemvQ8, int8 tensor cores:
-                // Q4_K/Q5_K on an sm_90 GPU (bq_mma_q8.cuh), Q2_K/Q3_K/Q6_K/
-                // Q8_0/Q4_0 on sm_80 or newer (bq_mma_q8_g16.cuh); needs a
-                // scratch buffer of about 11 * cols (n <= 8) or 22 * cols
-                // bytes (the others: 13 * cols or 26 * cols; see MatMul)
+  kMmaQ8 = 8,   // x rounded to int8 as in kGemvQ8, int8 tensor cores:
+                // Q4_K/Q5_K for n <= 16 on an sm_90 GPU (bq_mma_q8.cuh);
+                // Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 for n <= 16 on sm_80 or newer, and
+                // n <= 64 on sm_90 with 16-byte aligned weights and rows
+                // (bq_mma_q8_g16.cuh); needs a scratch buffer of about
+                // 11 * cols (n <= 8) or 22 * cols bytes (the others: 13 * cols
+                // per 8 columns, n rounded up to 8, 16, 32 or 64; see MatMul)
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -63,7 +65,8 @@ bool MatMulSupported(QuantType type);
 
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where it
-// runs (else kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and
+// runs, to n = 64 for Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 where its wide form runs
+// (else kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and
 // Q6_K, to n = 16 for Q3_K); then kWgmma where it runs, else the mma kernels
 // above, and kSimple when their requirements fail (cols % 256, 16-byte
 // aligned weights and x, f16 or bf16 activations).

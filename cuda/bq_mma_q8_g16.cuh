@@ -1,7 +1,9 @@
-// Small batches (n = 1..16) of the 16-value-group K-quants (Q2_K, Q3_K,
+// Small batches (n = 1..64) of the 16-value-group K-quants (Q2_K, Q3_K,
 // Q6_K) and of Q8_0 and Q4_0 (taken as 16-value groups, 8 blocks to a unit of
 // 256 values) on int8 tensor cores, x rounded to int8 per 32 values as in
-// gemv_q8 (bq_gemv.cuh): the `mma_q8` kernel for these types.
+// gemv_q8 (bq_gemv.cuh): the `mma_q8` kernel for these types, and for
+// n > 16 its wide form (MmaQ8G16WideKernel below, which says how it
+// differs).
 //
 // Why: they have no wgmma kernel, and their f16 tensor-core kernels
 // (bq_matmul.cuh) turn every code into an f16 times its scale, which holds
@@ -41,7 +43,8 @@
 //
 // Requirements: cols % 256 == 0; weights 2-byte aligned; x 16-byte aligned,
 // f16 or bf16; a workspace of MmaQ8G16WorkspaceBytes(n, cols) bytes, 16-byte
-// aligned; a GPU of compute capability 8 or newer (MmaQ8G16Fits).
+// aligned; a GPU of compute capability 8 or newer; for n > 16 the TMA path's
+// (an sm_90 GPU, 16-byte aligned weights and rows) (MmaQ8G16Fits).
 #ifndef BLOCKQUANT_CUDA_BQ_MMA_Q8_G16_CUH_
 #define BLOCKQUANT_CUDA_BQ_MMA_Q8_G16_CUH_
 
@@ -60,8 +63,11 @@ inline namespace v0 {
 namespace cuda {
 namespace mmaq8g16 {
 
-// Tiles of 8 columns for n, as in bq_mma_q8.cuh.
-using mmaq8::ColumnTiles;
+// Tiles of 8 columns for n: as in bq_mma_q8.cuh to n = 16, then 4 or 8
+// for the wide kernel (n <= 32, n <= 64).
+__host__ __device__ constexpr int ColumnTiles(int64_t n) { return n <= 16 ? mmaq8::ColumnTiles(n) : n <= 32 ? 4 : 8; }
+// The most columns one launch takes.
+constexpr int64_t kMaxN = 64;
 
 // The workspace, per 256-value unit s and tile nt of 8 columns, with
 // lane = 4 * col + t (col 0..7 of the tile):
@@ -362,29 +368,41 @@ struct G16Type<QuantType::kQ4_0> {
   __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
-// x's part of one unit, as one lane reads it from the workspace.
+// x's part of one unit (kTiles of its tiles), as one lane reads it.
 template <int kTiles, bool kMins>
 struct XUnit {
   uint4 codes[kTiles][4];
   float4 dx[kTiles][4];
   uint4 sums[kTiles][kMins ? 2 : 1];
 };
-template <int kTiles, bool kMins>
-__device__ __forceinline__ XUnit<kTiles, kMins> FetchX(int64_t s, int lane, const uint8_t* ws, int64_t cols) {
+template <bool kGlobal, typename V>
+__device__ __forceinline__ V LoadX(const V* p) {
+  if constexpr (kGlobal) {
+    return __ldg(p);
+  } else {
+    return *p;
+  }
+}
+// Tiles tile0 .. tile0 + kTiles - 1 (of all units, counted from `codes`,
+// `dx` and `sums`: the workspace's three parts, or a shared-memory copy of
+// one unit's) from global memory (kGlobal) or shared memory.
+template <int kTiles, bool kMins, bool kGlobal>
+__device__ __forceinline__ XUnit<kTiles, kMins> FetchX(const uint8_t* codes, const uint8_t* dx, const uint8_t* sums,
+                                                       int64_t tile0, int lane) {
   XUnit<kTiles, kMins> u;
-  const float* dxs = reinterpret_cast<const float*>(ws + CodeBytes(kTiles, cols));
-  const uint4* sums = reinterpret_cast<const uint4*>(ws + CodeBytes(kTiles, cols) + ScaleBytes(kTiles, cols));
+  const float* dxs = reinterpret_cast<const float*>(dx);
+  const uint4* sum4 = reinterpret_cast<const uint4*>(sums);
 #pragma unroll
   for (int nt = 0; nt < kTiles; ++nt) {
-    const int64_t unit = s * kTiles + nt;
+    const int64_t unit = tile0 + nt;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      u.codes[nt][k] = __ldg(reinterpret_cast<const uint4*>(ws + ((unit * 4 + k) * 32 + lane) * 16));
-      u.dx[nt][k] = __ldg(reinterpret_cast<const float4*>(dxs + (unit * 4 + lane % 4) * 16) + k);
+      u.codes[nt][k] = LoadX<kGlobal>(reinterpret_cast<const uint4*>(codes + ((unit * 4 + k) * 32 + lane) * 16));
+      u.dx[nt][k] = LoadX<kGlobal>(reinterpret_cast<const float4*>(dxs + (unit * 4 + lane % 4) * 16) + k);
     }
     if constexpr (kMins) {
-      u.sums[nt][0] = __ldg(sums + (unit * 32 + lane) * 2);
-      u.sums[nt][1] = __ldg(sums + (unit * 32 + lane) * 2 + 1);
+      u.sums[nt][0] = LoadX<kGlobal>(sum4 + (unit * 32 + lane) * 2);
+      u.sums[nt][1] = LoadX<kGlobal>(sum4 + (unit * 32 + lane) * 2 + 1);
     }
   }
   return u;
@@ -533,7 +551,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   for (int i = 0; i < count; ++i) {
     const int64_t unit = warp + int64_t{i} * kWarps;
     // x first: MbarWait's memory clobber keeps loads from moving above it.
-    const auto xu = mmaq8g16::FetchX<kTiles, T::kMins>(unit, lane, ws, cols);
+    const auto xu = mmaq8g16::FetchX<kTiles, T::kMins, true>(ws, ws + mmaq8g16::CodeBytes(kTiles, cols),
+                                                              ws + mmaq8g16::CodeBytes(kTiles, cols) +
+                                                                  mmaq8g16::ScaleBytes(kTiles, cols),
+                                                              unit * kTiles, lane);
     typename T::Row r[2];
     if constexpr (kTma) {
       detail::MbarWait(bar0 + 8 * stage, phase);
@@ -577,12 +598,156 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #endif
 }
 
+// Shared memory of one stage of the wide kernel below: its kRowWarps * 16
+// rows of one unit (TMA boxes, as in the rings above), then x's unit: codes,
+// dx and (Q2_K) sums of kTiles tiles, copied as they lie in the workspace.
+template <QuantType kType, int kTiles, int kRowWarps>
+__host__ __device__ constexpr int MmaQ8G16WideStageBytes() {
+  return kRowWarps * 16 * mmaq8g16::G16Type<kType>::kBox + kTiles * (2048 + 256) +
+         (mmaq8g16::G16Type<kType>::kMins ? kTiles * 1024 : 0);
+}
+template <QuantType kType, int kTiles, int kRowWarps, int kStages>
+__host__ __device__ constexpr int MmaQ8G16WideSmemBytes() {
+  return kStages * (MmaQ8G16WideStageBytes<kType, kTiles, kRowWarps>() + 16) + 128;
+}
+
+// n = 17..64 (kTiles 4 or 8), sm_90 and the TMA path only. The kernel above
+// reads x per warp and 16 rows, which costs more than the weights past
+// n = 16; here a CTA takes kRowWarps * 16 rows, and its warps share each
+// unit of x: one producer warp fills kStages stages in unit order, each of
+// one unit of the CTA's rows (one TMA box) and that unit of x (three bulk
+// copies). kKSplit groups of kRowWarps consumer warps take every
+// kKSplit-th unit (short matrices have too few CTAs to keep every SM busy
+// otherwise), each warp 16 rows, 2 tiles of x at a time (as the kernel
+// above with kTiles = 2), and every consumer lane releases the stage on an
+// mbarrier. The groups' sums are added in shared memory in group order
+// (deterministic).
+template <QuantType kType, int kTiles, int kRowWarps, int kKSplit, int kStages, int kMinBlocks>
+__global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
+    MmaQ8G16WideKernel(const __grid_constant__ CUtensorMap wmap, int64_t rows, int64_t cols,
+                       const uint8_t* __restrict__ ws, int64_t n, float* __restrict__ y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using T = mmaq8g16::G16Type<kType>;
+  static_assert(kTiles % 2 == 0, "x is consumed 2 tiles at a time");
+  static_assert(kStages >= kKSplit, "a stage in flight for every group");
+  constexpr int kConsumers = kRowWarps * kKSplit;
+  constexpr int kWBytes = kRowWarps * 16 * T::kBox;  // a multiple of 256: keeps x 16-byte aligned
+  constexpr int kCodes = kTiles * 2048, kDx = kTiles * 256, kSums = T::kMins ? kTiles * 1024 : 0;
+  constexpr int kStage = MmaQ8G16WideStageBytes<kType, kTiles, kRowWarps>();
+  static_assert(kStage % 128 == 0, "TMA destinations 128-byte aligned");
+  static_assert(kKSplit == 1 || kConsumers * 32 * kTiles * 16 <= kStages * kStage, "the groups' sums fit the stages");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((128 - detail::SmemAddr(smem_raw) % 128) % 128);
+  const uint32_t full0 = detail::SmemAddr(smem + kStages * kStage), empty0 = full0 + 8 * kStages;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t units = cols / 256;
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < kStages; ++i) {
+      detail::MbarInit(full0 + 8 * i, 1);
+      detail::MbarInit(empty0 + 8 * i, kRowWarps * 32);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  if (warp == kConsumers) {  // the producer
+    if (lane == 0) {
+      const int64_t x_unit = int64_t{kTiles} * 256;  // x's values of one unit: its 8-column tiles times 256
+      const uint8_t* dx = ws + mmaq8g16::CodeBytes(kTiles, cols);
+      const uint8_t* sums = dx + mmaq8g16::ScaleBytes(kTiles, cols);
+      for (int64_t s = 0; s < units; ++s) {
+        const int stage = static_cast<int>(s % kStages);
+        if (s >= kStages) detail::MbarWait(empty0 + 8 * stage, static_cast<uint32_t>(s / kStages - 1) & 1);
+        const uint32_t full = full0 + 8 * stage, dst = detail::SmemAddr(smem + stage * kStage);
+        detail::MbarExpectTx(full, kCodes + kDx + kSums + kWBytes);
+        // The weights are final before this grid starts (see the kernel
+        // above); x's codes only once the x kernel has ended.
+        detail::TmaLoad2d(dst, &wmap, static_cast<int>((s * T::kBytes) & ~int64_t{15}) / 2,
+                          static_cast<int>(blockIdx.x) * kRowWarps * 16, full);
+        if (s == 0) gemv::WaitForPreviousGrid();
+        detail::BulkLoad(dst + kWBytes, ws + s * x_unit * 8, kCodes, full);
+        detail::BulkLoad(dst + kWBytes + kCodes, dx + s * x_unit, kDx, full);
+        if constexpr (T::kMins) detail::BulkLoad(dst + kWBytes + kCodes + kDx, sums + s * x_unit * 4, kSums, full);
+      }
+    }
+    return;
+  }
+  const int g = lane / 4, t = lane % 4, rw = warp % kRowWarps, group = warp / kRowWarps;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRowWarps * 16 + rw * 16 + g, r1 = r0 + 8;
+  float tot[kTiles / 2][2][4];
+#pragma unroll
+  for (int c = 0; c < kTiles / 2; ++c) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) tot[c][nt][0] = tot[c][nt][1] = tot[c][nt][2] = tot[c][nt][3] = 0.0f;
+  }
+  for (int64_t s = group; s < units; s += kKSplit) {
+    const int stage = static_cast<int>(s % kStages);
+    detail::MbarWait(full0 + 8 * stage, static_cast<uint32_t>(s / kStages) & 1);
+    const uint8_t* st = smem + stage * kStage;
+    const int skip = static_cast<int>(s * T::kBytes) & 15;  // the unit's start in the box
+    const uint8_t* wrow = st + skip + rw * 16 * T::kBox;
+    typename T::Row r[2];
+    if (skip & 2) {
+      r[0] = T::Read(wrow + g * T::kBox, t, mmaq8g16::SmemWordShifted());
+      r[1] = T::Read(wrow + (g + 8) * T::kBox, t, mmaq8g16::SmemWordShifted());
+    } else {
+      r[0] = T::Read(wrow + g * T::kBox, t, mmaq8g16::SmemWord());
+      r[1] = T::Read(wrow + (g + 8) * T::kBox, t, mmaq8g16::SmemWord());
+    }
+    const uint8_t* xs = st + kWBytes;
+#pragma unroll
+    for (int c = 0; c < kTiles / 2; ++c) {
+      // One pair of tiles' loads at a time: unbounded, the compiler hoists
+      // all of them.
+      asm volatile("" ::: "memory");
+      const auto xu = mmaq8g16::FetchX<2, T::kMins, false>(xs, xs + kCodes, xs + kCodes + kDx, 2 * c, lane);
+      mmaq8g16::Consume<kType, 2>(r, xu, t, tot[c]);
+    }
+    // This lane is done with the stage (the producer waits for the stages
+    // it refills only).
+    if (s + kStages < units) detail::MbarArrive(empty0 + 8 * stage);
+  }
+  float* partial = reinterpret_cast<float*>(smem);  // [warp][lane][kTiles * 4], once every stage is read
+  if constexpr (kKSplit > 1) {
+    asm volatile("bar.sync 1, %0;\n" ::"r"(kConsumers * 32) : "memory");
+#pragma unroll
+    for (int c = 0; c < kTiles / 2; ++c) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) partial[(warp * 32 + lane) * kTiles * 4 + c * 8 + i] = tot[c][i / 4][i % 4];
+    }
+    asm volatile("bar.sync 1, %0;\n" ::"r"(kConsumers * 32) : "memory");
+    if (group != 0) return;
+  }
+#pragma unroll
+  for (int c = 0; c < kTiles / 2; ++c) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        float v = tot[c][nt][i];
+        if constexpr (kKSplit > 1) {
+          for (int k = 1; k < kKSplit; ++k) {
+            v += partial[((k * kRowWarps + rw) * 32 + lane) * kTiles * 4 + c * 8 + nt * 4 + i];
+          }
+        }
+        const int64_t row = i < 2 ? r0 : r1, col = 8 * (2 * c + nt) + 2 * t + i % 2;
+        if (row < rows && col < n) y[col * rows + row] = v;
+      }
+    }
+  }
+#else
+  __trap();  // MmaQ8G16Fits keeps the launcher from getting here
+#endif
+}
+
 // Whether LaunchMmaQ8G16<kType> can run these arguments on the current
 // device (see the requirements above).
 template <QuantType kType>
+__host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols);
+template <QuantType kType>
 __host__ bool MmaQ8G16Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
   const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
-  if (n < 1 || n > 16 || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
+  if (n < 1 || n > mmaq8g16::kMaxN || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
+  if (n > 16) return MmaQ8G16TmaFits<kType>(w, rows, cols);  // the wide kernel
   return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
 }
 
@@ -599,37 +764,82 @@ __host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols) {
   return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, true, 2>, 9);
 }
 
+namespace mmaq8g16 {
+// x -> the workspace for kTiles column tiles.
+template <typename Act>
+cudaError_t LaunchQuantizeX(int tiles, const Act* x, int64_t n, int64_t cols, uint8_t* workspace,
+                            cudaStream_t stream) {
+  const int64_t chunks = int64_t{8} * tiles * cols / 8;
+  const unsigned blocks = static_cast<unsigned>((chunks + 255) / 256);
+  switch (tiles) {
+    case 1: QuantizeXKernel<Act, 1><<<blocks, 256, 0, stream>>>(x, n, cols, workspace); break;
+    case 2: QuantizeXKernel<Act, 2><<<blocks, 256, 0, stream>>>(x, n, cols, workspace); break;
+    case 4: QuantizeXKernel<Act, 4><<<blocks, 256, 0, stream>>>(x, n, cols, workspace); break;
+    default: QuantizeXKernel<Act, 8><<<blocks, 256, 0, stream>>>(x, n, cols, workspace); break;
+  }
+  return cudaGetLastError();
+}
+// The weights' tensor map: rows x (cols / 256 * kBytes) bytes in 16-bit
+// elements (a box may span at most 256 of them, and Q8_0's unit is 272
+// bytes), a box of box_rows rows x kBox bytes.
+template <QuantType kType>
+cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t cols, int box_rows) {
+  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * G16Type<kType>::kBytes;
+  return EncodeTensorMap2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes,
+                           G16Type<kType>::kBox / 2, box_rows, CU_TENSOR_MAP_SWIZZLE_NONE);
+}
+}  // namespace mmaq8g16
+
+// The wide kernel for 16 < n <= 64: rounds x into `workspace`
+// (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs the product, a
+// programmatic dependent of the x kernel. Preconditions: MmaQ8G16Fits and
+// MmaQ8G16TmaFits<kType>. The defaults (4 consumer warps, 64 rows per CTA,
+// no K split, 3 stages) were the fastest on an H200 for 28672 rows; the
+// library takes 2 x 4 warps and 6 stages below 16384 rows (docs/cuda.md).
+template <QuantType kType, typename Act, int kRowWarps = 4, int kKSplit = 1, int kStages = 3, int kMinBlocks = 1>
+cudaError_t LaunchMmaQ8G16Wide(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
+                               uint8_t* workspace, cudaStream_t stream) {
+  const int tiles = mmaq8g16::ColumnTiles(n);
+  if (tiles < 4) return cudaErrorInvalidValue;
+  cudaError_t err = mmaq8g16::LaunchQuantizeX(tiles, x, n, cols, workspace, stream);
+  if (err != cudaSuccess) return err;
+  CUtensorMap wmap = {};
+  if ((err = mmaq8g16::WeightMap<kType>(&wmap, w, rows, cols, kRowWarps * 16)) != cudaSuccess) return err;
+  using Kernel = void (*)(CUtensorMap, int64_t, int64_t, const uint8_t*, int64_t, float*);
+  Kernel kernel = MmaQ8G16WideKernel<kType, 8, kRowWarps, kKSplit, kStages, kMinBlocks>;
+  int smem = MmaQ8G16WideSmemBytes<kType, 8, kRowWarps, kStages>();
+  if (tiles == 4) {
+    kernel = MmaQ8G16WideKernel<kType, 4, kRowWarps, kKSplit, kStages, kMinBlocks>;
+    smem = MmaQ8G16WideSmemBytes<kType, 4, kRowWarps, kStages>();
+  }
+  if ((err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) != cudaSuccess) {
+    return err;
+  }
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config =
+      gemv::LaunchConfig(static_cast<unsigned>((rows + kRowWarps * 16 - 1) / (kRowWarps * 16)),
+                         (kRowWarps * kKSplit + 1) * 32, static_cast<size_t>(smem), stream, true, &attr);
+  return cudaLaunchKernelEx(&config, kernel, wmap, rows, cols, static_cast<const uint8_t*>(workspace), n, y);
+}
+
 // Rounds x into `workspace` (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs
 // the product: two kernels in `stream`, the second a programmatic dependent
-// of the first. Preconditions: MmaQ8G16Fits<kType>. kTma: use the TMA path
-// where MmaQ8G16TmaFits (false: always the direct one). The defaults (8
-// warps per 16 rows, 2 stages, 2 CTAs per SM) were the fastest on an H200
-// for 4096 rows; from 16384 rows the library takes 4 warps, 2 stages and 4
-// CTAs per SM (docs/cuda.md).
+// of the first. Preconditions: MmaQ8G16Fits<kType>. n > 16 takes
+// LaunchMmaQ8G16Wide's defaults; to 16, this kernel, where kTma: use the
+// TMA path where MmaQ8G16TmaFits (false: always the direct one). The
+// defaults (8 warps per 16 rows, 2 stages, 2 CTAs per SM) were the fastest
+// on an H200 for 4096 rows; from 16384 rows the library takes 4 warps, 2
+// stages and 4 CTAs per SM (docs/cuda.md).
 template <QuantType kType, typename Act, int kWarps = 8, int kStages = 2, int kMinBlocks = 2, bool kTma = true>
 cudaError_t LaunchMmaQ8G16(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                            uint8_t* workspace, cudaStream_t stream) {
+  if (n > 16) return LaunchMmaQ8G16Wide<kType, Act>(w, rows, cols, x, n, y, workspace, stream);
   const int tiles = mmaq8g16::ColumnTiles(n);
-  const int64_t chunks = int64_t{8} * tiles * cols / 8;
-  const unsigned qblocks = static_cast<unsigned>((chunks + 255) / 256);
-  if (tiles == 1) {
-    mmaq8g16::QuantizeXKernel<Act, 1><<<qblocks, 256, 0, stream>>>(x, n, cols, workspace);
-  } else {
-    mmaq8g16::QuantizeXKernel<Act, 2><<<qblocks, 256, 0, stream>>>(x, n, cols, workspace);
-  }
-  cudaError_t err = cudaGetLastError();
+  cudaError_t err = mmaq8g16::LaunchQuantizeX(tiles, x, n, cols, workspace, stream);
   if (err != cudaSuccess) return err;
-  constexpr int kBytes = mmaq8g16::G16Type<kType>::kBytes;
   const bool tma = kTma && MmaQ8G16TmaFits<kType>(w, rows, cols);
   CUtensorMap wmap = {};
-  if (tma) {
-    const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * kBytes;
-    // 16-bit elements: a box may span at most 256 of them, and Q8_0's unit
-    // is 272 bytes.
-    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes,
-                            mmaq8g16::G16Type<kType>::kBox / 2, 16, CU_TENSOR_MAP_SWIZZLE_NONE);
-    if (err != cudaSuccess) return err;
-  }
+  if (tma && (err = mmaq8g16::WeightMap<kType>(&wmap, w, rows, cols, 16)) != cudaSuccess) return err;
   using Kernel = void (*)(CUtensorMap, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, float*);
   Kernel kernel = MmaQ8G16Kernel<kType, 1, kWarps, kStages, false, kMinBlocks>;
   int smem = MmaQ8G16SmemBytes<kType, 1, kWarps, kStages, false>();

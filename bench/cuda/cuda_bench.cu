@@ -1,6 +1,6 @@
 // GPU benchmark: blockquant's CUDA kernels beside cuBLAS fp16 and the
 // device-to-device copy bound, measured in the same process.
-//   bq_cuda_bench OUT_DIR [--quick]
+//   bq_cuda_bench OUT_DIR [--quick | --wide]   (--wide: the 16-group types' n = 24..64 only)
 // Writes OUT_DIR/cuda_bench.json and OUT_DIR/cuda_bench.md.
 // Cold: weights rotate over enough buffers to exceed 3x L2, so each launch
 // reads its weights from HBM. Hot: one buffer, launched back to back.
@@ -377,6 +377,43 @@ void BenchMmaQ8G16Variants(int64_t m, int64_t k) {
   }
 }
 
+// The wide kernel (n > 16): consumer warps (16 rows each) per K group, K
+// groups, stages (CTAs per SM: 1).
+template <QuantType kType, int kRowWarps, int kKSplit, int kStages>
+void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
+  const TypeInfo& t = Info(kType);
+  const Operands op(kType, m, k, n);
+  uint8_t* ws;
+  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, k))));
+  const double us = TimeUs(
+      [&](int i) {
+        BQ_CUDA_CHECK((bqc::LaunchMmaQ8G16Wide<kType, __half, kRowWarps, kKSplit, kStages>(op.cold(i), m, k, op.x, n,
+                                                                                          op.y, ws, nullptr)));
+      },
+      20);
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours mma_q8 wide %dw x%d %ds", kRowWarps, kKSplit, kStages);
+  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
+  cudaFree(ws);
+}
+// The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 6s
+// below (the short one).
+template <QuantType kType>
+void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
+  for (int64_t n : {32, 64}) {
+    BenchMmaQ8G16WideVariant<kType, 4, 1, 3>(m, k, n);
+    BenchMmaQ8G16WideVariant<kType, 2, 2, 4>(m, k, n);
+    if (m >= 16384) {
+      BenchMmaQ8G16WideVariant<kType, 8, 1, 2>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 4, 2, 4>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 2, 4, 6>(m, k, n);
+    } else {
+      BenchMmaQ8G16WideVariant<kType, 2, 4, 6>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 1, 4, 4>(m, k, n);
+    }
+  }
+}
+
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
   const size_t bytes = static_cast<size_t>(m * k) * 2;
   const int nbuf = BuffersForCold(bytes);
@@ -529,12 +566,42 @@ void Write(const std::string& dir, const cudaDeviceProp& prop) {
 
 }  // namespace
 
+// The 16-group types beyond n = 16: mma_q8's wide kernel (kAuto to n = 64)
+// against the f16 mma kernels and cuBLAS fp16, and its settings; with
+// `full`, dequantize+cuBLAS beside them and n = 512 (mma64).
+void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
+  using K = bqc::MatMulKernel;
+  BenchCublas(h, m, k, 32, false);
+  if (!full) BenchCublas(h, m, k, 64, false);  // the full run has it already
+  BenchCublas(h, 4096, 14336, 32, false);
+  BenchCublas(h, 4096, 14336, 64, false);
+  for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+    BenchOurs(t, m, k, 24, {K::kAuto}, false);
+    BenchOurs(t, m, k, 32, {K::kAuto, K::kMma32}, false);
+    BenchOurs(t, m, k, 64, {K::kAuto, K::kMma64}, false);
+    if (full) BenchDequantCublas(h, t, m, k, 64);
+    BenchOurs(t, 4096, 14336, 32, {K::kAuto, K::kMma32}, false);
+    BenchOurs(t, 4096, 14336, 64, {K::kAuto, K::kMma64}, false);
+    if (full) {
+      BenchOurs(t, 4096, 14336, 512, {K::kAuto}, false);
+      BenchDequantCublas(h, t, 4096, 14336, 512);
+    }
+  }
+  BenchMmaQ8G16WideVariants<QuantType::kQ2_K>(m, k);
+  BenchMmaQ8G16WideVariants<QuantType::kQ6_K>(m, k);
+  BenchMmaQ8G16WideVariants<QuantType::kQ8_0>(m, k);
+  BenchMmaQ8G16WideVariants<QuantType::kQ2_K>(4096, 14336);
+  BenchMmaQ8G16WideVariants<QuantType::kQ6_K>(4096, 14336);
+  BenchMmaQ8G16WideVariants<QuantType::kQ8_0>(4096, 14336);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide]\n", argv[0]);
     return 2;
   }
   const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
+  const bool wide_only = argc > 2 && std::string(argv[2]) == "--wide";
   cudaDeviceProp prop;
   BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_l2 = static_cast<size_t>(prop.l2CacheSize);
@@ -545,6 +612,12 @@ int main(int argc, char** argv) {
 
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
+  if (wide_only) {
+    BenchWide(h, M, Kd, false);
+    cublasDestroy(h);
+    Write(argv[1], prop);
+    return 0;
+  }
   // GEMV, n = 1.
   BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMmaQ8, K::kMma8, K::kSimple}, true);
   if (!quick) {
@@ -638,16 +711,7 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
   if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
-  // The types without an int8 or wgmma kernel beyond n = 16 (the f16 mma
-  // kernels take them), beside cuBLAS fp16 above.
-  if (!quick) {
-    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
-      BenchOurs(t, M, Kd, 64, {K::kAuto}, false);
-      BenchDequantCublas(h, t, M, Kd, 64);
-      BenchOurs(t, 4096, 14336, 512, {K::kAuto}, false);
-      BenchDequantCublas(h, t, 4096, 14336, 512);
-    }
-  }
+  if (!quick) BenchWide(h, M, Kd, true);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);

@@ -141,7 +141,7 @@ int64_t GemvMaxN(QuantType type) {
   }
 }
 // The types of bq_mma_q8_g16.cuh's mma_q8 (16-value groups), and the
-// workspace mma_q8 needs for a type (n <= 16).
+// workspace mma_q8 needs for a type (n <= 16; these types to n = 64).
 bool G16Type(QuantType type) {
   return type == QuantType::kQ2_K || type == QuantType::kQ3_K || type == QuantType::kQ6_K ||
          type == QuantType::kQ8_0 || type == QuantType::kQ4_0;
@@ -158,6 +158,12 @@ int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
 // 89.8 / 73.4 / 55.1. At n = 2 mma_q8 loses for Q2_K and Q3_K (41.3, 53.2
 // against 39.2, 52.0) and wins for Q6_K (64.3 against 73.1), which keeps
 // gemv_q8 there all the same so that planar Q6_K (59.4) is read in place.
+// Beyond n = 16 the wide form of the 16-group mma_q8 runs to n = 64 (H200,
+// n = 32 / 64, us; 28672 x 8192: Q2_K 100.9 / 202.7, Q3_K 111.8 / 183.7,
+// Q6_K 106.8 / 181.6, Q8_0 92.9 / 153.2, against mma32 / mma64 203.5 /
+// 298.5, 388.1 / 490.7, 371.6 / 458.9, 138.1 / 213.3; 4096 x 14336, Q2_K /
+// Q3_K / Q6_K: 29.6 to 30.5 / 51.8 to 54.7 against 143.2 to 273.1 / 258.3
+// to 426.7).
 constexpr int64_t kMmaQ8MinN = 3;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -291,7 +297,7 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
   const bool wgmma_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
   if ((!wgmma_type && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
-  const int64_t mma_q8 = n <= 16 ? MmaQ8Bytes(type, n, cols) : 0;
+  const int64_t mma_q8 = n <= (G16Type(type) ? mmaq8g16::kMaxN : 16) ? MmaQ8Bytes(type, n, cols) : 0;
   return wgmma_type ? std::max(mma_q8, WgmmaWorkspaceBytes(n, cols)) : mma_q8;
 }
 
@@ -309,9 +315,10 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     const bool q8 = kernel == MatMulKernel::kMmaQ8;
     if (!automatic && q8 && !MmaQ8Usable(type, weights, rows, cols, act_type, x, n)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel mma_q8 needs Q2_K..Q6_K, Q8_0 or Q4_0 weights, n <= 16, F16/BF16 x 16-byte "
-                  "aligned, cols % 256 == 0, and for Q4_K/Q5_K 16-byte aligned weights, fewer than 2^31 rows and an "
-                  "sm_90 GPU (the others: an sm_80 or newer GPU), with code for it");
+                  "MatMul: kernel mma_q8 needs Q2_K..Q6_K, Q8_0 or Q4_0 weights, F16/BF16 x 16-byte aligned, "
+                  "cols % 256 == 0, and for Q4_K/Q5_K n <= 16, 16-byte aligned weights, fewer than 2^31 rows and an "
+                  "sm_90 GPU; for the others n <= 16 and an sm_80 or newer GPU, or n <= 64, an sm_90 GPU, 16-byte "
+                  "aligned weights and rows; with code for it");
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,

@@ -161,6 +161,7 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     ``qtype`` and x of shape (n, cols) or (cols,), float16, bfloat16 or float32. For float16/
     bfloat16 x and n <= 16, where the int8 kernels run (beyond n = 2 they need rows of a
     multiple of 256 values and, for Q4_K and Q5_K, an sm_90 GPU, for the others sm_80 or newer),
+    and for Q2_K, Q3_K, Q6_K, Q8_0 and Q4_0 to n = 64 (an sm_90 GPU, rows of a multiple of 16 bytes),
     the kernel rounds x to int8 per 32 values (docs/cuda.md bounds the error); otherwise x is
     used as is. ``planar``: ``weights`` came from ``to_planar`` (the
     same bits; read in place, and faster, where the blocks would take the GEMV kernel: n <= 2

@@ -220,14 +220,18 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
     // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
-    // mma_q8 takes Q4_K/Q5_K (16-byte aligned) and Q2_K/Q3_K/Q6_K/Q8_0/Q4_0
-    // (2-byte aligned) with F16/BF16 x and n <= 16 only.
+    // mma_q8 takes Q4_K/Q5_K (16-byte aligned, n <= 16) and Q2_K/Q3_K/Q6_K/
+    // Q8_0/Q4_0 (2-byte aligned) with F16/BF16 x only.
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
                                 act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
-    const bool mma_q8_refuses = k == bqc::MatMulKernel::kMmaQ8 &&
-                                (!MmaQ8Type(t.type) || act == QuantType::kF32 ||
-                                 (misaligned_w && !G16Type(t.type)) || c.cols % 256 != 0 || c.n > 16);
+    // The 16-group types take n <= 64, beyond 16 on the TMA path only
+    // (16-byte aligned weights and rows).
+    const bool tma_rows = !misaligned_w && c.cols / t.elems * t.bytes % 16 == 0;
+    const bool mma_q8_refuses =
+        k == bqc::MatMulKernel::kMmaQ8 &&
+        (!MmaQ8Type(t.type) || act == QuantType::kF32 || (misaligned_w && !G16Type(t.type)) || c.cols % 256 != 0 ||
+         c.n > (G16Type(t.type) ? 64 : 16) || (G16Type(t.type) && c.n > 16 && !tma_rows));
     if (wgmma_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
       continue;
@@ -263,40 +267,48 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
 // NaN) and make the column NaN; the exact kernels (mma8, and wgmma with its x
 // sums) make it NaN or +-Inf.
 void TestNonFiniteX(const TypeInfo& t) {
-  const int64_t rows = 37, cols = 512, n = 2;
+  const int64_t rows = 37, cols = 2048;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
   std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
   if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
   if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
-  for (float bad : {std::nanf(""), INFINITY}) {
-    std::vector<uint8_t> xraw;
-    std::vector<float> xf;
-    MakeActivations(QuantType::kF16, n * cols, 3, &xraw, &xf);
-    const uint16_t h = blockquant::F32ToF16(bad);
-    std::memcpy(&xraw[2 * 300], &h, 2);  // column 0, element 300
-    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
-    DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
-    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
-    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    for (bqc::MatMulKernel k : kernels) {
-      const bool gemv = k == bqc::MatMulKernel::kGemvQ8 || k == bqc::MatMulKernel::kMmaQ8;
-      const std::string name = std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " x with " +
-                               (std::isnan(bad) ? "NaN" : "Inf") + ": its column all " +
-                               (gemv ? "NaN" : "non-finite") + ", the other finite";
-      BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0, n * rows * 4));
-      const bqc::Status st = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr, k);
-      if (!st.ok()) {
-        Report(false, name, st.message);
-        continue;
+  // n = 20: the 16-group types' wide mma_q8 (rows of 8 units, 16-byte multiples).
+  for (int64_t n : {2, 20}) {
+    if (n == 20) {
+      if (!G16Type(t.type)) continue;
+      kernels = {bqc::MatMulKernel::kMmaQ8};
+    }
+    for (float bad : {std::nanf(""), INFINITY}) {
+      std::vector<uint8_t> xraw;
+      std::vector<float> xf;
+      MakeActivations(QuantType::kF16, n * cols, 3, &xraw, &xf);
+      const uint16_t h = blockquant::F32ToF16(bad);
+      std::memcpy(&xraw[2 * 300], &h, 2);  // column 0, element 300
+      DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+      DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
+      BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+      BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+      for (bqc::MatMulKernel k : kernels) {
+        const bool gemv = k == bqc::MatMulKernel::kGemvQ8 || k == bqc::MatMulKernel::kMmaQ8;
+        const std::string name = std::string("matmul ") + t.name + " n=" + std::to_string(n) + " " +
+                                 bqc::MatMulKernelName(k) + " x with " + (std::isnan(bad) ? "NaN" : "Inf") +
+                                 ": its column all " + (gemv ? "NaN" : "non-finite") + ", the others finite";
+        BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0, n * rows * 4));
+        const bqc::Status st =
+            bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, dy.ptr, nullptr, k);
+        if (!st.ok()) {
+          Report(false, name, st.message);
+          continue;
+        }
+        std::vector<float> got(static_cast<size_t>(n * rows));
+        BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+        int64_t wrong = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          if (gemv ? !std::isnan(got[r]) : std::isfinite(got[r])) ++wrong;
+          for (int64_t j = 1; j < n; ++j) wrong += !std::isfinite(got[j * rows + r]);
+        }
+        Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
       }
-      std::vector<float> got(static_cast<size_t>(n * rows));
-      BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
-      int64_t wrong = 0;
-      for (int64_t r = 0; r < rows; ++r) {
-        if (gemv ? !std::isnan(got[r]) : std::isfinite(got[r])) ++wrong;
-        if (!std::isfinite(got[rows + r])) ++wrong;
-      }
-      Report(wrong == 0, name, std::to_string(wrong) + " outputs wrong");
     }
   }
 }
@@ -421,6 +433,68 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
            name + ": TMA and direct paths give the same bits", cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
     Report(st.ok() && std::memcmp(r0.data(), r2.data(), r0.size() * 4) == 0, name + ": MatMul's bits", st.message);
   }
+  // The wide kernel (n > 16): its settings give the same bits as long as
+  // the K split is the same (each row's sums are one warp's per K group,
+  // added in group order). 150 rows: partial last CTAs of 16, 32 and 128
+  // rows; 16 units over 4 K groups and over 2.
+  const int64_t wide_rows = 150, n = 40;
+  const std::vector<uint8_t> wide = bqtest::MakeBlocks(t, wide_rows, cols, BlockMode::kExtreme, 43);
+  std::vector<uint8_t> xraw;
+  std::vector<float> xf;
+  MakeActivations(QuantType::kF16, n * cols, 47, &xraw, &xf, true);
+  DeviceBuffer<uint8_t> dw(wide.size()), dx(xraw.size());
+  DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, cols)));
+  BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, wide.data(), wide.size(), cudaMemcpyHostToDevice));
+  BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+  const __half* xh = reinterpret_cast<const __half*>(dx.ptr);
+  std::vector<std::vector<float>> got;
+  std::string errors;
+  auto run = [&](auto launch) {
+    DeviceBuffer<float> y(static_cast<size_t>(n * wide_rows));
+    BQ_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, y.count * 4));
+    const cudaError_t e = launch(y.ptr);
+    if (e != cudaSuccess) errors += std::string(cudaGetErrorString(e)) + " ";
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    got.emplace_back(y.count);
+    BQ_CUDA_CHECK(cudaMemcpy(got.back().data(), y.ptr, y.count * 4, cudaMemcpyDeviceToHost));
+  };
+  // No K split: 4 x 16 rows (MatMul's from 16384 rows), 8 x 16; 4 K
+  // groups: 2 x 16 rows (MatMul's below), 1 x 16; 2 K groups: 2 x 16, 4 x 16.
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 1, 3>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 8, 1, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    const bqc::Status st = bqc::MatMul(kType, dw.ptr, wide_rows, cols, QuantType::kF16, dx.ptr, n, y, nullptr,
+                                       bqc::MatMulKernel::kMmaQ8);
+    return st.ok() ? cudaSuccess : cudaErrorInvalidValue;
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 2, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 2, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  const size_t bytes = got[0].size() * 4;
+  bool written = true;  // no poison left anywhere
+  for (const std::vector<float>& g : got) {
+    written = written && std::none_of(g.begin(), g.end(), [](float v) {
+                uint32_t u;
+                std::memcpy(&u, &v, 4);
+                return u == 0xFFFFFFFFu;
+              });
+  }
+  const std::string name = std::string("mma_q8 ") + t.name + " n=40, the wide kernel: ";
+  Report(errors.empty() && written && std::memcmp(got[0].data(), got[1].data(), bytes) == 0,
+         name + "settings without a K split give the same bits", errors);
+  Report(std::memcmp(got[2].data(), got[3].data(), bytes) == 0,
+         name + "settings with 4 K groups give the same bits as MatMul's (150 rows)");
+  Report(std::memcmp(got[4].data(), got[5].data(), bytes) == 0, name + "settings with 2 K groups give the same bits");
 }
 
 void TestGemvSettings(const TypeInfo& t) {
@@ -1002,6 +1076,22 @@ int main(int argc, char** argv) {
           // From 16384 rows MatMul takes 4 warps per 16 rows and 4 CTAs per SM.
           if (!small) {
             TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 9}, act, BlockMode::kRealistic, {K::kMmaQ8}, false,
+                       true);
+          }
+          // n = 17..64, the wide kernel: both tile counts (4, 8), columns
+          // past n in the last tile, rows past the last CTA of 64 rows, a
+          // single row, rows longer than its stages (16 units); rows that
+          // are not 16-byte multiples (21 units) or weights at +2 bytes are
+          // refused (the refusal is checked in TestMatMul).
+          for (int64_t n : {17, 24, 32, 33, 57, 64}) {
+            TestMatMul(t, {small ? 11 : 41, 4096, n}, act, BlockMode::kExtreme, {K::kMmaQ8, K::kAuto}, false, true);
+          }
+          TestMatMul(t, {small ? 70 : 300, 2048, 40}, act, BlockMode::kRealistic, {K::kMmaQ8, K::kAuto}, false, true);
+          TestMatMul(t, {1, 2048, 20}, act, BlockMode::kRealistic, {K::kMmaQ8}, false, true);
+          TestMatMul(t, {small ? 11 : 41, 5376, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
+          TestMatMul(t, {small ? 11 : 41, 4096, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, true, true);
+          if (!small) {
+            TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 33}, act, BlockMode::kRealistic, {K::kMmaQ8}, false,
                        true);
           }
         }
