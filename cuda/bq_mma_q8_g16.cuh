@@ -368,6 +368,22 @@ struct G16Type<QuantType::kQ4_0> {
   __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
+// Rows g and g + 8 of a stage (rows kBox bytes apart from `rows16`, the
+// unit `skip` bytes into each, as TMA placed it), as lane (g, t) reads them.
+template <QuantType kType>
+__device__ __forceinline__ void ReadStageRows(const uint8_t* rows16, int skip, int g, int t,
+                                              typename G16Type<kType>::Row (&r)[2]) {
+  using T = G16Type<kType>;
+  const uint8_t* st = rows16 + skip;
+  if (skip & 2) {
+    r[0] = T::Read(st + g * T::kBox, t, SmemWordShifted());
+    r[1] = T::Read(st + (g + 8) * T::kBox, t, SmemWordShifted());
+  } else {
+    r[0] = T::Read(st + g * T::kBox, t, SmemWord());
+    r[1] = T::Read(st + (g + 8) * T::kBox, t, SmemWord());
+  }
+}
+
 // x's part of one unit (kTiles of its tiles), as one lane reads it.
 template <int kTiles, bool kMins>
 struct XUnit {
@@ -559,14 +575,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     if constexpr (kTma) {
       detail::MbarWait(bar0 + 8 * stage, phase);
       const int skip = static_cast<int>(unit * T::kBytes) & 15;  // the unit's start in the box
-      const uint8_t* st = ring + stage * kStageBytes + skip;
-      if (skip & 2) {
-        r[0] = T::Read(st + g * T::kBox, t, mmaq8g16::SmemWordShifted());
-        r[1] = T::Read(st + (g + 8) * T::kBox, t, mmaq8g16::SmemWordShifted());
-      } else {
-        r[0] = T::Read(st + g * T::kBox, t, mmaq8g16::SmemWord());
-        r[1] = T::Read(st + (g + 8) * T::kBox, t, mmaq8g16::SmemWord());
-      }
+      mmaq8g16::ReadStageRows<kType>(ring + stage * kStageBytes, skip, g, t, r);
       __syncwarp();  // every lane has read the stage
       if (lane == 0 && i + kStages < count) refill(i + kStages, stage);
       if (++stage == kStages) stage = 0, phase ^= 1;
@@ -684,15 +693,8 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
     detail::MbarWait(full0 + 8 * stage, static_cast<uint32_t>(s / kStages) & 1);
     const uint8_t* st = smem + stage * kStage;
     const int skip = static_cast<int>(s * T::kBytes) & 15;  // the unit's start in the box
-    const uint8_t* wrow = st + skip + rw * 16 * T::kBox;
     typename T::Row r[2];
-    if (skip & 2) {
-      r[0] = T::Read(wrow + g * T::kBox, t, mmaq8g16::SmemWordShifted());
-      r[1] = T::Read(wrow + (g + 8) * T::kBox, t, mmaq8g16::SmemWordShifted());
-    } else {
-      r[0] = T::Read(wrow + g * T::kBox, t, mmaq8g16::SmemWord());
-      r[1] = T::Read(wrow + (g + 8) * T::kBox, t, mmaq8g16::SmemWord());
-    }
+    mmaq8g16::ReadStageRows<kType>(st + rw * 16 * T::kBox, skip, g, t, r);
     const uint8_t* xs = st + kWBytes;
 #pragma unroll
     for (int c = 0; c < kTiles / 2; ++c) {

@@ -326,45 +326,44 @@ void BenchGemvVariant(int64_t m, int64_t k, bool overlap_previous = true) {
   AddRow({name, t.name, "cold", m, k, kN, us, static_cast<double>(op.bytes), 0.0, "variant"});
 }
 
+// Times launch(weights, workspace) over cold weights of `type` with a
+// workspace of ws_bytes, as a variant row named `name`.
+template <typename Launch>
+void BenchScratchVariant(QuantType type, int64_t m, int64_t k, int64_t n, int64_t ws_bytes, const char* name,
+                         Launch launch) {
+  const Operands op(type, m, k, n);
+  uint8_t* ws;
+  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
+  const double us = TimeUs([&](int i) { BQ_CUDA_CHECK(launch(op, op.cold(i), ws)); }, 20);
+  AddRow({name, Info(type).name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
+  cudaFree(ws);
+}
+
 // mma_q8 through the header-only launcher: warps per CTA, stages of the
 // per-warp ring, CTAs per SM.
 template <int kWarps, int kStages, int kMinBlocks>
 void BenchMmaQ8Variant(int64_t m, int64_t k, int64_t n) {
-  const TypeInfo& t = Info(QuantType::kQ4_K);
-  const Operands op(QuantType::kQ4_K, m, k, n);
-  uint8_t* ws;
-  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8WorkspaceBytes(n, k))));
-  const double us = TimeUs(
-      [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchMmaQ8<QuantType::kQ4_K, __half, kWarps, kStages, kMinBlocks>(op.cold(i), m, k, op.x,
-                                                                                              n, op.y, ws, nullptr)));
-      },
-      20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours mma_q8 %dw %ds b%d", kWarps, kStages, kMinBlocks);
-  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
-  cudaFree(ws);
+  BenchScratchVariant(QuantType::kQ4_K, m, k, n, bqc::MmaQ8WorkspaceBytes(n, k), name,
+                      [&](const Operands& op, const uint8_t* w, uint8_t* ws) {
+                        return bqc::LaunchMmaQ8<QuantType::kQ4_K, __half, kWarps, kStages, kMinBlocks>(
+                            w, m, k, op.x, n, op.y, ws, nullptr);
+                      });
 }
 
 // The same for the 16-group types' mma_q8 (bq_mma_q8_g16.cuh), with the
 // weights' path: TMA rings or direct loads.
 template <QuantType kType, int kWarps, int kStages, int kMinBlocks, bool kTma>
 void BenchMmaQ8G16Variant(int64_t m, int64_t k, int64_t n) {
-  const TypeInfo& t = Info(kType);
-  const Operands op(kType, m, k, n);
-  uint8_t* ws;
-  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, k))));
-  const double us = TimeUs(
-      [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchMmaQ8G16<kType, __half, kWarps, kStages, kMinBlocks, kTma>(op.cold(i), m, k, op.x, n,
-                                                                                            op.y, ws, nullptr)));
-      },
-      20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours mma_q8 %s %dw %ds b%d", kTma ? "tma" : "direct", kWarps, kStages,
                 kMinBlocks);
-  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
-  cudaFree(ws);
+  BenchScratchVariant(kType, m, k, n, bqc::MmaQ8G16WorkspaceBytes(n, k), name,
+                      [&](const Operands& op, const uint8_t* w, uint8_t* ws) {
+                        return bqc::LaunchMmaQ8G16<kType, __half, kWarps, kStages, kMinBlocks, kTma>(
+                            w, m, k, op.x, n, op.y, ws, nullptr);
+                      });
 }
 template <QuantType kType>
 void BenchMmaQ8G16Variants(int64_t m, int64_t k) {
@@ -381,20 +380,13 @@ void BenchMmaQ8G16Variants(int64_t m, int64_t k) {
 // groups, stages (CTAs per SM: 1).
 template <QuantType kType, int kRowWarps, int kKSplit, int kStages>
 void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
-  const TypeInfo& t = Info(kType);
-  const Operands op(kType, m, k, n);
-  uint8_t* ws;
-  BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(bqc::MmaQ8G16WorkspaceBytes(n, k))));
-  const double us = TimeUs(
-      [&](int i) {
-        BQ_CUDA_CHECK((bqc::LaunchMmaQ8G16Wide<kType, __half, kRowWarps, kKSplit, kStages>(op.cold(i), m, k, op.x, n,
-                                                                                          op.y, ws, nullptr)));
-      },
-      20);
   char name[64];
   std::snprintf(name, sizeof(name), "ours mma_q8 wide %dw x%d %ds", kRowWarps, kKSplit, kStages);
-  AddRow({name, t.name, "cold", m, k, n, us, static_cast<double>(op.bytes), 0.0, "variant"});
-  cudaFree(ws);
+  BenchScratchVariant(kType, m, k, n, bqc::MmaQ8G16WorkspaceBytes(n, k), name,
+                      [&](const Operands& op, const uint8_t* w, uint8_t* ws) {
+                        return bqc::LaunchMmaQ8G16Wide<kType, __half, kRowWarps, kKSplit, kStages>(
+                            w, m, k, op.x, n, op.y, ws, nullptr);
+                      });
 }
 // The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 6s
 // below (the short one).
