@@ -2,11 +2,21 @@
 # One call on the lent GPU: build the CUDA targets, run the device tests, the
 # benchmark, and compute-sanitizer (memcheck, racecheck) on the small test
 # set. Logs and results go to $OUT (default: ./out-cuda).
-#   bash bench/cuda/device_run.sh [--quick]
+#   bash bench/cuda/device_run.sh [--quick | --wide | --no-bench | --bench-only]
+# --quick and --wide pass to the benchmark (a shorter set; the 16-group
+# types' n = 24..64 only). On a cold machine the whole run can pass the
+# device tool's 10 minutes (build about 4 of them): split it into a
+# --no-bench call (tests, sanitizers) and a --bench-only call.
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
-QUICK=${1:-}
+MODE=${1:-}
+case "$MODE" in
+  ""|--quick|--wide|--no-bench|--bench-only) ;;
+  *) echo "usage: $0 [--quick | --wide | --no-bench | --bench-only]"; exit 2 ;;
+esac
+BENCH_ARG=$MODE
+[ "$MODE" = --no-bench ] || [ "$MODE" = --bench-only ] && BENCH_ARG=
 BUILD=build-cuda-device
 {
   nvidia-smi -L; nvcc --version | tail -1; cmake --version | head -1
@@ -22,15 +32,21 @@ echo "build ok"
 T=$BUILD/cuda/tests/bq_cuda_test
 B=$BUILD/cuda/bench/bq_cuda_bench
 
-$T > "$OUT/test.log" 2>&1; test_rc=$?
-grep -E "^FAIL" "$OUT/test.log" | head -40
-tail -1 "$OUT/test.log"; echo "test exit code: $test_rc"
+if [ "$MODE" != --bench-only ]; then
+  $T > "$OUT/test.log" 2>&1; test_rc=$?
+  grep -E "^FAIL" "$OUT/test.log" | head -40
+  tail -1 "$OUT/test.log"; echo "test exit code: $test_rc"
+fi
 
-$B "$OUT" $QUICK 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
-cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi2ELi4EEEvPKhllPKT0_lPfi' \
-  $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
+if [ "$MODE" != --no-bench ]; then
+  $B "$OUT" $BENCH_ARG 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
+  cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi2ELi4EEEvPKhllPKT0_lPfi' \
+    $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
+fi
 
-for tool in memcheck racecheck; do
-  timeout 200 compute-sanitizer --tool $tool --error-exitcode 3 $T --small > "$OUT/$tool.log" 2>&1
-  echo "$tool exit code: $? ; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1) ; $(tail -1 "$OUT/$tool.log" | cut -c1-80)"
-done
+if [ "$MODE" != --bench-only ]; then
+  for tool in memcheck racecheck; do
+    timeout 200 compute-sanitizer --tool $tool --error-exitcode 3 $T --small > "$OUT/$tool.log" 2>&1
+    echo "$tool exit code: $? ; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1) ; $(tail -1 "$OUT/$tool.log" | cut -c1-80)"
+  done
+fi
