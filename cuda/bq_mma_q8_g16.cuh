@@ -307,11 +307,36 @@ struct G16Type<QuantType::kQ2_K> {
 // Q8_0 and Q4_0: a unit of 8 blocks (256 values, a multiple of 16 bytes) in
 // place of a super-block; group G is half G % 2 of block G / 2, scaled by
 // that block's d (kBlockScale) instead of an integer scale and a super-block
-// d. Their fields start 2 mod 4 in every other block.
-template <>
-struct G16Type<QuantType::kQ8_0> {
-  static constexpr int kBytes = 8 * 34, kBox = 8 * 34;  // 8 x (d, qs[32])
+// d. Their fields start 2 mod 4 in every other block. What the two share:
+template <int kBlockBytes>
+struct BlockScaledG16 {
+  static constexpr int kBytes = 8 * kBlockBytes, kBox = 8 * kBlockBytes;  // 8 x (d, qs)
   static constexpr bool kMins = false, kBlockScale = true;
+  // Lane t's word of 16-byte half `half` of block b's qs.
+  template <class Load>
+  __device__ static uint32_t QsWord(const uint8_t* u, int b, int half, int t, Load load) {
+    const int at = kBlockBytes * b + 2;
+    const uint8_t* p = u + at + 16 * half + 4 * t;
+    return at % 4 == 0 ? load(p) : load.Off2(p);
+  }
+  // Block b's d bits into d[b / 2], two to a word.
+  template <class Load>
+  __device__ static void ReadD(const uint8_t* u, int b, Load load, uint32_t (&d)[4]) {
+    const uint32_t v = load.Half(u + kBlockBytes * b);
+    d[b / 2] = b % 2 ? d[b / 2] | (v << 16) : v;
+  }
+  template <class Row>
+  __device__ static int Scale(const Row&, int) { return 1; }
+  template <class Row>
+  __device__ static float BlockD(const Row& r, int b) { return gemv::HalfBits(r.d[b / 2] >> (16 * (b % 2))); }
+  template <class Row>
+  __device__ static float UnitD(const Row&) { return 1.0f; }  // the blocks' d came with BlockD
+  // Q8_0: 2 * 16 * 127 * 127 < 2^22; Q4_0: 2 * 16 * 8 * 127.
+  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
+};
+
+template <>
+struct G16Type<QuantType::kQ8_0> : BlockScaledG16<34> {
   struct Row {
     uint32_t q[16], d[4];  // q: the lane's word of each group; d: the blocks' d bits, two to a word
   };
@@ -320,29 +345,17 @@ struct G16Type<QuantType::kQ8_0> {
     Row r;
 #pragma unroll
     for (int b = 0; b < 8; ++b) {
-      const int at = 34 * b + 2;  // qs
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint8_t* p = u + at + 16 * h + 4 * t;
-        r.q[2 * b + h] = at % 4 == 0 ? load(p) : load.Off2(p);
-      }
-      const uint32_t d = load.Half(u + 34 * b);
-      r.d[b / 2] = b % 2 ? r.d[b / 2] | (d << 16) : d;
+      for (int h = 0; h < 2; ++h) r.q[2 * b + h] = QsWord(u, b, h, t, load);
+      ReadD(u, b, load, r.d);
     }
     return r;
   }
   __device__ static uint32_t Codes(const Row& r, int G) { return r.q[G]; }
-  __device__ static int Scale(const Row&, int) { return 1; }
-  __device__ static float BlockD(const Row& r, int b) { return gemv::HalfBits(r.d[b / 2] >> (16 * (b % 2))); }
-  __device__ static float UnitD(const Row&) { return 1.0f; }  // the blocks' d came with BlockD
-  // 2 * 16 * 127 * 127 < 2^22.
-  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
 template <>
-struct G16Type<QuantType::kQ4_0> {
-  static constexpr int kBytes = 8 * 18, kBox = 8 * 18;  // 8 x (d, qs[16])
-  static constexpr bool kMins = false, kBlockScale = true;
+struct G16Type<QuantType::kQ4_0> : BlockScaledG16<18> {
   struct Row {
     uint32_t q[8], d[4];  // q: the lane's word of each block (low nibbles: group 2b, high: 2b + 1)
   };
@@ -351,21 +364,14 @@ struct G16Type<QuantType::kQ4_0> {
     Row r;
 #pragma unroll
     for (int b = 0; b < 8; ++b) {
-      const int at = 18 * b + 2;  // qs
-      r.q[b] = at % 4 == 0 ? load(u + at + 4 * t) : load.Off2(u + at + 4 * t);
-      const uint32_t d = load.Half(u + 18 * b);
-      r.d[b / 2] = b % 2 ? r.d[b / 2] | (d << 16) : d;
+      r.q[b] = QsWord(u, b, 0, t, load);
+      ReadD(u, b, load, r.d);
     }
     return r;
   }
   __device__ static uint32_t Codes(const Row& r, int G) {
     return Centre<8>((r.q[G / 2] >> (4 * (G % 2))) & 0x0F0F0F0Fu);
   }
-  __device__ static int Scale(const Row&, int) { return 1; }
-  __device__ static float BlockD(const Row& r, int b) { return gemv::HalfBits(r.d[b / 2] >> (16 * (b % 2))); }
-  __device__ static float UnitD(const Row&) { return 1.0f; }  // the blocks' d came with BlockD
-  // 2 * 16 * 8 * 127 < 2^22.
-  __device__ static float ToFloat(int v) { return gemv::SmallIntToFloat(v); }
 };
 
 // Rows g and g + 8 of a stage (rows kBox bytes apart from `rows16`, the
@@ -741,18 +747,6 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
 #endif
 }
 
-// Whether LaunchMmaQ8G16<kType> can run these arguments on the current
-// device (see the requirements above).
-template <QuantType kType>
-__host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols);
-template <QuantType kType>
-__host__ bool MmaQ8G16Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
-  const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
-  if (n < 1 || n > mmaq8g16::kMaxN || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
-  if (n > 16) return MmaQ8G16TmaFits<kType>(w, rows, cols);  // the wide kernel
-  return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
-}
-
 // Whether it takes the TMA path: an sm_90 GPU with code for it, 16-byte
 // aligned weights and rows (cols / 256 * kBytes a multiple of 16), fewer
 // than 2^31 rows and row bytes.
@@ -764,6 +758,16 @@ __host__ bool MmaQ8G16TmaFits(const void* w, int64_t rows, int64_t cols) {
     return false;
   }
   return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, true, 2>, 9);
+}
+
+// Whether LaunchMmaQ8G16<kType> can run these arguments on the current
+// device (see the requirements above).
+template <QuantType kType>
+__host__ bool MmaQ8G16Fits(const void* w, int64_t rows, int64_t cols, const void* x, int64_t n) {
+  const uintptr_t wa = reinterpret_cast<uintptr_t>(w), xa = reinterpret_cast<uintptr_t>(x);
+  if (n < 1 || n > mmaq8g16::kMaxN || rows < 1 || cols % 256 != 0 || wa % 2 != 0 || xa % 16 != 0) return false;
+  if (n > 16) return MmaQ8G16TmaFits<kType>(w, rows, cols);  // the wide kernel
+  return gemv::KernelRuns(MmaQ8G16Kernel<kType, 1, 8, 2, false, 2>, 8);
 }
 
 namespace mmaq8g16 {
