@@ -43,9 +43,10 @@ enum class MatMulKernel : int {
   kGemvQ8 = 6,  // x quantized to int8 per 32 values on the fly, dp4a; up to 4
                 // columns per pass, more in passes that each read all the
                 // weights; adds at most sum_k |w_k| * max|x_block| / 254 of error
-  kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K with F16 x,
-                // on an sm_90 GPU with a build for sm_90a; same exactness as kMma*;
-                // needs a scratch buffer for x's group sums (see MatMul)
+  kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K, and Q3_K
+                // with cols % 2048 == 0, with F16 x, on an sm_90 GPU with a
+                // build for sm_90a; same exactness as kMma*; Q4_K/Q5_K need
+                // a scratch buffer for x's group sums (see MatMul)
   kMmaQ8 = 8,   // x rounded to int8 as in kGemvQ8, int8 tensor cores:
                 // Q4_K/Q5_K for n <= 16 on an sm_90 GPU (bq_mma_q8.cuh);
                 // Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 for n <= 16 on sm_80 or newer, and
@@ -78,7 +79,7 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.
 // workspace: scratch device memory for kMmaQ8 (which rounds x into it) and
-// kWgmma (x's group sums), at least MatMulWorkspaceBytes(type, n, cols)
+// kWgmma on Q4_K/Q5_K (x's group sums), at least MatMulWorkspaceBytes(type, n, cols)
 // bytes, 16-byte aligned, untouched by others until the call's work on the
 // stream is done. Without it, those kernels take a stream-ordered allocation
 // per call (cudaMallocAsync), which cost 3-9 us per call on an H200; if that

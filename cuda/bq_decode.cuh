@@ -72,6 +72,16 @@ __device__ __forceinline__ int ScaleQ3K(int g, const uint8_t* s) {
   return low | (high << 4);
 }
 
+// The 16 six-bit scale indices S_g of a Q3_K super-block, one per byte:
+// S[k] holds groups 4k..4k+3 (low nibbles of scales[0..7], then the high
+// nibbles; the top 2 bits are bits 2k, 2k + 1 of scales[8 + g % 4]). w0..w2
+// are the 12 scale bytes as little-endian words.
+__device__ __forceinline__ void UnpackScalesQ3Kx16(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t* S) {
+  const uint32_t low[4] = {w0 & 0x0F0F0F0Fu, w1 & 0x0F0F0F0Fu, (w0 >> 4) & 0x0F0F0F0Fu, (w1 >> 4) & 0x0F0F0F0Fu};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) S[k] = low[k] | (((w2 >> (2 * k)) & 0x03030303u) << 4);
+}
+
 // ---------------------------------------------------------------------------
 // Exact f32 decoding of 8 consecutive elements e0..e0+7 (e0 % 8 == 0) of one
 // block, bit-identical to ref::DequantizeRowXxx.

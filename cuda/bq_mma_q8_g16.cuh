@@ -246,12 +246,9 @@ struct G16Type<QuantType::kQ3_K> {
 #pragma unroll
       for (int h = 0; h < 2; ++h) r.qs[h][lh] = load(b + 32 + 32 * h + 16 * lh + 4 * t);
     }
-    const uint32_t s0 = load(b + 96), s1 = load(b + 100), s2 = load(b + 104);
-    // Groups 4k..4k+3: low nibbles of scales[0..7], then high nibbles; the
-    // top 2 bits are bits 2k, 2k + 1 of scales[8 + G % 4].
-    const uint32_t low[4] = {s0 & 0x0F0F0F0Fu, s1 & 0x0F0F0F0Fu, (s0 >> 4) & 0x0F0F0F0Fu, (s1 >> 4) & 0x0F0F0F0Fu};
+    UnpackScalesQ3Kx16(load(b + 96), load(b + 100), load(b + 104), r.sc);
 #pragma unroll
-    for (int k = 0; k < 4; ++k) r.sc[k] = Centre<32>(low[k] | (((s2 >> (2 * k)) & 0x03030303u) << 4));
+    for (int k = 0; k < 4; ++k) r.sc[k] = Centre<32>(r.sc[k]);
     r.d = load.Half(b + 108);
     return r;
   }

@@ -222,6 +222,28 @@ struct WgmmaCodes<QuantType::kQ5_K> {
   }
 };
 
+// Q3_K's group scale S_g - 32 (S_g in byte j of w) as an f16 pair:
+// 0x64SS is the f16 1024 + S, 0x6420 is 1056.
+__device__ __forceinline__ uint32_t Q3ScalePair(uint32_t w, int j) {
+  const uint32_t p = __byte_perm(w, 0x64646464u, 0x4040 + 0x0101 * j);
+  uint32_t r;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(p), "r"(0x64206420u));
+  return r;
+}
+// Two Q3_K codes (bytes 0 and 1 of qw, bit field q; their high bits, bit hb
+// of the bytes of hw) times the group's scale sc2 in f16: u = low bits |
+// high bit << 2 is 0..7, the code u - 4, and (u - 4) * (S - 32) an integer
+// of at most 128 in magnitude, exact. (1024 + u) - 1028 is exact too; one
+// fused op as for Q4_K would need 1028 * sc, which f16 does not hold.
+__device__ __forceinline__ uint32_t Q3Pair(uint32_t qw, uint32_t hw, int q, int hb, uint32_t sc2) {
+  const uint32_t u = ((qw >> (2 * q)) & 0x0303u) | (((hw >> hb) & 0x0101u) << 2);
+  const uint32_t l = __byte_perm(u, 0x64646464u, 0x4140);
+  uint32_t c, r;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(c) : "r"(l), "r"(0x64046404u));
+  asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(c), "r"(sc2));
+  return r;
+}
+
 // mbarrier and TMA (cp.async.bulk.tensor) wrappers; addresses are shared
 // window addresses.
 __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
@@ -258,6 +280,22 @@ __device__ __forceinline__ void BulkLoad(uint32_t dst, const void* src, uint32_t
 }
 
 }  // namespace detail
+
+// What a stage holds of one row's super-block. Q4_K and Q5_K: the whole
+// block (144 and 176 bytes, 16-byte multiples), and a mins' term. Q3_K: its
+// 110-byte block lies 0..14 bytes into a 144-byte TMA box that starts at the
+// 16-byte boundary below it (rows must be 16-byte multiples: cols % 2048 ==
+// 0), and it has no mins, so no x sums either.
+template <QuantType kType>
+struct WgmmaBlock {
+  static constexpr int kBytes = StageTraits<kType>::kStageBytes, kBox = kBytes;
+  static constexpr bool kMins = true;
+};
+template <>
+struct WgmmaBlock<QuantType::kQ3_K> {
+  static constexpr int kBytes = 110, kBox = 144;  // hmask[32], qs[64], scales[12], d
+  static constexpr bool kMins = false;
+};
 
 // 8-column groups of x that WgmmaXSumsKernel covers: n rounded up to whole
 // 128-column tiles (the widest tile a CTA takes), so that every CTA's slice
@@ -312,13 +350,14 @@ __global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t c
 }
 
 // Dynamic shared memory of WgmmaMatMulKernel: the stages, two buffers of
-// x-sum fragments, an mbarrier per stage and per fragment buffer, and 1024
-// bytes to align the swizzled x tiles (dynamic shared memory does not
-// promise that alignment).
+// x-sum fragments (types with mins), an mbarrier per stage and per fragment
+// buffer, and 1024 bytes to align the swizzled x tiles (dynamic shared
+// memory does not promise that alignment).
 template <QuantType kType, int kBN, int kWGs, int kStages>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
-  return kStages * (kBN * 512 + kWGs * 64 * StageTraits<kType>::kStageBytes) + 2 * (kBN / 8) * 32 * 16 +
-         (kStages + 2) * 8 + 1024;
+  constexpr bool kMins = WgmmaBlock<kType>::kMins;
+  return kStages * (kBN * 512 + kWGs * 64 * WgmmaBlock<kType>::kBox) + (kMins ? 2 * (kBN / 8) * 32 * 16 : 0) +
+         (kStages + (kMins ? 2 : 0)) * 8 + 1024;
 }
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
@@ -335,20 +374,21 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
                       const uint4* __restrict__ xsums, int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using ST = StageTraits<kType>;
-  using Codes = detail::WgmmaCodes<kType>;
-  static_assert(ST::kHeaderK4, "Q4_K and Q5_K only");
+  using Block = WgmmaBlock<kType>;
+  constexpr bool kMins = Block::kMins;
+  static_assert(ST::kHeaderK4 || kType == QuantType::kQ3_K, "Q3_K, Q4_K and Q5_K only");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
   constexpr int kRowsCta = kWGs * 64;
   constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
-  constexpr int kWBytes = kRowsCta * ST::kStageBytes;
+  constexpr int kWBytes = kRowsCta * Block::kBox;
   constexpr int kStage = kXBytes + kWBytes;  // a multiple of 1024
   constexpr int kNG = kBN / 8;               // 8-column groups
   constexpr int kAcc = kBN / 2;              // f32 accumulators per thread
   static_assert(kStage % 1024 == 0, "stages keep the x tiles 1024-byte aligned");
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - detail::SmemAddr(smem_raw) % 1024) % 1024);
-  const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32]
-  const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32);  // one mbarrier per slot
+  const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32] (kMins)
+  const uint32_t full0 = detail::SmemAddr(xfrag + (kMins ? 2 * kNG * 32 : 0));  // one mbarrier per slot
   const uint32_t sums0 = full0 + 8 * kStages;                     // one per fragment buffer
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
@@ -364,7 +404,12 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       detail::TmaLoad2d(dst + p * kNG * 1024, &xmap, static_cast<int>(sb * 256 + 64 * p), static_cast<int>(col0),
                         full);
     }
-    detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * ST::kStageBytes), static_cast<int>(row0), full);
+    if constexpr (kMins) {
+      detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * Block::kBytes), static_cast<int>(row0), full);
+    } else {  // 16-bit elements, from the 16-byte boundary at or below the block
+      detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>((sb * Block::kBytes & ~int64_t{15}) / 2),
+                        static_cast<int>(row0), full);
+    }
   };
   // Super-block sb's fragments of this CTA's columns -> buffer sb & 1.
   auto load_sums = [&](int64_t sb) {
@@ -374,14 +419,21 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
                      xsums + (sb * WgmmaSumGroups(n) + col0 / 8) * 32, kNG * 512, bar);
   };
   if (tid == 0) {
-    for (int i = 0; i < kStages + 2; ++i) detail::MbarInit(full0 + 8 * i, 1);
+    for (int i = 0; i < kStages + (kMins ? 2 : 0); ++i) detail::MbarInit(full0 + 8 * i, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    // x and the weights are final already (WgmmaXSumsKernel, which this grid
-    // may overlap, starts only after the work before it); the fragments are
-    // not until that grid ends.
-    for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
-    gemv::WaitForPreviousGrid();
-    for (int64_t sb = 0; sb < 2 && sb < nsb; ++sb) load_sums(sb);
+    if constexpr (kMins) {
+      // x and the weights are final already (WgmmaXSumsKernel, which this
+      // grid may overlap, starts only after the work before it); the
+      // fragments are not until that grid ends.
+      for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+      gemv::WaitForPreviousGrid();
+      for (int64_t sb = 0; sb < 2 && sb < nsb; ++sb) load_sums(sb);
+    } else {
+      // No sums kernel: the grid before this one may still be writing x or
+      // the weights.
+      gemv::WaitForPreviousGrid();
+      for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+    }
   }
   __syncthreads();
 
@@ -394,24 +446,29 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   uint32_t m_prev[2] = {0u, 0u};
 
   // acc += d * P - dmin * (m . xsum) for super-block sb, whose sums land in
-  // fragment buffer sb & 1.
+  // fragment buffer sb & 1 (Q3_K: acc += d * P).
   auto epilogue = [&](int64_t sb) {
-    const int buf = static_cast<int>(sb & 1);
-    detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(sb >> 1) & 1);
+    if constexpr (!kMins) {
 #pragma unroll
-    for (int i = 0; i < kNG; ++i) {
-      // At most 4 tiles' loads in flight: unbounded, the compiler hoists all
-      // of them and the wide tiles spill.
-      if (i % 4 == 0) asm volatile("" ::: "memory");
-      const uint4 e = xfrag[(buf * kNG + i) * 32 + lane];
-      float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
-      detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e.x, e.y);
-      detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
+      for (int i = 0; i < kAcc; ++i) acc[i] = fmaf(d_prev[i % 4 / 2], P[i], acc[i]);  // rows g, g, g + 8, g + 8
+    } else {
+      const int buf = static_cast<int>(sb & 1);
+      detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(sb >> 1) & 1);
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        float a = fmaf(d_prev[k / 2], P[4 * i + k], acc[4 * i + k]);
-        acc[4 * i + k] = fmaf(f_prev[k / 2], m[k], a);
+      for (int i = 0; i < kNG; ++i) {
+        // At most 4 tiles' loads in flight: unbounded, the compiler hoists
+        // all of them and the wide tiles spill.
+        if (i % 4 == 0) asm volatile("" ::: "memory");
+        const uint4 e = xfrag[(buf * kNG + i) * 32 + lane];
+        float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
+        detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e.x, e.y);
+        detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          float a = fmaf(d_prev[k / 2], P[4 * i + k], acc[4 * i + k]);
+          acc[4 * i + k] = fmaf(f_prev[k / 2], m[k], a);
+        }
       }
     }
   };
@@ -423,17 +480,28 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     // and with fragment buffer sb & 1 (super-block sb - 2's).
     __syncthreads();
     if (tid == 0 && sb > 0 && sb - 1 + kStages < nsb) load_stage(sb - 1 + kStages);
-    if (tid == 0 && sb >= 2) load_sums(sb);
+    if (kMins && tid == 0 && sb >= 2) load_sums(sb);
     const uint8_t* st = smem + slot * kStage;
     const uint32_t xs_addr = detail::SmemAddr(st);
     const uint64_t desc0 = detail::SmemDescSw128(xs_addr, 1024);  // steps add their offset / 16
     if (sb > 0) epilogue(sb - 1);
 
     // This thread's two rows: scales, mins and super-block factors.
-    const uint8_t* s0 = st + kXBytes + rl0 * ST::kStageBytes;
-    const uint8_t* s1 = s0 + 8 * ST::kStageBytes;
-    uint32_t hsc[2][2], hm[2][2];
-    {
+    const int skip = kMins ? 0 : static_cast<int>(sb * Block::kBytes % 16);  // where TMA put the block
+    const uint8_t* s0 = st + kXBytes + rl0 * Block::kBox + skip;
+    const uint8_t* s1 = s0 + 8 * Block::kBox;
+    uint32_t hsc[2][2], hm[2][2];  // Q4_K, Q5_K: scales and mins, 4 to a word
+    uint32_t q3sc[2][4];           // Q3_K: S_g, 4 to a word
+    if constexpr (!kMins) {  // 2-byte aligned: 16-bit loads
+      auto half = [](const uint8_t* b, int off) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + off)}; };
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint8_t* b = r ? s1 : s0;
+        UnpackScalesQ3Kx16(half(b, 96) | half(b, 98) << 16, half(b, 100) | half(b, 102) << 16,
+                           half(b, 104) | half(b, 106) << 16, q3sc[r]);
+        d_prev[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(half(b, 108))));
+      }
+    } else {
       const uint4 h0 = *reinterpret_cast<const uint4*>(s0), h1 = *reinterpret_cast<const uint4*>(s1);
       UnpackScaleMinK4x8(h0.y, h0.z, h0.w, hsc[0], hm[0]);
       UnpackScaleMinK4x8(h1.y, h1.z, h1.w, hsc[1], hm[1]);
@@ -447,8 +515,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
 
     // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
-    // + 15, group 2p + v / 2) in batches of kBatch, each batch decoded into
-    // registers while the previous one runs on the tensor cores.
+    // + 15; Q4_K, Q5_K group 2p + v / 2, Q3_K group 4p + v) in batches of
+    // kBatch, each batch decoded into registers while the previous one runs
+    // on the tensor cores.
     uint32_t a[2][kBatch][4];
 #pragma unroll
     for (int bt = 0; bt < 16 / kBatch; ++bt) {
@@ -463,19 +532,34 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       for (int i = 0; i < kBatch; ++i) {
         const int s = bt * kBatch + i, p = s / 4, v = s % 4, h = v / 2;
         const int off = 16 * (v % 2) + 2 * t;
+        if constexpr (!kMins) {
+          // Q3_K group s: values 32q + 16lh .. + 15 of half hh, bit field q
+          // of qs[32hh + l], high bit 4hh + q of hmask[l].
+          const int hh = s / 8, q = s % 8 / 2;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          if (i == 0 || v % 2 == 0) {
-            sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
-            if (Codes::kHighTimes16 && h) {  // codes x 16: (1024 + 16u) * sc / 16 - 64 sc, still exact
-              sc2[r] = detail::MmaOps<__half>::Mul(sc2[r], 0x2C002C00u);  // x 1/16
-            }
-            bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
+          for (int r = 0; r < 2; ++r) {
+            const uint8_t* b = r ? s1 : s0;
+            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
+            const uint32_t sc = detail::Q3ScalePair(q3sc[r][s / 4], s % 4);
+            a[buf][i][r] = detail::Q3Pair(half(32 + 32 * hh + off), half(off), q, 4 * hh + q, sc);
+            a[buf][i][r + 2] = detail::Q3Pair(half(32 + 32 * hh + off + 8), half(off + 8), q, 4 * hh + q, sc);
           }
-          uint32_t c0, c1;
-          Codes::Get(r ? s1 : s0, p, h, off, &c0, &c1);
-          a[buf][i][r] = detail::ScaledPair(c0, sc2[r], bias2[r]);      // row g (+8), k 2t, 2t + 1
-          a[buf][i][r + 2] = detail::ScaledPair(c1, sc2[r], bias2[r]);  // row g (+8), k 2t + 8, 2t + 9
+        } else {
+          using Codes = detail::WgmmaCodes<kType>;
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            if (i == 0 || v % 2 == 0) {
+              sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
+              if (Codes::kHighTimes16 && h) {  // codes x 16: (1024 + 16u) * sc / 16 - 64 sc, still exact
+                sc2[r] = detail::MmaOps<__half>::Mul(sc2[r], 0x2C002C00u);  // x 1/16
+              }
+              bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
+            }
+            uint32_t c0, c1;
+            Codes::Get(r ? s1 : s0, p, h, off, &c0, &c1);
+            a[buf][i][r] = detail::ScaledPair(c0, sc2[r], bias2[r]);      // row g (+8), k 2t, 2t + 1
+            a[buf][i][r + 2] = detail::ScaledPair(c1, sc2[r], bias2[r]);  // row g (+8), k 2t + 8, 2t + 9
+          }
         }
       }
       detail::WgmmaFence();
@@ -538,21 +622,27 @@ inline cudaError_t EncodeTensorMap2d(CUtensorMap* map, CUtensorMapDataType type,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
-// Launches WgmmaXSumsKernel into `workspace` (WgmmaWorkspaceBytes(n, cols)
-// bytes, 16-byte aligned), then WgmmaMatMulKernel as its programmatic
-// dependent (header-only use from a .cu file compiled for sm_90a).
-// Preconditions as for the tensor-core kernels of bq_matmul.cuh.
+// Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
+// (WgmmaWorkspaceBytes(n, cols) bytes, 16-byte aligned), then
+// WgmmaMatMulKernel as its programmatic dependent. Q3_K: the product alone
+// (no workspace; rows must be 16-byte multiples, cols % 2048 == 0), as a
+// programmatic dependent of whatever ran before it. Header-only use from a .cu
+// file compiled for sm_90a; preconditions as for the tensor-core kernels of
+// bq_matmul.cuh.
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
 cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                               void* workspace, cudaStream_t stream) {
   static_assert(128 % kBN == 0, "a CTA's columns lie inside one 128-column tile of the x sums");
-  using ST = StageTraits<kType>;
-  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * ST::kStageBytes;
+  using Block = WgmmaBlock<kType>;
+  const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * Block::kBytes;
   CUtensorMap xmap, wmap;
   cudaError_t err = EncodeTensorMap2d(&xmap, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, cols, n, cols * 2, 64, kBN,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
-  if (err == cudaSuccess) {
-    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, ST::kStageBytes,
+  if (err == cudaSuccess && Block::kMins) {
+    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, Block::kBox,
+                            kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
+  } else if (err == cudaSuccess) {  // 16-bit elements: a box may span at most 256 of them
+    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes, Block::kBox / 2,
                             kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
   }
   if (err != cudaSuccess) return err;
@@ -561,11 +651,13 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   uint4* sums = static_cast<uint4*>(workspace);
-  const int64_t sum_threads = WgmmaWorkspaceBytes(n, cols) / 16;
-  const int64_t sum_blocks = (sum_threads + 255) / 256;
-  WgmmaXSumsKernel<__half><<<static_cast<unsigned>(sum_blocks < 4096 ? sum_blocks : 4096), 256, 0, stream>>>(
-      x, n, cols, sums);
-  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  if (Block::kMins) {
+    const int64_t sum_threads = WgmmaWorkspaceBytes(n, cols) / 16;
+    const int64_t sum_blocks = (sum_threads + 255) / 256;
+    WgmmaXSumsKernel<__half><<<static_cast<unsigned>(sum_blocks < 4096 ? sum_blocks : 4096), 256, 0, stream>>>(
+        x, n, cols, sums);
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  }
   cudaLaunchAttribute attr;
   cudaLaunchConfig_t config = gemv::LaunchConfig(1, kWGs * 128, smem, stream, true, &attr);
   config.gridDim = dim3(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),

@@ -587,13 +587,31 @@ void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   BenchMmaQ8G16WideVariants<QuantType::kQ8_0>(4096, 14336);
 }
 
+// Q3_K's wgmma (f16 x, no mins) against what kAuto ran before it (the wide
+// mma_q8 to n = 64, mma64 beyond), dequantize+cuBLAS and cuBLAS fp16, with
+// Q4_K's wgmma beside it; kAuto's rows show which kernel it takes now.
+void BenchWgmmaQ3(cublasHandle_t h, int64_t m, int64_t k) {
+  using K = bqc::MatMulKernel;
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{m, k}, std::pair<int64_t, int64_t>{4096, 14336}}) {
+    for (int64_t n : {16, 24, 32, 64}) {
+      BenchOurs(QuantType::kQ3_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kMmaQ8}, false);
+    }
+    for (int64_t n : {128, 512}) BenchOurs(QuantType::kQ3_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kMma64}, false);
+    BenchOurs(QuantType::kQ4_K, rows, cols, 64, {K::kAuto}, false);
+    BenchOurs(QuantType::kQ4_K, rows, cols, 512, {K::kAuto}, false);
+    BenchDequantCublas(h, QuantType::kQ3_K, rows, cols, 512);
+    for (int64_t n : {32, 64, 128, 512}) BenchCublas(h, rows, cols, n, false);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3]\n", argv[0]);
     return 2;
   }
   const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
   const bool wide_only = argc > 2 && std::string(argv[2]) == "--wide";
+  const bool wgmma_q3_only = argc > 2 && std::string(argv[2]) == "--wgmma-q3";
   cudaDeviceProp prop;
   BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_l2 = static_cast<size_t>(prop.l2CacheSize);
@@ -604,8 +622,9 @@ int main(int argc, char** argv) {
 
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
-  if (wide_only) {
-    BenchWide(h, M, Kd, false);
+  if (wide_only || wgmma_q3_only) {
+    if (wide_only) BenchWide(h, M, Kd, false);
+    if (wgmma_q3_only) BenchWgmmaQ3(h, M, Kd);
     cublasDestroy(h);
     Write(argv[1], prop);
     return 0;
@@ -704,6 +723,7 @@ int main(int argc, char** argv) {
   BenchCublas(h, 4096, 14336, 512, true);
   if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
   if (!quick) BenchWide(h, M, Kd, true);
+  if (!quick) BenchWgmmaQ3(h, M, Kd);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);

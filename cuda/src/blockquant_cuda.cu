@@ -196,11 +196,13 @@ cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int
   }
 }
 
-// kWgmma runs here: Q4_K/Q5_K weights, F16 x, the tensor-core layout
+// kWgmma runs here: Q3_K, Q4_K or Q5_K weights (Q3_K's rows 16-byte
+// multiples, for TMA: cols % 2048 == 0), F16 x, the tensor-core layout
 // requirements, this build holds sm_90a code and the current GPU is sm_90.
 bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
-  if ((type != QuantType::kQ4_K && type != QuantType::kQ5_K) || act_type != QuantType::kF16) return false;
-  if (cols % 256 != 0 || !Aligned(weights, 16) || !Aligned(x, 16)) return false;
+  const bool q3 = type == QuantType::kQ3_K;
+  if ((!q3 && type != QuantType::kQ4_K && type != QuantType::kQ5_K) || act_type != QuantType::kF16) return false;
+  if (cols % (q3 ? 2048 : 256) != 0 || !Aligned(weights, 16) || !Aligned(x, 16)) return false;
 #if defined(BLOCKQUANT_CUDA_HAS_SM90A)
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -277,7 +279,10 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  if (allow_scratch && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  // (Q3_K's wgmma needs no scratch.)
+  if ((allow_scratch || type == QuantType::kQ3_K) && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) {
+    return MatMulKernel::kWgmma;
+  }
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.
@@ -295,10 +300,10 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t col
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool wgmma_type = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
-  if ((!wgmma_type && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
+  const bool wgmma_sums = type == QuantType::kQ4_K || type == QuantType::kQ5_K;  // Q3_K's wgmma takes none
+  if ((!wgmma_sums && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
   const int64_t mma_q8 = n <= (G16Type(type) ? mmaq8g16::kMaxN : 16) ? MmaQ8Bytes(type, n, cols) : 0;
-  return wgmma_type ? std::max(mma_q8, WgmmaWorkspaceBytes(n, cols)) : mma_q8;
+  return wgmma_sums ? std::max(mma_q8, WgmmaWorkspaceBytes(n, cols)) : mma_q8;
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -322,17 +327,22 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel wgmma needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned weights "
-                  "and x, an sm_90 GPU and a build for sm_90a");
+                  "MatMul: kernel wgmma needs Q3_K, Q4_K or Q5_K weights, F16 x, cols % 256 == 0 (Q3_K: cols % 2048 "
+                  "== 0), 16-byte aligned weights and x, an sm_90 GPU and a build for sm_90a");
     }
-    const int64_t need = q8 ? MmaQ8Bytes(type, n, cols) : WgmmaWorkspaceBytes(n, cols);
+    const int64_t need =
+        q8 ? MmaQ8Bytes(type, n, cols) : type == QuantType::kQ3_K ? 0 : WgmmaWorkspaceBytes(n, cols);
     const char* what = q8 ? "MatMul launch (mma_q8)" : "MatMul launch (wgmma)";
     auto launch = [&](void* scratch) {
       if (q8) return LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(scratch), s);
       const __half* xh = static_cast<const __half*>(x);
-      return type == QuantType::kQ5_K ? detail::LaunchWgmma<QuantType::kQ5_K>(w, rows, cols, xh, n, y, scratch, s)
-                                      : detail::LaunchWgmma<QuantType::kQ4_K>(w, rows, cols, xh, n, y, scratch, s);
+      switch (type) {
+        case QuantType::kQ3_K: return detail::LaunchWgmma<QuantType::kQ3_K>(w, rows, cols, xh, n, y, scratch, s);
+        case QuantType::kQ5_K: return detail::LaunchWgmma<QuantType::kQ5_K>(w, rows, cols, xh, n, y, scratch, s);
+        default: return detail::LaunchWgmma<QuantType::kQ4_K>(w, rows, cols, xh, n, y, scratch, s);
+      }
     };
+    if (need == 0) return FromCuda(launch(nullptr), what);  // Q3_K's wgmma: no scratch
     if (workspace != nullptr) {
       if (workspace_bytes < need || !Aligned(workspace, 16)) {
         return Fail(kInvalidArgument, "MatMul: the workspace must be 16-byte aligned and hold at least " +

@@ -92,8 +92,8 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // 16 or 32 columns per CTA with one warpgroup (64 rows), 3 stages and up to
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
 // two warpgroups sharing 64 or 128 columns beyond. workspace: x's group sums,
-// WgmmaWorkspaceBytes(n, cols) bytes. Instantiated in matmul_q4_k.cu and
-// matmul_q5_k.cu.
+// WgmmaWorkspaceBytes(n, cols) bytes (Q3_K: none). Instantiated in
+// matmul_q3_k.cu, matmul_q4_k.cu and matmul_q5_k.cu.
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                         void* workspace, cudaStream_t stream) {
@@ -102,6 +102,8 @@ cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __ha
   if (n <= 64) return LaunchWgmmaMatMul<kType, 64, 2, 3, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
   return LaunchWgmmaMatMul<kType, 128, 2, 2, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
+extern template cudaError_t LaunchWgmma<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                          float*, void*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,

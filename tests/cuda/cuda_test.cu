@@ -218,13 +218,15 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const double q_weight = rounds_x ? 1.001 : 0.0;
     BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
-    // wgmma takes Q4_K/Q5_K with aligned F16 x only (this test runs on an
+    // wgmma takes Q4_K/Q5_K, and Q3_K with rows of whole 16-byte multiples
+    // (cols % 2048 == 0), with aligned F16 x only (this test runs on an
     // sm_90 GPU and the build targets sm_90a); the rest must be refused.
     // mma_q8 takes Q4_K/Q5_K (16-byte aligned, n <= 16) and Q2_K/Q3_K/Q6_K/
     // Q8_0/Q4_0 (2-byte aligned) with F16/BF16 x only.
+    const bool wgmma_type = t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K ||
+                            (t.type == QuantType::kQ3_K && c.cols % 2048 == 0);
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
-                               ((t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) ||
-                                act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
+                               (!wgmma_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     // The 16-group types take n <= 64, beyond 16 on the TMA path only
     // (16-byte aligned weights and rows).
     const bool tma_rows = !misaligned_w && c.cols / t.elems * t.bytes % 16 == 0;
@@ -270,13 +272,16 @@ void TestNonFiniteX(const TypeInfo& t) {
   const int64_t rows = 37, cols = 2048;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
   std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
-  if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
+  if (t.type == QuantType::kQ3_K || t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) {
+    kernels.push_back(bqc::MatMulKernel::kWgmma);  // (Q3_K: rows of 8 units, 16-byte multiples)
+  }
   if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   // n = 20: the 16-group types' wide mma_q8 (rows of 8 units, 16-byte multiples).
   for (int64_t n : {2, 20}) {
     if (n == 20) {
       if (!G16Type(t.type)) continue;
       kernels = {bqc::MatMulKernel::kMmaQ8};
+      if (t.type == QuantType::kQ3_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
     }
     for (float bad : {std::nanf(""), INFINITY}) {
       std::vector<uint8_t> xraw;
@@ -513,10 +518,9 @@ void TestGemvSettings(const TypeInfo& t) {
 // Weights that end exactly where their allocation ends (DeviceBuffer pads
 // 16 bytes, which hid a read past the end; compute-sanitizer faults one
 // here): every kernel that takes the arguments must give the bits it gives
-// on a padded buffer. 19 rows of 2304 columns end off a 16-byte boundary for
-// Q2_K, Q3_K and Q6_K.
-void TestExactBuffer(const TypeInfo& t) {
-  const int64_t rows = 19, cols = 2304;
+// on a padded buffer.
+void TestExactBufferCols(const TypeInfo& t, int64_t cols) {
+  const int64_t rows = 19;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 47);
   uint8_t* exact = nullptr;
   BQ_CUDA_CHECK(cudaMalloc(&exact, blocks.size()));
@@ -540,12 +544,20 @@ void TestExactBuffer(const TypeInfo& t) {
       BQ_CUDA_CHECK(cudaMemcpy(r0.data(), y0.ptr, r0.size() * 4, cudaMemcpyDeviceToHost));
       BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
       Report(b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
-             std::string("matmul ") + t.name + " n=" + std::to_string(n) + " " + bqc::MatMulKernelName(k) +
-                 ": weights ending at their allocation's end, same bits",
+             std::string("matmul ") + t.name + " " + std::to_string(rows) + "x" + std::to_string(cols) + " n=" +
+                 std::to_string(n) + " " + bqc::MatMulKernelName(k) + ": weights ending at their allocation's end, same bits",
              b.message);
     }
   }
   cudaFree(exact);
+}
+void TestExactBuffer(const TypeInfo& t) {
+  // 2304 columns: rows off 16-byte boundaries for Q2_K/Q3_K/Q6_K; 2048:
+  // Q3_K rows that wgmma takes, whose last TMA box reaches past the row.
+  for (const int64_t cols : {int64_t{2304}, int64_t{2048}}) {
+    if (cols == 2048 && t.type != QuantType::kQ3_K) continue;
+    TestExactBufferCols(t, cols);
+  }
 }
 
 // The planar layout as bq_planar.cuh describes it, built the other way
@@ -1033,6 +1045,19 @@ int main(int argc, char** argv) {
           TestMatMul(t, {200, 1536, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma}, false);
         }
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
+      }
+      if (t.type == QuantType::kQ3_K) {
+        // Q3_K's wgmma (rows of 8 and 16 units, 16-byte multiples): every
+        // tile width (16, 32, 64, 128 columns), columns past n in the last
+        // tile, rows past the last 64- and 128-row tile, a single row, rows
+        // longer than the ring of stages; n = 3 and 9 only forced.
+        for (int64_t n : {3, 9, 17, 24, 40, 64, 65, 96, 128, 129, 200}) {
+          if (small && n != 9 && n != 40 && n != 129) continue;
+          TestMatMul(t, {small ? 70 : 200, 2048, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma}, false);
+        }
+        TestMatMul(t, {1, 2048, 33}, act, BlockMode::kRealistic, {K::kWgmma}, false);
+        TestMatMul(t, {small ? 13 : 131, 4096, small ? 70 : 150}, act, BlockMode::kExtreme, {K::kAuto, K::kWgmma},
+                   false, true);
       }
       TestMatMul(t, {small ? 17 : 70, 768, 11}, act, BlockMode::kExtreme, all, false);
       for (int64_t n : {1, 2, 3, 4}) {
