@@ -67,14 +67,15 @@ bool MatMulSupported(QuantType type);
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where it
 // runs, to n = 64 for Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 where its wide form runs
-// (else kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and
-// Q6_K, to n = 16 for Q3_K); then kWgmma where it runs, else the mma kernels
-// above, and kSimple when their requirements fail (cols % 256, 16-byte
-// aligned weights and x, f16 or bf16 activations).
+// (but kWgmma for Q3_K with F16 x from 16384 rows on; else kGemvQ8 to n = 3
+// for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to n = 16 for Q3_K); then
+// kWgmma where it runs, else the mma kernels above, and kSimple when their
+// requirements fail (cols % 256, 16-byte aligned weights and x, f16 or bf16
+// activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force
 // kWgmma or kMma8..64 to keep x exact.
-MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
-                                const void* x, int64_t n);
+MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t rows, int64_t cols,
+                                QuantType act_type, const void* x, int64_t n);
 
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.

@@ -279,6 +279,21 @@ __device__ __forceinline__ void BulkLoad(uint32_t dst, const void* src, uint32_t
       : "memory");
 }
 
+// Thread block clusters: a barrier over the cluster's CTAs (release what
+// each wrote to its shared memory, acquire the others'), and a load from
+// another CTA's shared memory (addr: this CTA's address of the same
+// variable, rank: that CTA's in the cluster).
+__device__ __forceinline__ void ClusterSync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ float LoadClusterShared(uint32_t addr, uint32_t rank) {
+  uint32_t remote;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote) : "memory");
+  return v;
+}
+
 }  // namespace detail
 
 // What a stage holds of one row's super-block. Q4_K and Q5_K: the whole
@@ -364,10 +379,13 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // TMA into a ring of kStages slots, each slot refilled right after the
 // barrier that shows every warp is done with it. xmap: x as a 2-D f16 tensor
 // (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
-// bytes (row_bytes x rows, box kStageBytes x kWGs * 64). Out-of-range rows
-// and columns arrive as zeros; their outputs are not stored. kBatch: k16
-// steps decoded ahead of their wgmmas (two batches of A registers
-// alternate, so one decodes while the previous one runs).
+// bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q3_K in 16-bit
+// elements). Out-of-range rows and columns arrive as zeros; their outputs
+// are not stored. kBatch: k16 steps decoded ahead of their wgmmas (two
+// batches of A registers alternate, so one decodes while the previous one
+// runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
+// of (1, 1, gridDim.z) CTAs, which take near-equal runs of super-blocks
+// and add their sums through shared memory (below).
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
 __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     WgmmaMatMulKernel(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap wmap,
@@ -395,9 +413,14 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsCta;
   const int64_t col0 = static_cast<int64_t>(blockIdx.y) * kBN;
   const int64_t nsb = cols / 256;
+  // This CTA's super-blocks: sb0 .. sb0 + cnt - 1 (all of them without a K split).
+  const int kz = static_cast<int>(blockIdx.z), ksplit = static_cast<int>(gridDim.z);
+  const int64_t sb0 = nsb * kz / ksplit, cnt = nsb * (kz + 1) / ksplit - sb0;
 
-  auto load_stage = [&](int64_t sb) {
-    const int slot = static_cast<int>(sb % kStages);
+  // The i-th super-block of this CTA -> slot i % kStages.
+  auto load_stage = [&](int64_t i) {
+    const int slot = static_cast<int>(i % kStages);
+    const int64_t sb = sb0 + i;
     const uint32_t full = full0 + 8 * slot, dst = detail::SmemAddr(smem + slot * kStage);
     detail::MbarExpectTx(full, kStage);
     for (int p = 0; p < 4; ++p) {
@@ -411,12 +434,12 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
                         static_cast<int>(row0), full);
     }
   };
-  // Super-block sb's fragments of this CTA's columns -> buffer sb & 1.
-  auto load_sums = [&](int64_t sb) {
-    const uint32_t bar = sums0 + 8 * static_cast<uint32_t>(sb & 1);
+  // The i-th super-block's fragments of this CTA's columns -> buffer i & 1.
+  auto load_sums = [&](int64_t i) {
+    const uint32_t bar = sums0 + 8 * static_cast<uint32_t>(i & 1);
     detail::MbarExpectTx(bar, kNG * 512);
-    detail::BulkLoad(detail::SmemAddr(xfrag + (sb & 1) * kNG * 32),
-                     xsums + (sb * WgmmaSumGroups(n) + col0 / 8) * 32, kNG * 512, bar);
+    detail::BulkLoad(detail::SmemAddr(xfrag + (i & 1) * kNG * 32),
+                     xsums + ((sb0 + i) * WgmmaSumGroups(n) + col0 / 8) * 32, kNG * 512, bar);
   };
   if (tid == 0) {
     for (int i = 0; i < kStages + (kMins ? 2 : 0); ++i) detail::MbarInit(full0 + 8 * i, 1);
@@ -425,14 +448,14 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       // x and the weights are final already (WgmmaXSumsKernel, which this
       // grid may overlap, starts only after the work before it); the
       // fragments are not until that grid ends.
-      for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+      for (int64_t i = 0; i < kStages && i < cnt; ++i) load_stage(i);
       gemv::WaitForPreviousGrid();
-      for (int64_t sb = 0; sb < 2 && sb < nsb; ++sb) load_sums(sb);
+      for (int64_t i = 0; i < 2 && i < cnt; ++i) load_sums(i);
     } else {
       // No sums kernel: the grid before this one may still be writing x or
       // the weights.
       gemv::WaitForPreviousGrid();
-      for (int64_t sb = 0; sb < kStages && sb < nsb; ++sb) load_stage(sb);
+      for (int64_t i = 0; i < kStages && i < cnt; ++i) load_stage(i);
     }
   }
   __syncthreads();
@@ -445,46 +468,47 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   float d_prev[2] = {0.0f, 0.0f}, f_prev[2] = {0.0f, 0.0f};
   uint32_t m_prev[2] = {0u, 0u};
 
-  // acc += d * P - dmin * (m . xsum) for super-block sb, whose sums land in
-  // fragment buffer sb & 1 (Q3_K: acc += d * P).
-  auto epilogue = [&](int64_t sb) {
+  // acc += d * P - dmin * (m . xsum) for the i-th super-block, whose sums
+  // land in fragment buffer i & 1 (Q3_K: acc += d * P).
+  auto epilogue = [&](int64_t i) {
     if constexpr (!kMins) {
 #pragma unroll
       for (int i = 0; i < kAcc; ++i) acc[i] = fmaf(d_prev[i % 4 / 2], P[i], acc[i]);  // rows g, g, g + 8, g + 8
     } else {
-      const int buf = static_cast<int>(sb & 1);
-      detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(sb >> 1) & 1);
+      const int buf = static_cast<int>(i & 1);
+      detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(i >> 1) & 1);
 #pragma unroll
-      for (int i = 0; i < kNG; ++i) {
+      for (int j = 0; j < kNG; ++j) {
         // At most 4 tiles' loads in flight: unbounded, the compiler hoists
         // all of them and the wide tiles spill.
-        if (i % 4 == 0) asm volatile("" ::: "memory");
-        const uint4 e = xfrag[(buf * kNG + i) * 32 + lane];
+        if (j % 4 == 0) asm volatile("" ::: "memory");
+        const uint4 e = xfrag[(buf * kNG + j) * 32 + lane];
         float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
         detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e.x, e.y);
         detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          float a = fmaf(d_prev[k / 2], P[4 * i + k], acc[4 * i + k]);
-          acc[4 * i + k] = fmaf(f_prev[k / 2], m[k], a);
+          float a = fmaf(d_prev[k / 2], P[4 * j + k], acc[4 * j + k]);
+          acc[4 * j + k] = fmaf(f_prev[k / 2], m[k], a);
         }
       }
     }
   };
 
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    const int slot = static_cast<int>(sb % kStages);
-    detail::MbarWait(full0 + 8 * slot, static_cast<uint32_t>(sb / kStages) & 1);
-    // Every warp is done with super-block sb - 1: its slot can be refilled;
-    // and with fragment buffer sb & 1 (super-block sb - 2's).
+  for (int64_t it = 0; it < cnt; ++it) {
+    const int64_t sb = sb0 + it;
+    const int slot = static_cast<int>(it % kStages);
+    detail::MbarWait(full0 + 8 * slot, static_cast<uint32_t>(it / kStages) & 1);
+    // Every warp is done with the previous super-block: its slot can be
+    // refilled; and with fragment buffer it & 1 (the one before that's).
     __syncthreads();
-    if (tid == 0 && sb > 0 && sb - 1 + kStages < nsb) load_stage(sb - 1 + kStages);
-    if (kMins && tid == 0 && sb >= 2) load_sums(sb);
+    if (tid == 0 && it > 0 && it - 1 + kStages < cnt) load_stage(it - 1 + kStages);
+    if (kMins && tid == 0 && it >= 2) load_sums(it);
     const uint8_t* st = smem + slot * kStage;
     const uint32_t xs_addr = detail::SmemAddr(st);
     const uint64_t desc0 = detail::SmemDescSw128(xs_addr, 1024);  // steps add their offset / 16
-    if (sb > 0) epilogue(sb - 1);
+    if (it > 0) epilogue(it - 1);
 
     // This thread's two rows: scales, mins and super-block factors.
     const int skip = kMins ? 0 : static_cast<int>(sb * Block::kBytes % 16);  // where TMA put the block
@@ -581,7 +605,32 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
   }
   __syncthreads();
-  if (nsb > 0) epilogue(nsb - 1);
+  if (cnt > 0) epilogue(cnt - 1);
+
+  // With a K split, CTA kz of the cluster stores accumulators [e0, e1) of
+  // each thread, each the sum of every CTA's, added in rank order (the same
+  // bits whichever CTA adds them). The partial sums go through the stages'
+  // shared memory, which no copy or wgmma uses any more.
+  int e0 = 0, e1 = kAcc;
+  if (ksplit > 1) {
+    constexpr int kThreads = kWGs * 128;
+    static_assert(kAcc * kThreads * 4 <= kStages * kStage, "the partial sums fit the stages");
+    float* part = reinterpret_cast<float*>(smem);  // [kAcc][kThreads]
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) part[i * kThreads + tid] = acc[i];
+    detail::ClusterSync();
+    e0 = kz * (kAcc / ksplit);
+    e1 = e0 + kAcc / ksplit;
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      if (i < e0 || i >= e1) continue;
+      const uint32_t addr = detail::SmemAddr(part + i * kThreads + tid);
+      float sum = detail::LoadClusterShared(addr, 0);
+      for (int c = 1; c < ksplit; ++c) sum += detail::LoadClusterShared(addr, static_cast<uint32_t>(c));
+      acc[i] = sum;
+    }
+    detail::ClusterSync();  // no CTA exits while another reads its shared memory
+  }
 
 #pragma unroll
   for (int i = 0; i < kNG; ++i) {
@@ -589,7 +638,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     for (int k = 0; k < 4; ++k) {
       const int64_t r = row0 + rl0 + 8 * (k / 2);
       const int64_t c = col0 + 8 * i + 2 * t + (k % 2);
-      if (r < rows && c < n) y[c * rows + r] = acc[4 * i + k];
+      if (4 * i + k >= e0 && 4 * i + k < e1 && r < rows && c < n) y[c * rows + r] = acc[4 * i + k];
     }
   }
 #else
@@ -622,16 +671,29 @@ inline cudaError_t EncodeTensorMap2d(CUtensorMap* map, CUtensorMapDataType type,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// The K split for a grid of `tiles` CTAs (row tiles x column tiles) on a
+// GPU with `slots` resident CTAs of the kernel (SMs x CTAs per SM): doubled
+// from 1 while the doubled grid still fits in the slots, up to 4 and to the
+// super-blocks, so that short matrices (4096 rows: 32 or 64 row tiles) fill
+// the GPU.
+inline int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols) {
+  int k_split = 1;
+  while (k_split < 4 && tiles * k_split * 2 <= slots && k_split * 2 <= cols / 256) k_split *= 2;
+  return k_split;
+}
+
 // Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
 // (WgmmaWorkspaceBytes(n, cols) bytes, 16-byte aligned), then
 // WgmmaMatMulKernel as its programmatic dependent. Q3_K: the product alone
 // (no workspace; rows must be 16-byte multiples, cols % 2048 == 0), as a
-// programmatic dependent of whatever ran before it. Header-only use from a .cu
-// file compiled for sm_90a; preconditions as for the tensor-core kernels of
-// bq_matmul.cuh.
+// programmatic dependent of whatever ran before it. k_split (1, 2 or 4, at
+// most cols / 256; see WgmmaKSplit) CTAs per tile each take a run of
+// super-blocks, as one cluster. Header-only use from a .cu file compiled
+// for sm_90a; preconditions as for the tensor-core kernels of bq_matmul.cuh.
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
 cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
-                              void* workspace, cudaStream_t stream) {
+                              void* workspace, cudaStream_t stream, int k_split = 1) {
+  if ((k_split != 1 && k_split != 2 && k_split != 4) || k_split > cols / 256) return cudaErrorInvalidValue;
   static_assert(128 % kBN == 0, "a CTA's columns lie inside one 128-column tile of the x sums");
   using Block = WgmmaBlock<kType>;
   const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * Block::kBytes;
@@ -658,10 +720,17 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
         x, n, cols, sums);
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
-  cudaLaunchAttribute attr;
-  cudaLaunchConfig_t config = gemv::LaunchConfig(1, kWGs * 128, smem, stream, true, &attr);
+  cudaLaunchAttribute attr[2];
+  cudaLaunchConfig_t config = gemv::LaunchConfig(1, kWGs * 128, smem, stream, true, &attr[0]);
   config.gridDim = dim3(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),
-                        static_cast<unsigned>((n + kBN - 1) / kBN));
+                        static_cast<unsigned>((n + kBN - 1) / kBN), static_cast<unsigned>(k_split));
+  if (k_split > 1) {
+    attr[1].id = cudaLaunchAttributeClusterDimension;
+    attr[1].val.clusterDim.x = 1;
+    attr[1].val.clusterDim.y = 1;
+    attr[1].val.clusterDim.z = static_cast<unsigned>(k_split);
+    config.numAttrs = 2;
+  }
   return cudaLaunchKernelEx(&config, kernel, xmap, wmap, static_cast<const uint4*>(sums), rows, cols, n, y);
 }
 

@@ -173,7 +173,7 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
     if (!with_workspace) name += " (no workspace)";
     if (kern == bqc::MatMulKernel::kAuto) {
       name = std::string("auto:") +
-             bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
+             bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], m, k, QuantType::kF16, op.x, n));
     }
     auto run = [&](int i, int which) {
       MustSucceed(bqc::MatMul(type, which < 0 ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y, nullptr,
@@ -236,8 +236,9 @@ void BenchLaunchModes(QuantType type, int64_t m, int64_t k, int64_t n) {
   const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(type, n, k);
   void* ws = nullptr;
   if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
-  const std::string name = std::string("ours auto:") +
-                           bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], k, QuantType::kF16, op.x, n));
+  const std::string name =
+      std::string("ours auto:") +
+      bqc::MatMulKernelName(bqc::ChooseMatMulKernel(type, op.w[0], m, k, QuantType::kF16, op.x, n));
   auto call = [&](int i, bool cold) {
     MustSucceed(bqc::MatMul(type, cold ? op.cold(i) : op.w[0], m, k, QuantType::kF16, op.x, n, op.y, stream,
                             bqc::MatMulKernel::kAuto, ws, ws_bytes),

@@ -165,6 +165,11 @@ int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
 // Q3_K / Q6_K: 29.6 to 30.5 / 51.8 to 54.7 against 143.2 to 273.1 / 258.3
 // to 426.7).
 constexpr int64_t kMmaQ8MinN = 3;
+// From this many rows Q3_K's wgmma (no scratch, x exact) takes n = 17..64
+// from the wide mma_q8 (H200, 28672 x 8192, n = 24 / 32 / 64: 97.2 / 97.3
+// / 112.3 us against 110.6 / 110.6 / 184.8); on 4096 x 14336 it loses (43.0
+// / 42.8 / 61.5 with its K split against 30.2 / 30.4 / 54.0).
+constexpr int64_t kWgmmaQ3TallRows = 16384;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -267,11 +272,12 @@ Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t c
   return Status{};
 }
 
-// ChooseMatMulKernel; rows only for kMmaQ8's limit (below 2^31), and
-// allow_scratch false when a scratch buffer could not be had (kMmaQ8 and
-// kWgmma need one).
+// ChooseMatMulKernel; allow_scratch false when a scratch buffer could not be
+// had (kMmaQ8 and Q4_K's and Q5_K's kWgmma need one).
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, bool allow_scratch) {
+  const bool q3_tall = type == QuantType::kQ3_K && n > 16 && rows >= kWgmmaQ3TallRows;
+  if (q3_tall && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   const bool mma_q8 =
       allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
@@ -279,10 +285,8 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  // (Q3_K's wgmma needs no scratch.)
-  if ((allow_scratch || type == QuantType::kQ3_K) && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) {
-    return MatMulKernel::kWgmma;
-  }
+  const bool wgmma_scratch_ok = allow_scratch || type == QuantType::kQ3_K;  // Q3_K's wgmma needs none
+  if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.
@@ -294,9 +298,9 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
 
 }  // namespace
 
-MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t cols, QuantType act_type,
-                                const void* x, int64_t n) {
-  return Choose(type, weights, 1, cols, act_type, x, n, true);
+MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t rows, int64_t cols,
+                                QuantType act_type, const void* x, int64_t n) {
+  return Choose(type, weights, rows, cols, act_type, x, n, true);
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {

@@ -91,16 +91,31 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // The wgmma configuration for n (H200 measurements in docs/cuda.md):
 // 16 or 32 columns per CTA with one warpgroup (64 rows), 3 stages and up to
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
-// two warpgroups sharing 64 or 128 columns beyond. workspace: x's group sums,
+// two warpgroups sharing 64 or 128 columns beyond; a K split over clusters
+// of 2 or 4 CTAs where the tiles alone would leave SMs idle (WgmmaKSplit). workspace: x's group sums,
 // WgmmaWorkspaceBytes(n, cols) bytes (Q3_K: none). Instantiated in
 // matmul_q3_k.cu, matmul_q4_k.cu and matmul_q5_k.cu.
+template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks>
+cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
+                            void* workspace, cudaStream_t stream) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();  // clear it: no K split then
+    sms = 0;
+  }
+  const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
+  const int k_split = WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols);
+  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks>(w, rows, cols, x, n, y, workspace, stream,
+                                                                      k_split);
+}
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                         void* workspace, cudaStream_t stream) {
-  if (n <= 16) return LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(w, rows, cols, x, n, y, workspace, stream);
-  if (n <= 32) return LaunchWgmmaMatMul<kType, 32, 1, 3, 4, 3>(w, rows, cols, x, n, y, workspace, stream);
-  if (n <= 64) return LaunchWgmmaMatMul<kType, 64, 2, 3, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
-  return LaunchWgmmaMatMul<kType, 128, 2, 2, 4, 1>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1>(w, rows, cols, x, n, y, workspace, stream);
+  return LaunchWgmmaTile<kType, 128, 2, 2, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
 extern template cudaError_t LaunchWgmma<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);

@@ -210,7 +210,9 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
                        std::to_string(c.rows) + "x" + std::to_string(c.cols) + " n=" + std::to_string(c.n) + " " +
                        bqc::MatMulKernelName(k);
     const bqc::MatMulKernel resolved =
-        k == bqc::MatMulKernel::kAuto ? bqc::ChooseMatMulKernel(t.type, dw.ptr + woff, c.cols, act, dx.ptr, c.n) : k;
+        k == bqc::MatMulKernel::kAuto
+            ? bqc::ChooseMatMulKernel(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n)
+            : k;
     if (k == bqc::MatMulKernel::kAuto) name += std::string("(") + bqc::MatMulKernelName(resolved) + ")";
     if (misaligned_w) name += " (weights at +2 bytes)";
     if (adversarial_x) name += " (adversarial x)";
@@ -515,6 +517,77 @@ void TestGemvSettings(const TypeInfo& t) {
   }
 }
 
+// wgmma's K split through the header launcher: 1, 2 and 4 CTAs per tile
+// (clusters along z) on runs of 6 and 7 super-blocks (uneven over 4),
+// partial last row and column tiles, every tile width; each held to the
+// exact kernels' bound. A split that cols / 256 cannot take is refused.
+template <QuantType kType>
+void TestWgmmaKSplitTyped(const TypeInfo& t) {
+  const int64_t cols = kType == QuantType::kQ3_K ? 2048 * 3 : 1536;  // 24 or 6 super-blocks per row
+  for (const MatMulCase c : {MatMulCase{131, cols, 13}, MatMulCase{70, cols, 30}, MatMulCase{200, cols, 40},
+                             MatMulCase{131, cols + (kType == QuantType::kQ3_K ? 2048 : 256), 150}}) {
+    const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, BlockMode::kExtreme, 61 + c.n);
+    const std::vector<float> wf = ReferenceDequant(t, blocks, c.rows, c.cols);
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, c.n * c.cols, 67, &xraw, &xf, true);
+    const Products p = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(c.n, c.cols)));
+    DeviceBuffer<float> dy(p.ref.size());
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    const __half* xh = reinterpret_cast<const __half*>(dx.ptr);
+    for (int k_split : {1, 2, 4}) {
+      BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, p.ref.size() * 4));
+      cudaError_t err;
+      if (c.n <= 16) {
+        err = bqc::LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, ws.ptr, nullptr,
+                                                             k_split);
+      } else if (c.n <= 32) {
+        err = bqc::LaunchWgmmaMatMul<kType, 32, 1, 3, 4, 3>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, ws.ptr, nullptr,
+                                                             k_split);
+      } else if (c.n <= 64) {
+        err = bqc::LaunchWgmmaMatMul<kType, 64, 2, 3, 4, 1>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, ws.ptr, nullptr,
+                                                             k_split);
+      } else {
+        err = bqc::LaunchWgmmaMatMul<kType, 128, 2, 2, 4, 1>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, ws.ptr,
+                                                              nullptr, k_split);
+      }
+      const std::string name = std::string("wgmma ") + t.name + " " + std::to_string(c.rows) + "x" +
+                               std::to_string(c.cols) + " n=" + std::to_string(c.n) + " k split " +
+                               std::to_string(k_split);
+      if (err != cudaSuccess) {
+        Report(false, name, cudaGetErrorString(err));
+        continue;
+      }
+      BQ_CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<float> got(p.ref.size());
+      BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
+      int64_t bad = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double err_i = std::fabs(got[i] - p.ref[i]);
+        bad += !(err_i <= kRelTol * p.mag[i]) && err_i != 0.0;
+      }
+      Report(bad == 0, name, std::to_string(bad) + " outputs out of bound");
+    }
+  }
+  // Refused: a split of 3, and (Q4_K) more CTAs per tile than super-blocks.
+  const int64_t rcols = kType == QuantType::kQ3_K ? 2048 : 256;  // 8 and 1 super-blocks per row
+  DeviceBuffer<uint8_t> dw(static_cast<size_t>(rcols / 256 * t.bytes * 64)), dx(static_cast<size_t>(rcols * 2 * 8));
+  DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(8, rcols)));
+  DeviceBuffer<float> dy(64 * 8);
+  for (const int bad : {3, kType == QuantType::kQ3_K ? 8 : 2}) {
+    const cudaError_t err = bqc::LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(
+        dw.ptr, 64, rcols, reinterpret_cast<const __half*>(dx.ptr), 8, dy.ptr, ws.ptr, nullptr, bad);
+    Report(err == cudaErrorInvalidValue,
+           std::string("error: wgmma ") + t.name + " k split " + std::to_string(bad) + " of " +
+               std::to_string(rcols / 256) + " super-blocks refused",
+           cudaGetErrorString(err));
+  }
+  cudaGetLastError();
+}
+
 // Weights that end exactly where their allocation ends (DeviceBuffer pads
 // 16 bytes, which hid a read past the end; compute-sanitizer faults one
 // here): every kernel that takes the arguments must give the bits it gives
@@ -545,7 +618,8 @@ void TestExactBufferCols(const TypeInfo& t, int64_t cols) {
       BQ_CUDA_CHECK(cudaMemcpy(r1.data(), y1.ptr, r1.size() * 4, cudaMemcpyDeviceToHost));
       Report(b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
              std::string("matmul ") + t.name + " " + std::to_string(rows) + "x" + std::to_string(cols) + " n=" +
-                 std::to_string(n) + " " + bqc::MatMulKernelName(k) + ": weights ending at their allocation's end, same bits",
+                 std::to_string(n) + " " + bqc::MatMulKernelName(k) +
+                 ": weights ending at their allocation's end, same bits",
              b.message);
     }
   }
@@ -648,7 +722,7 @@ void TestPlanar(const TypeInfo& t, bool small) {
           // In place exactly where kAuto runs gemv_q8 on the blocks and the
           // planes are 16-byte aligned.
           const bool gemv =
-              bqc::ChooseMatMulKernel(t.type, dw.ptr, cols, act, dx.ptr, n) == bqc::MatMulKernel::kGemvQ8;
+              bqc::ChooseMatMulKernel(t.type, dw.ptr, rows, cols, act, dx.ptr, n) == bqc::MatMulKernel::kGemvQ8;
           const bool in_place = bqc::MatMulPlanarInPlace(t.type, planes, cols, act, dx.ptr, n);
           Report(in_place == (gemv && reinterpret_cast<uintptr_t>(planes) % 16 == 0),
                  "planar " + shape + " n=" + std::to_string(n) + " " + how + ": MatMulPlanarInPlace " +
@@ -694,7 +768,7 @@ void TestScratchOutOfMemory() {
     DeviceBuffer<float> dy(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    const K chosen = bqc::ChooseMatMulKernel(t.type, dw.ptr, cols, QuantType::kF16, dx.ptr, n);
+    const K chosen = bqc::ChooseMatMulKernel(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n);
     const std::string name = std::string("matmul Q4_K n=") + std::to_string(n) + " out of memory (" +
                              bqc::MatMulKernelName(chosen) + "'s scratch)";
     // Take every allocation the device still grants, down to 256 bytes.
@@ -1116,8 +1190,9 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
           TestMatMul(t, {small ? 11 : 41, 4096, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, true, true);
           if (!small) {
-            TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 33}, act, BlockMode::kRealistic, {K::kMmaQ8}, false,
-                       true);
+            // (kAuto: Q3_K's wgmma with F16 x, from 16384 rows.)
+            TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 33}, act, BlockMode::kRealistic,
+                       {K::kMmaQ8, K::kAuto}, false, true);
           }
         }
       }
@@ -1130,6 +1205,8 @@ int main(int argc, char** argv) {
     if (t.type == QuantType::kQ8_0) TestMmaQ8G16PathsTyped<QuantType::kQ8_0>(t);
     if (t.type == QuantType::kQ4_0) TestMmaQ8G16PathsTyped<QuantType::kQ4_0>(t);
     TestExactBuffer(t);
+    if (t.type == QuantType::kQ3_K) TestWgmmaKSplitTyped<QuantType::kQ3_K>(t);
+    if (t.type == QuantType::kQ4_K) TestWgmmaKSplitTyped<QuantType::kQ4_K>(t);
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
