@@ -174,16 +174,18 @@ def test_gpu_planar_layout_round_trips_and_gives_the_same_products(qtype):
 
 
 @gpu
-@pytest.mark.parametrize("qtype", ["Q4_K", "Q5_K"])
-def test_gpu_matmul_past_n_16_is_exact_and_its_workspace_changes_no_bit(qtype):
+@pytest.mark.parametrize("qtype, cols, ns", [("Q4_K", 1024, (17, 40, 200)), ("Q5_K", 1024, (17, 40, 200)),
+                                             ("Q3_K", 2048, (65, 200))])
+def test_gpu_matmul_past_n_16_is_exact_and_its_workspace_changes_no_bit(qtype, cols, ns):
     # From n = 17 on x is not rounded (f16 x on sm_90: wgmma, whose workspace comes from
     # PyTorch's allocator here; otherwise a tensor-core kernel), so only f32 accumulation errs.
-    # With an explicit stream the library allocates the scratch itself: the same bits.
+    # With an explicit stream the library allocates the scratch itself: the same bits. Q3_K on
+    # 300 rows keeps mma_q8 (x rounded) to n = 64; past it, wgmma with no workspace at all.
     torch = _torch_cuda()
-    blocks, wd = _gpu_weights(torch, qtype, 300, 1024, 11)
-    for n in (17, 40, 200):
+    blocks, wd = _gpu_weights(torch, qtype, 300, cols, 11)
+    for n in ns:
         for dt in (torch.float16, torch.bfloat16):
-            x = torch.randn(n, 1024, generator=torch.Generator().manual_seed(n)).to(dt)
+            x = torch.randn(n, cols, generator=torch.Generator().manual_seed(n)).to(dt)
             xf = x.float().numpy().astype(np.float64)
             y = bq.cuda.matmul(blocks, qtype, x.cuda())
             assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
