@@ -1,5 +1,5 @@
-// Batched products of Q4_K/Q5_K weights with f16 activations on Hopper's
-// warpgroup tensor cores (wgmma, sm_90a):
+// Batched products of Q3_K/Q4_K/Q5_K weights with f16 activations on
+// Hopper's warpgroup tensor cores (wgmma, sm_90a):
 //   y[c][r] = sum_k W[r][k] * x[c][k]   (layouts as in bq_matmul.cuh).
 //
 // WgmmaMatMulKernel: a CTA computes kWGs * 64 rows x kBN columns. Per
@@ -9,22 +9,29 @@
 // its B operand straight from shared memory. Each warp decodes the A operand
 // (16 rows x 16 k) in registers: codes times the group's 6-bit scale are
 // exact integers below 2048, so they are exact in f16 and the scale costs one
-// fused op per pair of weights. Steps are decoded a batch ahead of the
-// wgmmas that consume them.
+// fused op per pair of weights (Q3_K: two, its codes times 6-bit signed
+// scales within +-128). Steps are decoded a batch ahead of the wgmmas that
+// consume them.
 //
 // Per super-block and row, y += d * P - dmin * sum_j m_j * xsum_j, where P is
 // the wgmma chain of the super-block (f32 accumulation) and xsum_j the sum of
 // x over group j. A first kernel (WgmmaXSumsKernel) sums x per group once,
 // in f32, into a workspace, split into three bf16 parts (hi + mid + lo carry
 // 24 bits); a bulk copy brings each super-block's share into shared memory,
-// where the parts meet the integer mins in two bf16 mma.syncs. Weights are
-// never rounded: as in MmaMatMulKernel, the only rounding is f32
-// accumulation (and the 24-bit split of xsum).
+// where the parts meet the integer mins in two bf16 mma.syncs. Q3_K has no
+// mins: y += d * P alone, no first kernel. Weights are never rounded: as in
+// MmaMatMulKernel, the only rounding is f32 accumulation (and the 24-bit
+// split of xsum).
 //
-// Requirements: cols % 256 == 0, 16-byte aligned weights and x, a workspace
-// of WgmmaWorkspaceBytes(n, cols) bytes, an sm_90
-// GPU, a driver with cuTensorMapEncodeTiled, and code compiled for sm_90a
-// (elsewhere the kernel traps; the library only picks it where it runs, see
+// Short matrices (too few row tiles for the SMs) split k over clusters of 2
+// or 4 CTAs, which add their partial sums through distributed shared memory
+// in a fixed order (WgmmaKSplit, LaunchWgmmaMatMul's k_split).
+//
+// Requirements: cols % 256 == 0 (Q3_K: cols % 2048 == 0, so that its rows
+// are 16-byte multiples), 16-byte aligned weights and x, a workspace of
+// WgmmaWorkspaceBytes(n, cols) bytes (Q4_K, Q5_K), an sm_90 GPU, a driver
+// with cuTensorMapEncodeTiled, and code compiled for sm_90a (elsewhere the
+// kernel traps; the library only picks it where it runs, see
 // blockquant_cuda.h).
 #ifndef BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
 #define BLOCKQUANT_CUDA_BQ_WGMMA_CUH_
@@ -472,8 +479,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   // land in fragment buffer i & 1 (Q3_K: acc += d * P).
   auto epilogue = [&](int64_t i) {
     if constexpr (!kMins) {
+      static_cast<void>(i);
 #pragma unroll
-      for (int i = 0; i < kAcc; ++i) acc[i] = fmaf(d_prev[i % 4 / 2], P[i], acc[i]);  // rows g, g, g + 8, g + 8
+      for (int e = 0; e < kAcc; ++e) acc[e] = fmaf(d_prev[e % 4 / 2], P[e], acc[e]);  // rows g, g, g + 8, g + 8
     } else {
       const int buf = static_cast<int>(i & 1);
       detail::MbarWait(sums0 + 8 * buf, static_cast<uint32_t>(i >> 1) & 1);

@@ -92,9 +92,9 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // 16 or 32 columns per CTA with one warpgroup (64 rows), 3 stages and up to
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
 // two warpgroups sharing 64 or 128 columns beyond; a K split over clusters
-// of 2 or 4 CTAs where the tiles alone would leave SMs idle (WgmmaKSplit). workspace: x's group sums,
-// WgmmaWorkspaceBytes(n, cols) bytes (Q3_K: none). Instantiated in
-// matmul_q3_k.cu, matmul_q4_k.cu and matmul_q5_k.cu.
+// of 2 or 4 CTAs where the tiles alone would leave SMs idle (WgmmaKSplit).
+// workspace: x's group sums, WgmmaWorkspaceBytes(n, cols) bytes (Q3_K:
+// none). Instantiated in matmul_q3_k.cu, matmul_q4_k.cu and matmul_q5_k.cu.
 template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {

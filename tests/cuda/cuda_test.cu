@@ -518,9 +518,10 @@ void TestGemvSettings(const TypeInfo& t) {
 }
 
 // wgmma's K split through the header launcher: 1, 2 and 4 CTAs per tile
-// (clusters along z) on runs of 6 and 7 super-blocks (uneven over 4),
-// partial last row and column tiles, every tile width; each held to the
-// exact kernels' bound. A split that cols / 256 cannot take is refused.
+// (clusters along z) on Q4_K rows of 6 and 7 super-blocks (uneven over 4)
+// and Q3_K rows of 24 and 32, partial last row and column tiles, every tile
+// width; each held to the exact kernels' bound. Splits the launcher does
+// not take are refused.
 template <QuantType kType>
 void TestWgmmaKSplitTyped(const TypeInfo& t) {
   const int64_t cols = kType == QuantType::kQ3_K ? 2048 * 3 : 1536;  // 24 or 6 super-blocks per row
