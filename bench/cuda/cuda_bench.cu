@@ -526,9 +526,13 @@ void BenchDequantQuant() {
   cudaFree(w);
 }
 
+// Writes every row so far to cuda_bench.json and cuda_bench.md, each through
+// a temporary file renamed into place: main calls it after each section, so
+// that a run stopped by a time limit keeps whole tables of what it measured.
 void Write(const std::string& dir, const cudaDeviceProp& prop) {
-  FILE* j = std::fopen((dir + "/cuda_bench.json").c_str(), "w");
-  FILE* md = std::fopen((dir + "/cuda_bench.md").c_str(), "w");
+  const std::string jpath = dir + "/cuda_bench.json", mdpath = dir + "/cuda_bench.md";
+  FILE* j = std::fopen((jpath + ".tmp").c_str(), "w");
+  FILE* md = std::fopen((mdpath + ".tmp").c_str(), "w");
   if (!j || !md) {
     std::fprintf(stderr, "cannot write to %s\n", dir.c_str());
     std::exit(2);
@@ -553,8 +557,12 @@ void Write(const std::string& dir, const cudaDeviceProp& prop) {
                  100.0 * r.bound_us / r.us, r.note.c_str());
   }
   std::fprintf(j, "  ]\n}\n");
-  std::fclose(j);
-  std::fclose(md);
+  const bool j_closed = std::fclose(j) == 0, md_closed = std::fclose(md) == 0;
+  if (!j_closed || !md_closed || std::rename((jpath + ".tmp").c_str(), jpath.c_str()) != 0 ||
+      std::rename((mdpath + ".tmp").c_str(), mdpath.c_str()) != 0) {
+    std::fprintf(stderr, "cannot write to %s\n", dir.c_str());
+    std::exit(2);
+  }
 }
 
 }  // namespace
@@ -678,6 +686,7 @@ int main(int argc, char** argv) {
     BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
     BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
   }
+  Write(argv[1], prop);  // the tables so far, in case the run is stopped
   BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
   BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
@@ -718,13 +727,17 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma32, K::kMma64}, false);
   BenchOurs(QuantType::kQ5_K, M, Kd, 64, {K::kAuto, K::kMma64}, false);
   BenchCublas(h, M, Kd, 64, false);
+  Write(argv[1], prop);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
   if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
+  Write(argv[1], prop);
   if (!quick) BenchWide(h, M, Kd, true);
+  Write(argv[1], prop);
   if (!quick) BenchWgmmaQ3(h, M, Kd);
+  Write(argv[1], prop);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
   BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
