@@ -542,8 +542,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto refill = [&](int i, int stage) {  // the warp's i-th unit
     const uint32_t bar = bar0 + 8 * stage;
     detail::MbarExpectTx(bar, kStageBytes);
-    const int at = static_cast<int>((warp + int64_t{i} * kWarps) * T::kBytes);
-    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap, (at & ~15) / 2,
+    detail::TmaLoad2d(detail::SmemAddr(ring + stage * kStageBytes), &wmap,
+                      detail::UnalignedBoxColumn((warp + int64_t{i} * kWarps) * T::kBytes),
                       static_cast<int>(blockIdx.x) * 16, bar);
   };
   if constexpr (kTma) {
@@ -673,7 +673,7 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
         detail::MbarExpectTx(full, kCodes + kDx + kSums + kWBytes);
         // The weights are final before this grid starts (see the kernel
         // above); x's codes only once the x kernel has ended.
-        detail::TmaLoad2d(dst, &wmap, static_cast<int>((s * T::kBytes) & ~int64_t{15}) / 2,
+        detail::TmaLoad2d(dst, &wmap, detail::UnalignedBoxColumn(s * T::kBytes),
                           static_cast<int>(blockIdx.x) * kRowWarps * 16, full);
         if (s == 0) gemv::WaitForPreviousGrid();
         detail::BulkLoad(dst + kWBytes, ws + s * x_unit * 8, kCodes, full);
@@ -782,14 +782,13 @@ cudaError_t LaunchQuantizeX(int tiles, const Act* x, int64_t n, int64_t cols, ui
   }
   return cudaGetLastError();
 }
-// The weights' tensor map: rows x (cols / 256 * kBytes) bytes in 16-bit
-// elements (a box may span at most 256 of them, and Q8_0's unit is 272
-// bytes), a box of box_rows rows x kBox bytes.
+// The weights' tensor map: rows x (cols / 256 * kBytes) bytes, a box of
+// box_rows rows x kBox bytes (EncodeUnalignedBlocksMap: units start off
+// 16-byte boundaries, and Q8_0's is 272 bytes).
 template <QuantType kType>
 cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t cols, int box_rows) {
   const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * G16Type<kType>::kBytes;
-  return EncodeTensorMap2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes,
-                           G16Type<kType>::kBox / 2, box_rows, CU_TENSOR_MAP_SWIZZLE_NONE);
+  return EncodeUnalignedBlocksMap(map, w, rows, row_bytes, G16Type<kType>::kBox, box_rows);
 }
 }  // namespace mmaq8g16
 

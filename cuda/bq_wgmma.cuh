@@ -278,6 +278,14 @@ __device__ __forceinline__ void TmaLoad2d(uint32_t dst, const CUtensorMap* map, 
       : "memory");
 }
 
+// Blocks that start off 16-byte boundaries (Q3_K's 110 bytes, the 16-group
+// mma_q8's units): the weights' tensor map counts 16-bit elements
+// (EncodeUnalignedBlocksMap), and a block's box starts at the 16-byte
+// boundary at or below the block's byte offset in its row, at this column.
+__device__ __forceinline__ int UnalignedBoxColumn(int64_t byte_offset) {
+  return static_cast<int>((byte_offset & ~int64_t{15}) / 2);
+}
+
 // A plain (non-tensor) bulk copy: bytes, src and dst multiples of 16.
 __device__ __forceinline__ void BulkLoad(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
   asm volatile(
@@ -310,13 +318,9 @@ __device__ __forceinline__ float LoadClusterShared(uint32_t addr, uint32_t rank)
 // 0), and it has no mins, so no x sums either.
 template <QuantType kType>
 struct WgmmaBlock {
-  static constexpr int kBytes = StageTraits<kType>::kStageBytes, kBox = kBytes;
-  static constexpr bool kMins = true;
-};
-template <>
-struct WgmmaBlock<QuantType::kQ3_K> {
-  static constexpr int kBytes = 110, kBox = 144;  // hmask[32], qs[64], scales[12], d
-  static constexpr bool kMins = false;
+  static constexpr int kBytes = StageTraits<kType>::kStageBytes;
+  static constexpr int kBox = kType == QuantType::kQ3_K ? 144 : kBytes;
+  static constexpr bool kMins = StageTraits<kType>::kHasMin;
 };
 
 // 8-column groups of x that WgmmaXSumsKernel covers: n rounded up to whole
@@ -436,9 +440,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
     if constexpr (kMins) {
       detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * Block::kBytes), static_cast<int>(row0), full);
-    } else {  // 16-bit elements, from the 16-byte boundary at or below the block
-      detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>((sb * Block::kBytes & ~int64_t{15}) / 2),
-                        static_cast<int>(row0), full);
+    } else {
+      detail::TmaLoad2d(dst + kXBytes, &wmap, detail::UnalignedBoxColumn(sb * Block::kBytes), static_cast<int>(row0),
+                        full);
     }
   };
   // The i-th super-block's fragments of this CTA's columns -> buffer i & 1.
@@ -679,6 +683,17 @@ inline cudaError_t EncodeTensorMap2d(CUtensorMap* map, CUtensorMapDataType type,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// The tensor map for blocks that start off 16-byte boundaries (see
+// detail::UnalignedBoxColumn): rows x row_bytes (a multiple of 16) in 16-bit
+// elements, since a box may span at most 256 elements and boxes here reach
+// 272 bytes; a box of box_rows rows x box_bytes.
+inline cudaError_t EncodeUnalignedBlocksMap(CUtensorMap* map, const void* w, int64_t rows, uint64_t row_bytes,
+                                            int box_bytes, int box_rows) {
+  return EncodeTensorMap2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, static_cast<uint64_t>(rows),
+                           row_bytes, static_cast<uint32_t>(box_bytes / 2), static_cast<uint32_t>(box_rows),
+                           CU_TENSOR_MAP_SWIZZLE_NONE);
+}
+
 // The K split for a grid of `tiles` CTAs (row tiles x column tiles) on a
 // GPU with `slots` resident CTAs of the kernel (SMs x CTAs per SM): doubled
 // from 1 while the doubled grid still fits in the slots, up to 4 and to the
@@ -711,9 +726,8 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   if (err == cudaSuccess && Block::kMins) {
     err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, Block::kBox,
                             kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
-  } else if (err == cudaSuccess) {  // 16-bit elements: a box may span at most 256 of them
-    err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, w, row_bytes / 2, rows, row_bytes, Block::kBox / 2,
-                            kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
+  } else if (err == cudaSuccess) {
+    err = EncodeUnalignedBlocksMap(&wmap, w, rows, row_bytes, Block::kBox, kWGs * 64);
   }
   if (err != cudaSuccess) return err;
   constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages>();
