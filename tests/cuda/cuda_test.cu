@@ -190,6 +190,13 @@ Products ReferenceProducts(const std::vector<float>& wf, const std::vector<float
   return p;
 }
 
+// Whether output i (got) is within the bound: f32 accumulation, kRelTol of
+// sum |w x|, plus q_weight times what rounding x to int8 may add.
+bool WithinBound(const Products& p, size_t i, double got, double q_weight) {
+  const double err = std::fabs(got - p.ref[i]);
+  return err <= kRelTol * p.mag[i] + q_weight * p.qmag[i] || err == 0.0;
+}
+
 void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
                 const std::vector<bqc::MatMulKernel>& kernels, bool misaligned_w, bool adversarial_x = false) {
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, mode, 7 + c.rows * 31 + c.cols + c.n);
@@ -197,7 +204,9 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   std::vector<uint8_t> xraw;
   std::vector<float> xf;
   MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf, adversarial_x);
-  const auto [ref, mag, qmag] = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
+  const Products products = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
+  const std::vector<double>& ref = products.ref;
+  const std::vector<double>& mag = products.mag;
   const size_t woff = misaligned_w ? 2 : 0;
   DeviceBuffer<uint8_t> dw(blocks.size() + woff);
   DeviceBuffer<uint8_t> dx(xraw.size());
@@ -250,9 +259,8 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     int64_t bad = 0, first = -1;
     double worst = 0.0;
     for (size_t i = 0; i < got.size(); ++i) {
-      const double err = std::fabs(got[i] - ref[i]);
-      const double rel = err / (mag[i] + 1e-30);
-      if (!(err <= kRelTol * mag[i] + q_weight * qmag[i]) && !(err == 0.0)) {
+      const double rel = std::fabs(got[i] - ref[i]) / (mag[i] + 1e-30);
+      if (!WithinBound(products, i, got[i], q_weight)) {
         if (first < 0) first = static_cast<int64_t>(i);
         ++bad;
       }
@@ -566,10 +574,7 @@ void TestWgmmaKSplitTyped(const TypeInfo& t) {
       std::vector<float> got(p.ref.size());
       BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
       int64_t bad = 0;
-      for (size_t i = 0; i < got.size(); ++i) {
-        const double err_i = std::fabs(got[i] - p.ref[i]);
-        bad += !(err_i <= kRelTol * p.mag[i]) && err_i != 0.0;
-      }
+      for (size_t i = 0; i < got.size(); ++i) bad += !WithinBound(p, i, got[i], 0.0);
       Report(bad == 0, name, std::to_string(bad) + " outputs out of bound");
     }
   }
