@@ -569,7 +569,8 @@ void Write(const std::string& dir, const cudaDeviceProp& prop) {
 
 // The 16-group types beyond n = 16: mma_q8's wide kernel (kAuto to n = 64)
 // against the f16 mma kernels and cuBLAS fp16, and its settings; with
-// `full`, dequantize+cuBLAS beside them and n = 512 (mma64).
+// `full`, dequantize+cuBLAS beside them and n = 512 (mma64), and not Q3_K,
+// which the full run measures in BenchWgmmaQ3.
 void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   using K = bqc::MatMulKernel;
   BenchCublas(h, m, k, 32, false);
@@ -577,6 +578,7 @@ void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   BenchCublas(h, 4096, 14336, 32, false);
   BenchCublas(h, 4096, 14336, 64, false);
   for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+    if (full && t == QuantType::kQ3_K) continue;
     BenchOurs(t, m, k, 24, {K::kAuto}, false);
     BenchOurs(t, m, k, 32, {K::kAuto, K::kMma32}, false);
     BenchOurs(t, m, k, 64, {K::kAuto, K::kMma64}, false);
