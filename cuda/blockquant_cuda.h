@@ -43,10 +43,11 @@ enum class MatMulKernel : int {
   kGemvQ8 = 6,  // x quantized to int8 per 32 values on the fly, dp4a; up to 4
                 // columns per pass, more in passes that each read all the
                 // weights; adds at most sum_k |w_k| * max|x_block| / 254 of error
-  kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K, and Q3_K
-                // with cols % 2048 == 0, with F16 x, on an sm_90 GPU with a
-                // build for sm_90a; same exactness as kMma*; Q4_K/Q5_K need
-                // a scratch buffer for x's group sums (see MatMul)
+  kWgmma = 7,   // Hopper warpgroup MMA (bq_wgmma.cuh): Q4_K/Q5_K, Q2_K
+                // with cols % 1024 == 0 and Q3_K with cols % 2048 == 0, with
+                // F16 x, on an sm_90 GPU with a build for sm_90a; same
+                // exactness as kMma*; all but Q3_K need a scratch buffer for
+                // x's group sums (see MatMul)
   kMmaQ8 = 8,   // x rounded to int8 as in kGemvQ8, int8 tensor cores:
                 // Q4_K/Q5_K for n <= 16 on an sm_90 GPU (bq_mma_q8.cuh);
                 // Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 for n <= 16 on sm_80 or newer, and
@@ -67,8 +68,9 @@ bool MatMulSupported(QuantType type);
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where it
 // runs, to n = 64 for Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 where its wide form runs
-// (but kWgmma for Q3_K with F16 x from 16384 rows on; else kGemvQ8 to n = 3
-// for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to n = 16 for Q3_K); then
+// (but kWgmma for Q2_K and Q3_K with F16 x from 16384 rows on; else
+// kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to
+// n = 16 for Q3_K); then
 // kWgmma where it runs, else the mma kernels above, and kSimple when their
 // requirements fail (cols % 256, 16-byte aligned weights and x, f16 or bf16
 // activations).
@@ -80,7 +82,7 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t row
 // y = x W^T (see the layout above). act_type: kF16 or kBF16 (kF32 with the
 // simple kernel only). y must not overlap the inputs.
 // workspace: scratch device memory for kMmaQ8 (which rounds x into it) and
-// kWgmma on Q4_K/Q5_K (x's group sums), at least MatMulWorkspaceBytes(type, n, cols)
+// kWgmma on Q2_K/Q4_K/Q5_K (x's group sums), at least MatMulWorkspaceBytes(type, n, cols)
 // bytes, 16-byte aligned, untouched by others until the call's work on the
 // stream is done. Without it, those kernels take a stream-ordered allocation
 // per call (cudaMallocAsync), which cost 3-9 us per call on an H200; if that

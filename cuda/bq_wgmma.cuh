@@ -1,4 +1,4 @@
-// Batched products of Q3_K/Q4_K/Q5_K weights with f16 activations on
+// Batched products of Q2_K/Q3_K/Q4_K/Q5_K weights with f16 activations on
 // Hopper's warpgroup tensor cores (wgmma, sm_90a):
 //   y[c][r] = sum_k W[r][k] * x[c][k]   (layouts as in bq_matmul.cuh).
 //
@@ -10,15 +10,16 @@
 // (16 rows x 16 k) in registers: codes times the group's 6-bit scale are
 // exact integers below 2048, so they are exact in f16 and the scale costs one
 // fused op per pair of weights (Q3_K: two, its codes times 6-bit signed
-// scales within +-128). Steps are decoded a batch ahead of the wgmmas that
-// consume them.
+// scales within +-128; Q2_K: 2-bit codes times 4-bit scales). Steps are
+// decoded a batch ahead of the wgmmas that consume them.
 //
 // Per super-block and row, y += d * P - dmin * sum_j m_j * xsum_j, where P is
 // the wgmma chain of the super-block (f32 accumulation) and xsum_j the sum of
-// x over group j. A first kernel (WgmmaXSumsKernel) sums x per group once,
-// in f32, into a workspace, split into three bf16 parts (hi + mid + lo carry
-// 24 bits); a bulk copy brings each super-block's share into shared memory,
-// where the parts meet the integer mins in two bf16 mma.syncs. Q3_K has no
+// x over group j (32 values; Q2_K: 16). A first kernel (WgmmaXSumsKernel)
+// sums x per group once, in f32, into a workspace, split into three bf16
+// parts (hi + mid + lo carry 24 bits); a bulk copy brings each super-block's
+// share into shared memory, where the parts meet the integer mins in bf16
+// mma.syncs (two per 8 columns; Q2_K's 16 groups: three). Q3_K has no
 // mins: y += d * P alone, no first kernel. Weights are never rounded: as in
 // MmaMatMulKernel, the only rounding is f32 accumulation (and the 24-bit
 // split of xsum).
@@ -27,9 +28,10 @@
 // or 4 CTAs, which add their partial sums through distributed shared memory
 // in a fixed order (WgmmaKSplit, LaunchWgmmaMatMul's k_split).
 //
-// Requirements: cols % 256 == 0 (Q3_K: cols % 2048 == 0, so that its rows
-// are 16-byte multiples), 16-byte aligned weights and x, a workspace of
-// WgmmaWorkspaceBytes(n, cols) bytes (Q4_K, Q5_K), an sm_90 GPU, a driver
+// Requirements: cols % 256 == 0 (so that rows are 16-byte multiples, Q2_K:
+// cols % 1024 == 0, Q3_K: cols % 2048 == 0), 16-byte aligned weights and x,
+// a workspace of WgmmaWorkspaceBytes(type, n, cols) bytes (Q2_K, Q4_K,
+// Q5_K), an sm_90 GPU, a driver
 // with cuTensorMapEncodeTiled, and code compiled for sm_90a (elsewhere the
 // kernel traps; the library only picks it where it runs, see
 // blockquant_cuda.h).
@@ -251,6 +253,12 @@ __device__ __forceinline__ uint32_t Q3Pair(uint32_t qw, uint32_t hw, int q, int 
   return r;
 }
 
+// Two Q2_K codes (bytes 0 and 1 of qw, bit field q) times the group's scale
+// sc2 (0..15, an f16 pair; bias2 = -1024 * sc2): at most 45, exact.
+__device__ __forceinline__ uint32_t Q2Pair(uint32_t qw, int q, uint32_t sc2, uint32_t bias2) {
+  return ScaledPair((qw >> (2 * q)) & 0x0303u, sc2, bias2);
+}
+
 // mbarrier and TMA (cp.async.bulk.tensor) wrappers; addresses are shared
 // window addresses.
 __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
@@ -278,7 +286,7 @@ __device__ __forceinline__ void TmaLoad2d(uint32_t dst, const CUtensorMap* map, 
       : "memory");
 }
 
-// Blocks that start off 16-byte boundaries (Q3_K's 110 bytes, the 16-group
+// Blocks that start off 16-byte boundaries (Q2_K's 84 and Q3_K's 110 bytes, the 16-group
 // mma_q8's units): the weights' tensor map counts 16-bit elements
 // (EncodeUnalignedBlocksMap), and a block's box starts at the 16-byte
 // boundary at or below the block's byte offset in its row, at this column.
@@ -311,67 +319,92 @@ __device__ __forceinline__ float LoadClusterShared(uint32_t addr, uint32_t rank)
 
 }  // namespace detail
 
+// 16-byte vectors of x-sum fragments per lane, 8-column group and
+// super-block: one for the 8 mins of Q4_K and Q5_K, two for Q2_K's 16
+// (its groups are 16 values), none for Q3_K (no mins).
+__host__ __device__ constexpr int WgmmaSumVecs(QuantType type) {
+  return type == QuantType::kQ2_K ? 2 : type == QuantType::kQ4_K || type == QuantType::kQ5_K ? 1 : 0;
+}
+
 // What a stage holds of one row's super-block. Q4_K and Q5_K: the whole
-// block (144 and 176 bytes, 16-byte multiples), and a mins' term. Q3_K: its
-// 110-byte block lies 0..14 bytes into a 144-byte TMA box that starts at the
-// 16-byte boundary below it (rows must be 16-byte multiples: cols % 2048 ==
-// 0), and it has no mins, so no x sums either.
+// block (144 and 176 bytes, 16-byte multiples). Q2_K and Q3_K: the 84- or
+// 110-byte block lies 0..12 or 0..14 bytes into a 112- or 144-byte TMA box
+// that starts at the 16-byte boundary below it (rows must be 16-byte
+// multiples: cols % 1024 or 2048 == 0). The boxes' sizes put the 8 rows that
+// a lane column reads in distinct banks. Q3_K has no mins, so no x sums.
 template <QuantType kType>
 struct WgmmaBlock {
   static constexpr int kBytes = StageTraits<kType>::kStageBytes;
-  static constexpr int kBox = kType == QuantType::kQ3_K ? 144 : kBytes;
-  static constexpr bool kMins = StageTraits<kType>::kHasMin;
+  static constexpr bool kUnaligned = kBytes % 16 != 0;
+  static constexpr int kBox = kType == QuantType::kQ3_K ? 144 : kType == QuantType::kQ2_K ? 112 : kBytes;
+  static constexpr int kSumVecs = WgmmaSumVecs(kType);
+  static constexpr bool kMins = kSumVecs > 0;
+  static_assert(kMins == StageTraits<kType>::kHasMin, "a mins' term exactly for the types with mins");
 };
 
 // 8-column groups of x that WgmmaXSumsKernel covers: n rounded up to whole
 // 128-column tiles (the widest tile a CTA takes), so that every CTA's slice
 // of a super-block's fragments exists and is contiguous.
 __host__ __device__ constexpr int64_t WgmmaSumGroups(int64_t n) { return (n + 127) / 128 * 16; }
-// Workspace bytes of LaunchWgmmaMatMul: a 16-byte fragment per lane, 8-column
-// group and super-block.
-__host__ __device__ constexpr int64_t WgmmaWorkspaceBytes(int64_t n, int64_t cols) {
-  return cols / 256 * WgmmaSumGroups(n) * 32 * 16;
+// Workspace bytes of LaunchWgmmaMatMul for weights of `type`: WgmmaSumVecs
+// 16-byte vectors per lane, 8-column group and super-block (Q3_K: none).
+__host__ __device__ constexpr int64_t WgmmaWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
+  return cols / 256 * WgmmaSumGroups(n) * 32 * 16 * WgmmaSumVecs(type);
 }
 
 // Group sums of x for WgmmaMatMulKernel's mins' term, once per product
 // (each CTA used to make its columns' sums on the tensor cores, which took
-// 18% of a 4096 x 14336, n = 512 product on an H200). Fragment
-// frag[(sb * WgmmaSumGroups(n) + q) * 32 + lane] holds, for column c = 8q +
-// lane / 4 and the groups 2t, 2t + 1 (t = lane % 4) of super-block sb, both
-// sums of 32 values (f32, in order) split into bf16 (hi, mid, lo) pairs: the
-// B operands of the mins' bf16 MMAs. Columns from n on get zeros; a NaN or
-// Inf in a group stays in its hi part.
-template <typename Act>
+// 18% of a 4096 x 14336, n = 512 product on an H200). kVecs = 1 (groups of
+// 32 values): fragment frag[(sb * WgmmaSumGroups(n) + q) * 32 + lane] holds,
+// for column c = 8q + lane / 4 and the groups 2t, 2t + 1 (t = lane % 4) of
+// super-block sb, both sums (f32, in order) split into bf16 (hi, mid, lo)
+// pairs: the B operands of the mins' bf16 MMAs. kVecs = 2 (Q2_K's groups of
+// 16): two vectors per lane, (hi, hi', mid, mid') and (lo, lo', 0, 0), where
+// the unprimed pair holds groups 2t, 2t + 1 and the primed one 2t + 8, 2t +
+// 9 (k 0-7 and 8-15 of one m16n8k16 MMA). Columns from n on get zeros; a NaN
+// or Inf in a group stays in its hi part.
+template <typename Act, int kVecs>
 __global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t cols, uint4* __restrict__ frag) {
+  static_assert(kVecs == 1 || kVecs == 2, "groups of 32 or 16 values");
+  constexpr int kSums = 2 * kVecs, kChunks = 8 / kSums;  // group sums per thread, 8-value chunks per group
   // The product kernel may start now: it reads the fragments only after
   // this grid has finished (its WaitForPreviousGrid).
   gemv::AllowNextGrid();
-  // Thread i takes groups 2t, 2t + 1 of super-block sb of column c, t
+  // Thread i takes the groups of t of super-block sb of column c, t
   // fastest, then sb: a warp reads 4 KB of one column in one stretch.
   const int64_t nsb = cols / 256, groups = WgmmaSumGroups(n), total = nsb * groups * 32;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int t = static_cast<int>(i % 4);
     const int64_t sb = i / 4 % nsb, c = i / 4 / nsb;
-    float sum[2] = {0.0f, 0.0f};
+    float sum[kSums] = {};
     if (c < n) {
-      const uint4* p = reinterpret_cast<const uint4*>(x + c * cols + sb * 256 + 64 * t);
+      const uint4* p = reinterpret_cast<const uint4*>(x + c * cols + sb * 256);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
+      for (int h = 0; h < kSums; ++h) {
+        // Group 2t + h (kVecs 1), or 2t + h % 2 + 8 * (h / 2) (kVecs 2).
+        const int group = kVecs == 1 ? 2 * t + h : 2 * t + h % 2 + 8 * (h / 2);
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < kChunks; ++k) {
           float f[8];
-          gemv::ActToFloat8<Act>(__ldg(p + 4 * h + k), f);
+          gemv::ActToFloat8<Act>(__ldg(p + group * kChunks + k), f);
 #pragma unroll
           for (int e = 0; e < 8; ++e) sum[h] += f[e];
         }
       }
     }
-    __nv_bfloat16 hi0, mid0, lo0, hi1, mid1, lo1;
-    detail::SplitBf16x3(sum[0], &hi0, &mid0, &lo0);
-    detail::SplitBf16x3(sum[1], &hi1, &mid1, &lo1);
-    frag[(sb * groups + c / 8) * 32 + (c % 8) * 4 + t] =
-        make_uint4(detail::PackBf16(hi0, hi1), detail::PackBf16(mid0, mid1), detail::PackBf16(lo0, lo1), 0u);
+    __nv_bfloat16 hi[kSums], mid[kSums], lo[kSums];
+#pragma unroll
+    for (int h = 0; h < kSums; ++h) detail::SplitBf16x3(sum[h], &hi[h], &mid[h], &lo[h]);
+    uint4* out = frag + ((sb * groups + c / 8) * 32 + (c % 8) * 4 + t) * kVecs;
+    if constexpr (kVecs == 1) {
+      out[0] = make_uint4(detail::PackBf16(hi[0], hi[1]), detail::PackBf16(mid[0], mid[1]),
+                          detail::PackBf16(lo[0], lo[1]), 0u);
+    } else {
+      out[0] = make_uint4(detail::PackBf16(hi[0], hi[1]), detail::PackBf16(hi[2], hi[3]),
+                          detail::PackBf16(mid[0], mid[1]), detail::PackBf16(mid[2], mid[3]));
+      out[1] = make_uint4(detail::PackBf16(lo[0], lo[1]), detail::PackBf16(lo[2], lo[3]), 0u, 0u);
+    }
   }
 }
 
@@ -381,17 +414,17 @@ __global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t c
 // memory does not promise that alignment).
 template <QuantType kType, int kBN, int kWGs, int kStages>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
-  constexpr bool kMins = WgmmaBlock<kType>::kMins;
-  return kStages * (kBN * 512 + kWGs * 64 * WgmmaBlock<kType>::kBox) + (kMins ? 2 * (kBN / 8) * 32 * 16 : 0) +
-         (kStages + (kMins ? 2 : 0)) * 8 + 1024;
+  using Block = WgmmaBlock<kType>;
+  return kStages * (kBN * 512 + kWGs * 64 * Block::kBox) + 2 * (kBN / 8) * 32 * 16 * Block::kSumVecs +
+         (kStages + (Block::kMins ? 2 : 0)) * 8 + 1024;
 }
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
 // TMA into a ring of kStages slots, each slot refilled right after the
 // barrier that shows every warp is done with it. xmap: x as a 2-D f16 tensor
 // (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
-// bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q3_K in 16-bit
-// elements). Out-of-range rows and columns arrive as zeros; their outputs
+// bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q2_K and Q3_K
+// in 16-bit elements). Out-of-range rows and columns arrive as zeros; their outputs
 // are not stored. kBatch: k16 steps decoded ahead of their wgmmas (two
 // batches of A registers alternate, so one decodes while the previous one
 // runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
@@ -404,8 +437,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using ST = StageTraits<kType>;
   using Block = WgmmaBlock<kType>;
-  constexpr bool kMins = Block::kMins;
-  static_assert(ST::kHeaderK4 || kType == QuantType::kQ3_K, "Q3_K, Q4_K and Q5_K only");
+  constexpr bool kMins = Block::kMins, kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
+  constexpr int kVecs = Block::kSumVecs;
+  static_assert(ST::kHeaderK4 || kQ2 || kQ3, "Q2_K, Q3_K, Q4_K and Q5_K only");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
   constexpr int kRowsCta = kWGs * 64;
   constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
@@ -416,8 +450,8 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   static_assert(kStage % 1024 == 0, "stages keep the x tiles 1024-byte aligned");
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - detail::SmemAddr(smem_raw) % 1024) % 1024);
-  const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32] (kMins)
-  const uint32_t full0 = detail::SmemAddr(xfrag + (kMins ? 2 * kNG * 32 : 0));  // one mbarrier per slot
+  const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32][kVecs]
+  const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32 * kVecs);  // one mbarrier per slot
   const uint32_t sums0 = full0 + 8 * kStages;                     // one per fragment buffer
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
@@ -438,19 +472,19 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       detail::TmaLoad2d(dst + p * kNG * 1024, &xmap, static_cast<int>(sb * 256 + 64 * p), static_cast<int>(col0),
                         full);
     }
-    if constexpr (kMins) {
-      detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * Block::kBytes), static_cast<int>(row0), full);
-    } else {
+    if constexpr (Block::kUnaligned) {
       detail::TmaLoad2d(dst + kXBytes, &wmap, detail::UnalignedBoxColumn(sb * Block::kBytes), static_cast<int>(row0),
                         full);
+    } else {
+      detail::TmaLoad2d(dst + kXBytes, &wmap, static_cast<int>(sb * Block::kBytes), static_cast<int>(row0), full);
     }
   };
   // The i-th super-block's fragments of this CTA's columns -> buffer i & 1.
   auto load_sums = [&](int64_t i) {
     const uint32_t bar = sums0 + 8 * static_cast<uint32_t>(i & 1);
-    detail::MbarExpectTx(bar, kNG * 512);
-    detail::BulkLoad(detail::SmemAddr(xfrag + (i & 1) * kNG * 32),
-                     xsums + ((sb0 + i) * WgmmaSumGroups(n) + col0 / 8) * 32, kNG * 512, bar);
+    detail::MbarExpectTx(bar, kNG * 512 * kVecs);
+    detail::BulkLoad(detail::SmemAddr(xfrag + (i & 1) * kNG * 32 * kVecs),
+                     xsums + ((sb0 + i) * WgmmaSumGroups(n) + col0 / 8) * 32 * kVecs, kNG * 512 * kVecs, bar);
   };
   if (tid == 0) {
     for (int i = 0; i < kStages + (kMins ? 2 : 0); ++i) detail::MbarInit(full0 + 8 * i, 1);
@@ -477,10 +511,14 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   for (int i = 0; i < kAcc; ++i) acc[i] = P[i] = 0.0f;
   // Factors of the previous super-block, applied in the next iteration.
   float d_prev[2] = {0.0f, 0.0f}, f_prev[2] = {0.0f, 0.0f};
-  uint32_t m_prev[2] = {0u, 0u};
+  // The mins' A operand, rows g and g + 8: groups 2t, 2t + 1 (and Q2_K's
+  // 2t + 8, 2t + 9 in m_prev[2], m_prev[3]).
+  uint32_t m_prev[4] = {0u, 0u, 0u, 0u};
 
   // acc += d * P - dmin * (m . xsum) for the i-th super-block, whose sums
-  // land in fragment buffer i & 1 (Q3_K: acc += d * P).
+  // land in fragment buffer i & 1 (Q3_K: acc += d * P). The mins' MMAs add
+  // hi, mid and lo of the sums: Q4_K and Q5_K hi and mid as k 0-7 and 8-15
+  // of one MMA, lo in a k8 one; Q2_K's 16 groups one MMA per part.
   auto epilogue = [&](int64_t i) {
     if constexpr (!kMins) {
       static_cast<void>(i);
@@ -494,11 +532,19 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
         // At most 4 tiles' loads in flight: unbounded, the compiler hoists
         // all of them and the wide tiles spill.
         if (j % 4 == 0) asm volatile("" ::: "memory");
-        const uint4 e = xfrag[(buf * kNG + j) * 32 + lane];
+        const uint4* e = xfrag + ((buf * kNG + j) * 32 + lane) * kVecs;
         float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
-        detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e.x, e.y);
-        detail::MmaBf16K8(m, m_prev[0], m_prev[1], e.z);
+        const uint4 e0 = e[0];
+        if constexpr (kQ2) {
+          const uint4 e1 = e[1];
+          detail::MmaOps<__nv_bfloat16>::Mma(m, m_prev, e0.x, e0.y);
+          detail::MmaOps<__nv_bfloat16>::Mma(m, m_prev, e0.z, e0.w);
+          detail::MmaOps<__nv_bfloat16>::Mma(m, m_prev, e1.x, e1.y);
+        } else {
+          const uint32_t ma[4] = {m_prev[0], m_prev[1], m_prev[0], m_prev[1]};  // k 0-7 and 8-15: the same mins
+          detail::MmaOps<__nv_bfloat16>::Mma(m, ma, e0.x, e0.y);
+          detail::MmaBf16K8(m, m_prev[0], m_prev[1], e0.z);
+        }
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           float a = fmaf(d_prev[k / 2], P[4 * j + k], acc[4 * j + k]);
@@ -523,19 +569,32 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     if (it > 0) epilogue(it - 1);
 
     // This thread's two rows: scales, mins and super-block factors.
-    const int skip = kMins ? 0 : static_cast<int>(sb * Block::kBytes % 16);  // where TMA put the block
+    const int skip = Block::kUnaligned ? static_cast<int>(sb * Block::kBytes % 16) : 0;  // where TMA put the block
     const uint8_t* s0 = st + kXBytes + rl0 * Block::kBox + skip;
     const uint8_t* s1 = s0 + 8 * Block::kBox;
     uint32_t hsc[2][2], hm[2][2];  // Q4_K, Q5_K: scales and mins, 4 to a word
-    uint32_t q3sc[2][4];           // Q3_K: S_g, 4 to a word
-    if constexpr (!kMins) {  // 2-byte aligned: 16-bit loads
+    uint32_t gsc[2][4];            // Q3_K: S_g; Q2_K: sc_g; 4 to a word
+    if constexpr (kQ3) {  // 2-byte aligned: 16-bit loads
       auto half = [](const uint8_t* b, int off) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + off)}; };
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const uint8_t* b = r ? s1 : s0;
         UnpackScalesQ3Kx16(half(b, 96) | half(b, 98) << 16, half(b, 100) | half(b, 102) << 16,
-                           half(b, 104) | half(b, 106) << 16, q3sc[r]);
+                           half(b, 104) | half(b, 106) << 16, gsc[r]);
         d_prev[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(half(b, 108))));
+      }
+    } else if constexpr (kQ2) {  // 4-byte aligned: byte j of the scales is sc_j | m_j << 4
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t* b = reinterpret_cast<const uint32_t*>(r ? s1 : s0);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) gsc[r][k] = b[k] & 0x0F0F0F0Fu;
+        // (m_2t, m_2t+1) and (m_2t+8, m_2t+9) as exact bf16 pairs.
+        m_prev[r] = detail::MinPairBf16((b[t / 2] >> 4) & 0x0F0F0F0Fu, t % 2);
+        m_prev[r + 2] = detail::MinPairBf16((b[2 + t / 2] >> 4) & 0x0F0F0F0Fu, t % 2);
+        const uint32_t dd = b[20];  // d, dmin
+        d_prev[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dd & 0xFFFF)));
+        f_prev[r] = -__half2float(__ushort_as_half(static_cast<unsigned short>(dd >> 16)));
       }
     } else {
       const uint4 h0 = *reinterpret_cast<const uint4*>(s0), h1 = *reinterpret_cast<const uint4*>(s1);
@@ -551,7 +610,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
 
     // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
-    // + 15; Q4_K, Q5_K group 2p + v / 2, Q3_K group 4p + v) in batches of
+    // + 15; Q4_K, Q5_K group 2p + v / 2, Q2_K, Q3_K group 4p + v) in batches of
     // kBatch, each batch decoded into registers while the previous one runs
     // on the tensor cores.
     uint32_t a[2][kBatch][4];
@@ -568,17 +627,27 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       for (int i = 0; i < kBatch; ++i) {
         const int s = bt * kBatch + i, p = s / 4, v = s % 4, h = v / 2;
         const int off = 16 * (v % 2) + 2 * t;
-        if constexpr (!kMins) {
-          // Q3_K group s: values 32q + 16lh .. + 15 of half hh, bit field q
-          // of qs[32hh + l], high bit 4hh + q of hmask[l].
-          const int hh = s / 8, q = s % 8 / 2;
+        // Q2_K, Q3_K group s: values 32q + 16lh .. + 15 of half hh, bit
+        // field q of qs[32hh + l] (Q3_K: high bit 4hh + q of hmask[l]).
+        const int hh = s / 8, q = s % 8 / 2;
+        if constexpr (kQ3) {
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint8_t* b = r ? s1 : s0;
             auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
-            const uint32_t sc = detail::Q3ScalePair(q3sc[r][s / 4], s % 4);
+            const uint32_t sc = detail::Q3ScalePair(gsc[r][s / 4], s % 4);
             a[buf][i][r] = detail::Q3Pair(half(32 + 32 * hh + off), half(off), q, 4 * hh + q, sc);
             a[buf][i][r + 2] = detail::Q3Pair(half(32 + 32 * hh + off + 8), half(off + 8), q, 4 * hh + q, sc);
+          }
+        } else if constexpr (kQ2) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const uint8_t* b = r ? s1 : s0;
+            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
+            const uint32_t sc = detail::MmaOps<__half>::BytePair(gsc[r][s / 4], s % 4);
+            const uint32_t bias = detail::MmaOps<__half>::Mul(sc, detail::MmaOps<__half>::kMinusBase2);
+            a[buf][i][r] = detail::Q2Pair(half(16 + 32 * hh + off), q, sc, bias);
+            a[buf][i][r + 2] = detail::Q2Pair(half(16 + 32 * hh + off + 8), q, sc, bias);
           }
         } else {
           using Codes = detail::WgmmaCodes<kType>;
@@ -705,11 +774,12 @@ inline int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols) {
   return k_split;
 }
 
-// Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
-// (WgmmaWorkspaceBytes(n, cols) bytes, 16-byte aligned), then
-// WgmmaMatMulKernel as its programmatic dependent. Q3_K: the product alone
-// (no workspace; rows must be 16-byte multiples, cols % 2048 == 0), as a
-// programmatic dependent of whatever ran before it. k_split (1, 2 or 4, at
+// Q2_K, Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
+// (WgmmaWorkspaceBytes(kType, n, cols) bytes, 16-byte aligned), then
+// WgmmaMatMulKernel as its programmatic dependent (Q2_K's rows must be
+// 16-byte multiples: cols % 1024 == 0). Q3_K: the product alone (no
+// workspace; cols % 2048 == 0), as a programmatic dependent of whatever ran
+// before it. k_split (1, 2 or 4, at
 // most cols / 256; see WgmmaKSplit) CTAs per tile each take a run of
 // super-blocks, as one cluster. Header-only use from a .cu file compiled
 // for sm_90a; preconditions as for the tensor-core kernels of bq_matmul.cuh.
@@ -723,11 +793,11 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   CUtensorMap xmap, wmap;
   cudaError_t err = EncodeTensorMap2d(&xmap, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, cols, n, cols * 2, 64, kBN,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
-  if (err == cudaSuccess && Block::kMins) {
+  if (err == cudaSuccess && Block::kUnaligned) {
+    err = EncodeUnalignedBlocksMap(&wmap, w, rows, row_bytes, Block::kBox, kWGs * 64);
+  } else if (err == cudaSuccess) {
     err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, Block::kBox,
                             kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
-  } else if (err == cudaSuccess) {
-    err = EncodeUnalignedBlocksMap(&wmap, w, rows, row_bytes, Block::kBox, kWGs * 64);
   }
   if (err != cudaSuccess) return err;
   constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages>();
@@ -735,11 +805,11 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   uint4* sums = static_cast<uint4*>(workspace);
-  if (Block::kMins) {
-    const int64_t sum_threads = WgmmaWorkspaceBytes(n, cols) / 16;
+  if constexpr (Block::kMins) {
+    const int64_t sum_threads = cols / 256 * WgmmaSumGroups(n) * 32;
     const int64_t sum_blocks = (sum_threads + 255) / 256;
-    WgmmaXSumsKernel<__half><<<static_cast<unsigned>(sum_blocks < 4096 ? sum_blocks : 4096), 256, 0, stream>>>(
-        x, n, cols, sums);
+    WgmmaXSumsKernel<__half, Block::kSumVecs>
+        <<<static_cast<unsigned>(sum_blocks < 4096 ? sum_blocks : 4096), 256, 0, stream>>>(x, n, cols, sums);
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
   cudaLaunchAttribute attr[2];

@@ -569,8 +569,8 @@ void Write(const std::string& dir, const cudaDeviceProp& prop) {
 
 // The 16-group types beyond n = 16: mma_q8's wide kernel (kAuto to n = 64)
 // against the f16 mma kernels and cuBLAS fp16, and its settings; with
-// `full`, dequantize+cuBLAS beside them and n = 512 (mma64), and not Q3_K,
-// which the full run measures in BenchWgmmaQ3.
+// `full`, dequantize+cuBLAS beside them and n = 512 (mma64), and not Q2_K
+// and Q3_K, which the full run measures in BenchWgmmaG16.
 void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   using K = bqc::MatMulKernel;
   BenchCublas(h, m, k, 32, false);
@@ -578,7 +578,7 @@ void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   BenchCublas(h, 4096, 14336, 32, false);
   BenchCublas(h, 4096, 14336, 64, false);
   for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
-    if (full && t == QuantType::kQ3_K) continue;
+    if (full && (t == QuantType::kQ2_K || t == QuantType::kQ3_K)) continue;
     BenchOurs(t, m, k, 24, {K::kAuto}, false);
     BenchOurs(t, m, k, 32, {K::kAuto, K::kMma32}, false);
     BenchOurs(t, m, k, 64, {K::kAuto, K::kMma64}, false);
@@ -598,31 +598,33 @@ void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
   BenchMmaQ8G16WideVariants<QuantType::kQ8_0>(4096, 14336);
 }
 
-// Q3_K's wgmma (f16 x, no mins) against what kAuto ran before it (the wide
-// mma_q8 to n = 64, mma64 beyond), dequantize+cuBLAS and cuBLAS fp16, with
-// Q4_K's wgmma beside it; kAuto's rows show which kernel it takes now.
-void BenchWgmmaQ3(cublasHandle_t h, int64_t m, int64_t k) {
+// The wgmma of a 16-value-group type (Q2_K, Q3_K; f16 x) against the
+// kernels of the 16-group types beside it (the wide mma_q8 to n = 64, mma64
+// beyond), dequantize+cuBLAS and cuBLAS fp16; with_q4k: Q4_K's wgmma too.
+// kAuto's rows show which kernel it takes.
+void BenchWgmmaG16(cublasHandle_t h, QuantType t, int64_t m, int64_t k, bool with_q4k) {
   using K = bqc::MatMulKernel;
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{m, k}, std::pair<int64_t, int64_t>{4096, 14336}}) {
-    for (int64_t n : {16, 24, 32, 64}) {
-      BenchOurs(QuantType::kQ3_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kMmaQ8}, false);
+    for (int64_t n : {16, 24, 32, 64}) BenchOurs(t, rows, cols, n, {K::kAuto, K::kWgmma, K::kMmaQ8}, false);
+    for (int64_t n : {128, 512}) BenchOurs(t, rows, cols, n, {K::kAuto, K::kWgmma, K::kMma64}, false);
+    if (with_q4k) {
+      BenchOurs(QuantType::kQ4_K, rows, cols, 64, {K::kAuto}, false);
+      BenchOurs(QuantType::kQ4_K, rows, cols, 512, {K::kAuto}, false);
     }
-    for (int64_t n : {128, 512}) BenchOurs(QuantType::kQ3_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kMma64}, false);
-    BenchOurs(QuantType::kQ4_K, rows, cols, 64, {K::kAuto}, false);
-    BenchOurs(QuantType::kQ4_K, rows, cols, 512, {K::kAuto}, false);
-    BenchDequantCublas(h, QuantType::kQ3_K, rows, cols, 512);
+    BenchDequantCublas(h, t, rows, cols, 512);
     for (int64_t n : {32, 64, 128, 512}) BenchCublas(h, rows, cols, n, false);
   }
 }
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2]\n", argv[0]);
     return 2;
   }
   const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
   const bool wide_only = argc > 2 && std::string(argv[2]) == "--wide";
   const bool wgmma_q3_only = argc > 2 && std::string(argv[2]) == "--wgmma-q3";
+  const bool wgmma_q2_only = argc > 2 && std::string(argv[2]) == "--wgmma-q2";
   cudaDeviceProp prop;
   BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_l2 = static_cast<size_t>(prop.l2CacheSize);
@@ -633,9 +635,10 @@ int main(int argc, char** argv) {
 
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
-  if (wide_only || wgmma_q3_only) {
+  if (wide_only || wgmma_q3_only || wgmma_q2_only) {
     if (wide_only) BenchWide(h, M, Kd, false);
-    if (wgmma_q3_only) BenchWgmmaQ3(h, M, Kd);
+    if (wgmma_q3_only) BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
+    if (wgmma_q2_only) BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, true);
     cublasDestroy(h);
     Write(argv[1], prop);
     return 0;
@@ -738,7 +741,11 @@ int main(int argc, char** argv) {
   Write(argv[1], prop);
   if (!quick) BenchWide(h, M, Kd, true);
   Write(argv[1], prop);
-  if (!quick) BenchWgmmaQ3(h, M, Kd);
+  if (!quick) {
+    BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
+    Write(argv[1], prop);
+    BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, false);
+  }
   Write(argv[1], prop);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);

@@ -165,11 +165,13 @@ int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
 // Q3_K / Q6_K: 29.6 to 30.5 / 51.8 to 54.7 against 143.2 to 273.1 / 258.3
 // to 426.7).
 constexpr int64_t kMmaQ8MinN = 3;
-// From this many rows Q3_K's wgmma (no scratch, x exact) takes n = 17..64
-// from the wide mma_q8 (H200, 28672 x 8192, n = 24 / 32 / 64: 97.2 / 97.3
-// / 112.3 us against 110.6 / 110.6 / 184.8); on 4096 x 14336 it loses (43.0
-// / 42.8 / 61.5 with its K split against 30.2 / 30.4 / 54.0).
-constexpr int64_t kWgmmaQ3TallRows = 16384;
+// From this many rows Q2_K's and Q3_K's wgmma (x exact; Q3_K's without
+// scratch) take n = 17..64 from the wide mma_q8 (H200, 28672 x 8192, n = 24
+// / 32 / 64, us: Q3_K 97.2 / 97.3 / 112.3 against 110.6 / 110.6 / 184.8;
+// Q2_K 101.9 / 101.2 / 132.7 against 101.9 / 101.7 / 213.8). On 4096 x
+// 14336 they lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 /
+// 30.4 / 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
+constexpr int64_t kWgmmaTallRows = 16384;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -201,13 +203,26 @@ cudaError_t LaunchMmaQ8Typed(QuantType type, const uint8_t* w, int64_t rows, int
   }
 }
 
-// kWgmma runs here: Q3_K, Q4_K or Q5_K weights (Q3_K's rows 16-byte
-// multiples, for TMA: cols % 2048 == 0), F16 x, the tensor-core layout
-// requirements, this build holds sm_90a code and the current GPU is sm_90.
+// The cols that kWgmma needs for a type, 0 if it takes none: rows of
+// 16-byte multiples for TMA (Q2_K's 84-byte blocks: 4 to a row, Q3_K's 110:
+// 8).
+int64_t WgmmaColsMultiple(QuantType type) {
+  switch (type) {
+    case QuantType::kQ2_K: return 1024;
+    case QuantType::kQ3_K: return 2048;
+    case QuantType::kQ4_K:
+    case QuantType::kQ5_K: return 256;
+    default: return 0;
+  }
+}
+
+// kWgmma runs here: Q2_K, Q3_K, Q4_K or Q5_K weights, F16 x, cols a
+// multiple of WgmmaColsMultiple, the tensor-core layout requirements, this
+// build holds sm_90a code and the current GPU is sm_90.
 bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
-  const bool q3 = type == QuantType::kQ3_K;
-  if ((!q3 && type != QuantType::kQ4_K && type != QuantType::kQ5_K) || act_type != QuantType::kF16) return false;
-  if (cols % (q3 ? 2048 : 256) != 0 || !Aligned(weights, 16) || !Aligned(x, 16)) return false;
+  const int64_t multiple = WgmmaColsMultiple(type);
+  if (multiple == 0 || act_type != QuantType::kF16) return false;
+  if (cols % multiple != 0 || !Aligned(weights, 16) || !Aligned(x, 16)) return false;
 #if defined(BLOCKQUANT_CUDA_HAS_SM90A)
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -273,11 +288,12 @@ Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t c
 }
 
 // ChooseMatMulKernel; allow_scratch false when a scratch buffer could not be
-// had (kMmaQ8 and Q4_K's and Q5_K's kWgmma need one).
+// had (kMmaQ8 and kWgmma but Q3_K's need one).
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, bool allow_scratch) {
-  const bool q3_tall = type == QuantType::kQ3_K && n > 16 && rows >= kWgmmaQ3TallRows;
-  if (q3_tall && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  const bool wgmma_scratch_ok = allow_scratch || WgmmaWorkspaceBytes(type, n, cols) == 0;  // Q3_K's needs none
+  const bool g16_tall = (type == QuantType::kQ2_K || type == QuantType::kQ3_K) && n > 16 && rows >= kWgmmaTallRows;
+  if (g16_tall && wgmma_scratch_ok && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   const bool mma_q8 =
       allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
@@ -285,7 +301,6 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  const bool wgmma_scratch_ok = allow_scratch || type == QuantType::kQ3_K;  // Q3_K's wgmma needs none
   if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
@@ -304,10 +319,10 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t row
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool wgmma_sums = type == QuantType::kQ4_K || type == QuantType::kQ5_K;  // Q3_K's wgmma takes none
+  const bool wgmma_sums = WgmmaWorkspaceBytes(type, 1, 256) > 0;  // Q3_K's wgmma takes none
   if ((!wgmma_sums && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
   const int64_t mma_q8 = n <= (G16Type(type) ? mmaq8g16::kMaxN : 16) ? MmaQ8Bytes(type, n, cols) : 0;
-  return wgmma_sums ? std::max(mma_q8, WgmmaWorkspaceBytes(n, cols)) : mma_q8;
+  return std::max(mma_q8, WgmmaWorkspaceBytes(type, n, cols));
 }
 
 Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type, const void* x,
@@ -331,16 +346,17 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     }
     if (!automatic && !q8 && !WgmmaFits(type, weights, cols, act_type, x)) {
       return Fail(kInvalidArgument,
-                  "MatMul: kernel wgmma needs Q3_K, Q4_K or Q5_K weights, F16 x, cols % 256 == 0 (Q3_K: cols % 2048 "
-                  "== 0), 16-byte aligned weights and x, an sm_90 GPU and a build for sm_90a");
+                  "MatMul: kernel wgmma needs Q2_K, Q3_K, Q4_K or Q5_K weights, F16 x, cols % 256 == 0 (Q2_K: "
+                  "cols % 1024 == 0, Q3_K: cols % 2048 == 0), 16-byte aligned weights and x, an sm_90 GPU and a "
+                  "build for sm_90a");
     }
-    const int64_t need =
-        q8 ? MmaQ8Bytes(type, n, cols) : type == QuantType::kQ3_K ? 0 : WgmmaWorkspaceBytes(n, cols);
+    const int64_t need = q8 ? MmaQ8Bytes(type, n, cols) : WgmmaWorkspaceBytes(type, n, cols);
     const char* what = q8 ? "MatMul launch (mma_q8)" : "MatMul launch (wgmma)";
     auto launch = [&](void* scratch) {
       if (q8) return LaunchMmaQ8Typed(type, w, rows, cols, act_type, x, n, y, static_cast<uint8_t*>(scratch), s);
       const __half* xh = static_cast<const __half*>(x);
       switch (type) {
+        case QuantType::kQ2_K: return detail::LaunchWgmma<QuantType::kQ2_K>(w, rows, cols, xh, n, y, scratch, s);
         case QuantType::kQ3_K: return detail::LaunchWgmma<QuantType::kQ3_K>(w, rows, cols, xh, n, y, scratch, s);
         case QuantType::kQ5_K: return detail::LaunchWgmma<QuantType::kQ5_K>(w, rows, cols, xh, n, y, scratch, s);
         default: return detail::LaunchWgmma<QuantType::kQ4_K>(w, rows, cols, xh, n, y, scratch, s);

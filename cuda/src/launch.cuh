@@ -93,8 +93,9 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
 // two warpgroups sharing 64 or 128 columns beyond; a K split over clusters
 // of 2 or 4 CTAs where the tiles alone would leave SMs idle (WgmmaKSplit).
-// workspace: x's group sums, WgmmaWorkspaceBytes(n, cols) bytes (Q3_K:
-// none). Instantiated in matmul_q3_k.cu, matmul_q4_k.cu and matmul_q5_k.cu.
+// workspace: x's group sums, WgmmaWorkspaceBytes(kType, n, cols) bytes
+// (Q3_K: none). Instantiated in matmul_q2_k.cu, matmul_q3_k.cu,
+// matmul_q4_k.cu and matmul_q5_k.cu.
 template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {
@@ -117,6 +118,8 @@ cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __ha
   if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1>(w, rows, cols, x, n, y, workspace, stream);
   return LaunchWgmmaTile<kType, 128, 2, 2, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
+extern template cudaError_t LaunchWgmma<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                          float*, void*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,

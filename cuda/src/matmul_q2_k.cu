@@ -1,4 +1,4 @@
-// Instantiates the Q2_K matrix-product kernels (see launch.cuh), mma_q8 and planar gemv_q8 included.
+// Instantiates the Q2_K matrix-product kernels (see launch.cuh), mma_q8, wgmma and planar gemv_q8 included.
 #include "launch.cuh"
 
 namespace blockquant {
@@ -9,6 +9,8 @@ template cudaError_t LaunchMatMul<QuantType::kQ2_K>(const uint8_t*, int64_t, int
                                                  int64_t, float*, cudaStream_t, MatMulKernel);
 template cudaError_t LaunchMmaQ8Act<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                       int64_t, float*, uint8_t*, cudaStream_t);
+template cudaError_t LaunchWgmma<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t, float*,
+                                                   void*, cudaStream_t);
 template cudaError_t LaunchGemvPlanar<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                      int64_t, float*, cudaStream_t);
 }  // namespace detail

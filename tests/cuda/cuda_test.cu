@@ -229,12 +229,14 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     const double q_weight = rounds_x ? 1.001 : 0.0;
     BQ_CUDA_CHECK(cudaMemset(dy.ptr, 0xFF, ref.size() * 4));  // poison: NaN
     const bqc::Status st = bqc::MatMul(t.type, dw.ptr + woff, c.rows, c.cols, act, dx.ptr, c.n, dy.ptr, nullptr, k);
-    // wgmma takes Q4_K/Q5_K, and Q3_K with rows of whole 16-byte multiples
-    // (cols % 2048 == 0), with aligned F16 x only (this test runs on an
-    // sm_90 GPU and the build targets sm_90a); the rest must be refused.
+    // wgmma takes Q4_K/Q5_K, and Q2_K and Q3_K with rows of whole 16-byte
+    // multiples (cols % 1024 and 2048 == 0), with aligned F16 x only (this
+    // test runs on an sm_90 GPU and the build targets sm_90a); the rest must
+    // be refused.
     // mma_q8 takes Q4_K/Q5_K (16-byte aligned, n <= 16) and Q2_K/Q3_K/Q6_K/
     // Q8_0/Q4_0 (2-byte aligned) with F16/BF16 x only.
     const bool wgmma_type = t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K ||
+                            (t.type == QuantType::kQ2_K && c.cols % 1024 == 0) ||
                             (t.type == QuantType::kQ3_K && c.cols % 2048 == 0);
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                (!wgmma_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
@@ -282,8 +284,9 @@ void TestNonFiniteX(const TypeInfo& t) {
   const int64_t rows = 37, cols = 2048;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 5);
   std::vector<bqc::MatMulKernel> kernels = {bqc::MatMulKernel::kGemvQ8, bqc::MatMulKernel::kMma8};
-  if (t.type == QuantType::kQ3_K || t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) {
-    kernels.push_back(bqc::MatMulKernel::kWgmma);  // (Q3_K: rows of 8 units, 16-byte multiples)
+  if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ4_K ||
+      t.type == QuantType::kQ5_K) {
+    kernels.push_back(bqc::MatMulKernel::kWgmma);  // (Q2_K, Q3_K: rows of 8 units, 16-byte multiples)
   }
   if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   // n = 20: the 16-group types' wide mma_q8 (rows of 8 units, 16-byte multiples).
@@ -291,7 +294,7 @@ void TestNonFiniteX(const TypeInfo& t) {
     if (n == 20) {
       if (!G16Type(t.type)) continue;
       kernels = {bqc::MatMulKernel::kMmaQ8};
-      if (t.type == QuantType::kQ3_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
+      if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) kernels.push_back(bqc::MatMulKernel::kWgmma);
     }
     for (float bad : {std::nanf(""), INFINITY}) {
       std::vector<uint8_t> xraw;
@@ -330,13 +333,15 @@ void TestNonFiniteX(const TypeInfo& t) {
 
 // mma_q8 and wgmma with a caller's workspace: the same bits as with
 // MatMul's own stream-ordered one; a workspace too small or misaligned is
-// refused.
-void TestScratchWorkspace() {
-  const TypeInfo& t = bqtest::CudaTypes()[0];  // Q4_K
-  const int64_t rows = 41, cols = 5376;
+// refused. Q4_K, and Q2_K's wgmma (two fragments per lane; 20 super-blocks
+// per row, 16-byte multiples).
+void TestScratchWorkspaceTyped(const TypeInfo& t) {
+  const bool q2 = t.type == QuantType::kQ2_K;
+  const int64_t rows = 41, cols = q2 ? 5120 : 5376;
   const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, rows, cols, BlockMode::kRealistic, 13);
   using K = bqc::MatMulKernel;
-  const std::pair<K, int64_t> cases[] = {{K::kMmaQ8, 3}, {K::kMmaQ8, 9}, {K::kWgmma, 40}, {K::kWgmma, 200}};
+  std::vector<std::pair<K, int64_t>> cases = {{K::kWgmma, 40}, {K::kWgmma, 200}};
+  if (!q2) cases.insert(cases.begin(), {{K::kMmaQ8, 3}, {K::kMmaQ8, 9}});
   for (const auto& [k, n] : cases) {
     std::vector<uint8_t> xraw;
     std::vector<float> xf;
@@ -346,7 +351,7 @@ void TestScratchWorkspace() {
     DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    const std::string name = std::string("matmul Q4_K ") + bqc::MatMulKernelName(k) + " n=" + std::to_string(n);
+    const std::string name = std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " n=" + std::to_string(n);
     const bqc::Status a = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
     const bqc::Status b =
         bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need);
@@ -357,7 +362,8 @@ void TestScratchWorkspace() {
     Report(a.ok() && b.ok() && std::memcmp(r0.data(), r1.data(), r0.size() * 4) == 0,
            name + ": a given workspace gives the same bits", a.message + b.message);
     // MatMulWorkspaceBytes covers every kernel; the check is against this one's need.
-    const int64_t own = k == K::kMmaQ8 ? bqc::MmaQ8WorkspaceBytes(n, cols) : bqc::WgmmaWorkspaceBytes(n, cols);
+    const int64_t own =
+        k == K::kMmaQ8 ? bqc::MmaQ8WorkspaceBytes(n, cols) : bqc::WgmmaWorkspaceBytes(t.type, n, cols);
     const bqc::Status small =
         bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, own - 1);
     Report(small.code == 1 && own <= need, "error: " + name + " workspace one byte short -> code 1", small.message);
@@ -526,15 +532,17 @@ void TestGemvSettings(const TypeInfo& t) {
 }
 
 // wgmma's K split through the header launcher: 1, 2 and 4 CTAs per tile
-// (clusters along z) on Q4_K rows of 6 and 7 super-blocks (uneven over 4)
-// and Q3_K rows of 24 and 32, partial last row and column tiles, every tile
-// width; each held to the exact kernels' bound. Splits the launcher does
-// not take are refused.
+// (clusters along z) on Q4_K rows of 6 and 7 super-blocks (uneven over 4),
+// Q2_K rows of 12 and 16 and Q3_K rows of 24 and 32, partial last row and
+// column tiles, every tile width; each held to the exact kernels' bound.
+// Splits the launcher does not take are refused.
 template <QuantType kType>
 void TestWgmmaKSplitTyped(const TypeInfo& t) {
-  const int64_t cols = kType == QuantType::kQ3_K ? 2048 * 3 : 1536;  // 24 or 6 super-blocks per row
+  // Q2_K and Q3_K: rows of 16-byte multiples (4 and 8 super-blocks).
+  const int64_t unit = kType == QuantType::kQ3_K ? 2048 : kType == QuantType::kQ2_K ? 1024 : 256;
+  const int64_t cols = kType == QuantType::kQ4_K ? 1536 : unit * 3;  // 6, 12 or 24 super-blocks per row
   for (const MatMulCase c : {MatMulCase{131, cols, 13}, MatMulCase{70, cols, 30}, MatMulCase{200, cols, 40},
-                             MatMulCase{131, cols + (kType == QuantType::kQ3_K ? 2048 : 256), 150}}) {
+                             MatMulCase{131, cols + unit, 150}}) {
     const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, BlockMode::kExtreme, 61 + c.n);
     const std::vector<float> wf = ReferenceDequant(t, blocks, c.rows, c.cols);
     std::vector<uint8_t> xraw;
@@ -542,7 +550,7 @@ void TestWgmmaKSplitTyped(const TypeInfo& t) {
     MakeActivations(QuantType::kF16, c.n * c.cols, 67, &xraw, &xf, true);
     const Products p = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
     DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
-    DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(c.n, c.cols)));
+    DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(kType, c.n, c.cols) + 16));
     DeviceBuffer<float> dy(p.ref.size());
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
@@ -578,12 +586,13 @@ void TestWgmmaKSplitTyped(const TypeInfo& t) {
       Report(bad == 0, name, std::to_string(bad) + " outputs out of bound");
     }
   }
-  // Refused: a split of 3, and (Q4_K) more CTAs per tile than super-blocks.
-  const int64_t rcols = kType == QuantType::kQ3_K ? 2048 : 256;  // 8 and 1 super-blocks per row
+  // Refused: a split of 3, and more CTAs per tile than super-blocks (Q2_K
+  // and Q3_K with 4 and 8 per row: a split of 8, beyond 4 anyway).
+  const int64_t rcols = unit;  // 1, 4 or 8 super-blocks per row
   DeviceBuffer<uint8_t> dw(static_cast<size_t>(rcols / 256 * t.bytes * 64)), dx(static_cast<size_t>(rcols * 2 * 8));
-  DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(8, rcols)));
+  DeviceBuffer<uint8_t> ws(static_cast<size_t>(bqc::WgmmaWorkspaceBytes(kType, 8, rcols) + 16));
   DeviceBuffer<float> dy(64 * 8);
-  for (const int bad : {3, kType == QuantType::kQ3_K ? 8 : 2}) {
+  for (const int bad : {3, kType == QuantType::kQ4_K ? 2 : 8}) {
     const cudaError_t err = bqc::LaunchWgmmaMatMul<kType, 16, 1, 3, 4, 4>(
         dw.ptr, 64, rcols, reinterpret_cast<const __half*>(dx.ptr), 8, dy.ptr, ws.ptr, nullptr, bad);
     Report(err == cudaErrorInvalidValue,
@@ -633,9 +642,10 @@ void TestExactBufferCols(const TypeInfo& t, int64_t cols) {
 }
 void TestExactBuffer(const TypeInfo& t) {
   // 2304 columns: rows off 16-byte boundaries for Q2_K/Q3_K/Q6_K; 2048:
-  // Q3_K rows that wgmma takes, whose last TMA box reaches past the row.
+  // Q2_K and Q3_K rows that wgmma takes, whose last TMA box reaches past the
+  // row.
   for (const int64_t cols : {int64_t{2304}, int64_t{2048}}) {
-    if (cols == 2048 && t.type != QuantType::kQ3_K) continue;
+    if (cols == 2048 && t.type != QuantType::kQ2_K && t.type != QuantType::kQ3_K) continue;
     TestExactBufferCols(t, cols);
   }
 }
@@ -1126,8 +1136,8 @@ int main(int argc, char** argv) {
         }
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
       }
-      if (t.type == QuantType::kQ3_K) {
-        // Q3_K's wgmma (rows of 8 and 16 units, 16-byte multiples): every
+      if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) {
+        // Q2_K's and Q3_K's wgmma (rows of 8 and 16 units, 16-byte multiples): every
         // tile width (16, 32, 64, 128 columns), columns past n in the last
         // tile, rows past the last 64- and 128-row tile, a single row, rows
         // longer than the ring of stages; n = 3 and 9 only forced.
@@ -1196,7 +1206,7 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
           TestMatMul(t, {small ? 11 : 41, 4096, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, true, true);
           if (!small) {
-            // (kAuto: Q3_K's wgmma with F16 x, from 16384 rows.)
+            // (kAuto: Q2_K's and Q3_K's wgmma with F16 x, from 16384 rows.)
             TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 33}, act, BlockMode::kRealistic,
                        {K::kMmaQ8, K::kAuto}, false, true);
           }
@@ -1211,6 +1221,7 @@ int main(int argc, char** argv) {
     if (t.type == QuantType::kQ8_0) TestMmaQ8G16PathsTyped<QuantType::kQ8_0>(t);
     if (t.type == QuantType::kQ4_0) TestMmaQ8G16PathsTyped<QuantType::kQ4_0>(t);
     TestExactBuffer(t);
+    if (t.type == QuantType::kQ2_K) TestWgmmaKSplitTyped<QuantType::kQ2_K>(t);
     if (t.type == QuantType::kQ3_K) TestWgmmaKSplitTyped<QuantType::kQ3_K>(t);
     if (t.type == QuantType::kQ4_K) TestWgmmaKSplitTyped<QuantType::kQ4_K>(t);
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
@@ -1228,7 +1239,9 @@ int main(int argc, char** argv) {
     if (t.elems == 256) TestGptq(t);
   }
   TestFindNonFinite();
-  TestScratchWorkspace();
+  for (const TypeInfo& t : bqtest::CudaTypes()) {
+    if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ2_K) TestScratchWorkspaceTyped(t);
+  }
   if (!small) TestScratchOutOfMemory();  // under compute-sanitizer the hogging is slow and its own allocations differ
   TestErrors();
 

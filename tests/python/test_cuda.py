@@ -175,12 +175,13 @@ def test_gpu_planar_layout_round_trips_and_gives_the_same_products(qtype):
 
 @gpu
 @pytest.mark.parametrize("qtype, cols, ns", [("Q4_K", 1024, (17, 40, 200)), ("Q5_K", 1024, (17, 40, 200)),
-                                             ("Q3_K", 2048, (65, 200))])
+                                             ("Q2_K", 1024, (65, 200)), ("Q3_K", 2048, (65, 200))])
 def test_gpu_matmul_past_n_16_is_exact_and_its_workspace_changes_no_bit(qtype, cols, ns):
     # From n = 17 on x is not rounded (f16 x on sm_90: wgmma, whose workspace comes from
     # PyTorch's allocator here; otherwise a tensor-core kernel), so only f32 accumulation errs.
-    # With an explicit stream the library allocates the scratch itself: the same bits. Q3_K on
-    # 300 rows keeps mma_q8 (x rounded) to n = 64; past it, wgmma with no workspace at all.
+    # With an explicit stream the library allocates the scratch itself: the same bits. Q2_K and
+    # Q3_K on 300 rows keep mma_q8 (x rounded) to n = 64; past it, wgmma (Q3_K's with no
+    # workspace at all).
     torch = _torch_cuda()
     blocks, wd = _gpu_weights(torch, qtype, 300, cols, 11)
     for n in ns:
