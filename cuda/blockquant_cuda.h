@@ -55,6 +55,11 @@ enum class MatMulKernel : int {
                 // (bq_mma_q8_g16.cuh); needs a scratch buffer of about
                 // 11 * cols (n <= 8) or 22 * cols bytes (the others: 13 * cols
                 // per 8 columns, n rounded up to 8, 16, 32 or 64; see MatMul)
+  kWgmmaF16W = 9,  // kWgmma with the weights rounded to f16 in registers, as
+                   // dequantizing to f16 for cuBLAS rounds them (each off by
+                   // at most about 2^-10 of |d sc u| + |dmin m|; beyond f16's
+                   // range they overflow), x exact: one wgmma chain, no x sums,
+                   // no scratch; Q4_K/Q5_K, same requirements as kWgmma
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -71,11 +76,12 @@ bool MatMulSupported(QuantType type);
 // (but kWgmma for Q2_K and Q3_K with F16 x from 16384 rows on; else
 // kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to
 // n = 16 for Q3_K); then
-// kWgmma where it runs, else the mma kernels above, and kSimple when their
-// requirements fail (cols % 256, 16-byte aligned weights and x, f16 or bf16
-// activations).
-// kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh); force
-// kWgmma or kMma8..64 to keep x exact.
+// kWgmma where it runs (kWgmmaF16W for Q4_K and Q5_K past n = 64), else the
+// mma kernels above, and kSimple when their requirements fail (cols % 256,
+// 16-byte aligned weights and x, f16 or bf16 activations).
+// kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh) and
+// kWgmmaF16W the weights to f16; force kWgmma or kMma8..64 to keep both
+// exact.
 MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t rows, int64_t cols,
                                 QuantType act_type, const void* x, int64_t n);
 

@@ -216,6 +216,13 @@ struct WgmmaCodes<QuantType::kQ4_K> {
     *c0 = v0 & mask;
     *c1 = v1 & mask;
   }
+  // The codes themselves (high nibbles shifted down), for the f16-weights kernel.
+  __device__ static void GetExact(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
+    const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off);
+    const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off + 8);
+    *c0 = (v0 >> (4 * h)) & 0x0F0Fu;
+    *c1 = (v1 >> (4 * h)) & 0x0F0Fu;
+  }
 };
 template <>
 struct WgmmaCodes<QuantType::kQ5_K> {
@@ -229,7 +236,22 @@ struct WgmmaCodes<QuantType::kQ5_K> {
     *c0 = ((v0 >> (4 * h)) & 0x0F0Fu) | (((h0 >> j) & 0x0101u) << 4);
     *c1 = ((v1 >> (4 * h)) & 0x0F0Fu) | (((h1 >> j) & 0x0101u) << 4);
   }
+  __device__ static void GetExact(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
+    Get(s, p, h, off, c0, c1);
+  }
 };
+
+// Two codes u (bytes 0 and 1) -> the f16 weights fl(u * s + b), s and b an
+// f16 pair each (the group's fl(d * sc) and fl(-dmin * m)): u exact as
+// (1024 + u) - 1024, then one fused op, rounded once. The f16-weights
+// kernel's decode: three operations per pair.
+__device__ __forceinline__ uint32_t RoundedPair(uint32_t codes, uint32_t s2, uint32_t b2) {
+  const uint32_t l = __byte_perm(codes, 0x64646464u, 0x4140);
+  uint32_t u, r;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(u) : "r"(l), "r"(0x64006400u));
+  asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(u), "r"(s2), "r"(b2));
+  return r;
+}
 
 // Q3_K's group scale S_g - 32 (S_g in byte j of w) as an f16 pair:
 // 0x64SS is the f16 1024 + S, 0x6420 is 1056.
@@ -412,11 +434,12 @@ __global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t c
 // x-sum fragments (types with mins), an mbarrier per stage and per fragment
 // buffer, and 1024 bytes to align the swizzled x tiles (dynamic shared
 // memory does not promise that alignment).
-template <QuantType kType, int kBN, int kWGs, int kStages>
+template <QuantType kType, int kBN, int kWGs, int kStages, bool kF16W = false>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
   using Block = WgmmaBlock<kType>;
-  return kStages * (kBN * 512 + kWGs * 64 * Block::kBox) + 2 * (kBN / 8) * 32 * 16 * Block::kSumVecs +
-         (kStages + (Block::kMins ? 2 : 0)) * 8 + 1024;
+  constexpr int kVecs = kF16W ? 0 : Block::kSumVecs;  // the f16-weights kernel takes no x sums
+  return kStages * (kBN * 512 + kWGs * 64 * Block::kBox) + 2 * (kBN / 8) * 32 * 16 * kVecs +
+         (kStages + (kVecs > 0 ? 2 : 0)) * 8 + 1024;
 }
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
@@ -430,16 +453,25 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
 // of (1, 1, gridDim.z) CTAs, which take near-equal runs of super-blocks
 // and add their sums through shared memory (below).
-template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
+//
+// kF16W (Q4_K, Q5_K): the weights rounded to f16 in registers instead,
+// fl(u * fl(d * sc) + fl(-dmin * m)), as dequantizing to f16 for cuBLAS
+// rounds them (at most about 2^-10 of |d sc u| + |dmin m| off). Then one
+// wgmma chain accumulates every super-block into the outputs: no per-super-
+// block product to scale, no mins' term, no x sums, no workspace. Weights
+// beyond f16's range overflow.
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false>
 __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     WgmmaMatMulKernel(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap wmap,
                       const uint4* __restrict__ xsums, int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using ST = StageTraits<kType>;
   using Block = WgmmaBlock<kType>;
-  constexpr bool kMins = Block::kMins, kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
-  constexpr int kVecs = Block::kSumVecs;
+  // kMins: a mins' term through x sums (not for the f16-weights kernel).
+  constexpr bool kMins = Block::kMins && !kF16W, kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
+  constexpr int kVecs = kMins ? Block::kSumVecs : 0;
   static_assert(ST::kHeaderK4 || kQ2 || kQ3, "Q2_K, Q3_K, Q4_K and Q5_K only");
+  static_assert(!kF16W || ST::kHeaderK4, "f16 weights: Q4_K and Q5_K");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
   constexpr int kRowsCta = kWGs * 64;
   constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
@@ -520,7 +552,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   // hi, mid and lo of the sums: Q4_K and Q5_K hi and mid as k 0-7 and 8-15
   // of one MMA, lo in a k8 one; Q2_K's 16 groups one MMA per part.
   auto epilogue = [&](int64_t i) {
-    if constexpr (!kMins) {
+    if constexpr (kF16W) {
+      static_cast<void>(i);  // the chain adds into acc itself
+    } else if constexpr (!kMins) {
       static_cast<void>(i);
 #pragma unroll
       for (int e = 0; e < kAcc; ++e) acc[e] = fmaf(d_prev[e % 4 / 2], P[e], acc[e]);  // rows g, g, g + 8, g + 8
@@ -573,6 +607,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     const uint8_t* s0 = st + kXBytes + rl0 * Block::kBox + skip;
     const uint8_t* s1 = s0 + 8 * Block::kBox;
     uint32_t hsc[2][2], hm[2][2];  // Q4_K, Q5_K: scales and mins, 4 to a word
+    uint32_t df2[2][2];            // kF16W: (d, d) and (-dmin, -dmin) as f16 pairs
     uint32_t gsc[2][4];            // Q3_K: S_g; Q2_K: sc_g; 4 to a word
     if constexpr (kQ3) {  // 2-byte aligned: 16-bit loads
       auto half = [](const uint8_t* b, int off) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + off)}; };
@@ -607,6 +642,12 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       // (m_2t, m_2t+1) of each row as exact bf16: the A operand of the m term.
 #pragma unroll
       for (int r = 0; r < 2; ++r) m_prev[r] = detail::MinPairBf16(t / 2 ? hm[r][1] : hm[r][0], t % 2);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t x = r ? h1.x : h0.x;
+        df2[r][0] = __byte_perm(x, 0u, 0x1010);
+        df2[r][1] = __byte_perm(x, 0u, 0x3232) ^ 0x80008000u;
+      }
     }
 
     // The wgmma chain: 16 k16 steps (step 4p + v: values 64p + 16v ..
@@ -653,17 +694,31 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
           using Codes = detail::WgmmaCodes<kType>;
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
-            if (i == 0 || v % 2 == 0) {
-              sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
-              if (Codes::kHighTimes16 && h) {  // codes x 16: (1024 + 16u) * sc / 16 - 64 sc, still exact
-                sc2[r] = detail::MmaOps<__half>::Mul(sc2[r], 0x2C002C00u);  // x 1/16
+            if constexpr (kF16W) {
+              // Group 2p + h's fl(d * sc) and fl(-dmin * m), at its first step.
+              if (i == 0 || v % 2 == 0) {
+                sc2[r] = detail::MmaOps<__half>::Mul(
+                    detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h), df2[r][0]);
+                bias2[r] = detail::MmaOps<__half>::Mul(
+                    detail::MmaOps<__half>::BytePair(hm[r][p / 2], 2 * (p % 2) + h), df2[r][1]);
               }
-              bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
+              uint32_t c0, c1;
+              Codes::GetExact(r ? s1 : s0, p, h, off, &c0, &c1);
+              a[buf][i][r] = detail::RoundedPair(c0, sc2[r], bias2[r]);
+              a[buf][i][r + 2] = detail::RoundedPair(c1, sc2[r], bias2[r]);
+            } else {
+              if (i == 0 || v % 2 == 0) {
+                sc2[r] = detail::MmaOps<__half>::BytePair(hsc[r][p / 2], 2 * (p % 2) + h);
+                if (Codes::kHighTimes16 && h) {  // codes x 16: (1024 + 16u) * sc / 16 - 64 sc, still exact
+                  sc2[r] = detail::MmaOps<__half>::Mul(sc2[r], 0x2C002C00u);  // x 1/16
+                }
+                bias2[r] = detail::MmaOps<__half>::Mul(sc2[r], detail::MmaOps<__half>::kMinusBase2);
+              }
+              uint32_t c0, c1;
+              Codes::Get(r ? s1 : s0, p, h, off, &c0, &c1);
+              a[buf][i][r] = detail::ScaledPair(c0, sc2[r], bias2[r]);      // row g (+8), k 2t, 2t + 1
+              a[buf][i][r + 2] = detail::ScaledPair(c1, sc2[r], bias2[r]);  // row g (+8), k 2t + 8, 2t + 9
             }
-            uint32_t c0, c1;
-            Codes::Get(r ? s1 : s0, p, h, off, &c0, &c1);
-            a[buf][i][r] = detail::ScaledPair(c0, sc2[r], bias2[r]);      // row g (+8), k 2t, 2t + 1
-            a[buf][i][r + 2] = detail::ScaledPair(c1, sc2[r], bias2[r]);  // row g (+8), k 2t + 8, 2t + 9
           }
         }
       }
@@ -672,13 +727,23 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
       for (int i = 0; i < kBatch; ++i) {
         const int s = bt * kBatch + i, p = s / 4, v = s % 4;
         const uint64_t desc = desc0 + static_cast<uint64_t>((p * kNG * 1024 + 32 * v) >> 4);
-        detail::Wgmma<kBN>::Mma(P, a[buf][i], desc, s > 0);
+        if constexpr (kF16W) {
+          detail::Wgmma<kBN>::Mma(acc, a[buf][i], desc, 1);
+        } else {
+          detail::Wgmma<kBN>::Mma(P, a[buf][i], desc, s > 0);
+        }
       }
       detail::WgmmaCommit();
     }
 
+    // The chain is done reading this slot's x before the next iteration's
+    // barrier lets thread 0 refill it (and, but for kF16W, P is complete).
     detail::WgmmaWait<0>();
-    detail::PinRegs(P);
+    if constexpr (kF16W) {
+      detail::PinRegs(acc);
+    } else {
+      detail::PinRegs(P);
+    }
 #pragma unroll
     for (int b = 0; b < 2; ++b) {
 #pragma unroll
@@ -777,13 +842,14 @@ inline int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols) {
 // Q2_K, Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
 // (WgmmaWorkspaceBytes(kType, n, cols) bytes, 16-byte aligned), then
 // WgmmaMatMulKernel as its programmatic dependent (Q2_K's rows must be
-// 16-byte multiples: cols % 1024 == 0). Q3_K: the product alone (no
-// workspace; cols % 2048 == 0), as a programmatic dependent of whatever ran
-// before it. k_split (1, 2 or 4, at
-// most cols / 256; see WgmmaKSplit) CTAs per tile each take a run of
-// super-blocks, as one cluster. Header-only use from a .cu file compiled
-// for sm_90a; preconditions as for the tensor-core kernels of bq_matmul.cuh.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks>
+// 16-byte multiples: cols % 1024 == 0). Q3_K, and kF16W (Q4_K, Q5_K with
+// the weights rounded to f16; see the kernel): the product alone (no
+// workspace; Q3_K: cols % 2048 == 0), as a programmatic dependent of
+// whatever ran before it. k_split (1, 2 or 4, at most cols / 256; see
+// WgmmaKSplit) CTAs per tile each take a run of super-blocks, as one
+// cluster. Header-only use from a .cu file compiled for sm_90a;
+// preconditions as for the tensor-core kernels of bq_matmul.cuh.
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false>
 cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                               void* workspace, cudaStream_t stream, int k_split = 1) {
   if ((k_split != 1 && k_split != 2 && k_split != 4) || k_split > cols / 256) return cudaErrorInvalidValue;
@@ -800,12 +866,12 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
                             kWGs * 64, CU_TENSOR_MAP_SWIZZLE_NONE);
   }
   if (err != cudaSuccess) return err;
-  constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages>();
-  auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks>;
+  constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages, kF16W>();
+  auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W>;
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   uint4* sums = static_cast<uint4*>(workspace);
-  if constexpr (Block::kMins) {
+  if constexpr (Block::kMins && !kF16W) {
     const int64_t sum_threads = cols / 256 * WgmmaSumGroups(n) * 32;
     const int64_t sum_blocks = (sum_threads + 255) / 256;
     WgmmaXSumsKernel<__half, Block::kSumVecs>

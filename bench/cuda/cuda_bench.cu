@@ -26,6 +26,7 @@
 #include "bq_matmul.cuh"
 #include "bq_mma_q8.cuh"
 #include "bq_mma_q8_g16.cuh"
+#include "bq_wgmma.cuh"
 #include "test_util.h"
 
 namespace {
@@ -407,6 +408,23 @@ void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
   }
 }
 
+// The f16-weights wgmma through the header launcher: columns and
+// warpgroups per CTA, stages; the K split as the library picks it (the
+// library takes 128 x 2 x 2 past n = 64, 64 x 2 x 3 beyond 32).
+template <QuantType kType, int kBN, int kWGs, int kStages>
+void BenchWgmmaF16WVariant(int64_t m, int64_t k, int64_t n) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "ours wgmma_f16w %dc %dwg %ds", kBN, kWGs, kStages);
+  int sms = 0;
+  BQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  const int64_t tiles = (m + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
+  const int k_split = bqc::WgmmaKSplit(tiles, sms, k);
+  BenchScratchVariant(kType, m, k, n, 16, name, [&](const Operands& op, const uint8_t* w, uint8_t*) {
+    return bqc::LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, 1, true>(w, m, k, op.x, n, op.y, nullptr, nullptr,
+                                                                         k_split);
+  });
+}
+
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
   const size_t bytes = static_cast<size_t>(m * k) * 2;
   const int nbuf = BuffersForCold(bytes);
@@ -616,15 +634,35 @@ void BenchWgmmaG16(cublasHandle_t h, QuantType t, int64_t m, int64_t k, bool wit
   }
 }
 
+// Q4_K's and Q5_K's f16-weights wgmma against the exact one and cuBLAS
+// fp16, on both shapes, with tile variants at n = 128 and 512.
+void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
+  using K = bqc::MatMulKernel;
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{m, k}, std::pair<int64_t, int64_t>{4096, 14336}}) {
+    for (int64_t n : {17, 32, 64, 128, 512}) {
+      BenchOurs(QuantType::kQ4_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
+    }
+    for (int64_t n : {64, 512}) BenchOurs(QuantType::kQ5_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
+    for (int64_t n : {128, 512}) {
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 3, 2>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 64, 4, 3>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 64, 2, 3>(rows, cols, n);
+    }
+    BenchDequantCublas(h, QuantType::kQ4_K, rows, cols, 512);
+    for (int64_t n : {32, 64, 128, 512}) BenchCublas(h, rows, cols, n, false);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w]\n", argv[0]);
     return 2;
   }
   const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
   const bool wide_only = argc > 2 && std::string(argv[2]) == "--wide";
   const bool wgmma_q3_only = argc > 2 && std::string(argv[2]) == "--wgmma-q3";
   const bool wgmma_q2_only = argc > 2 && std::string(argv[2]) == "--wgmma-q2";
+  const bool wgmma_f16w_only = argc > 2 && std::string(argv[2]) == "--wgmma-f16w";
   cudaDeviceProp prop;
   BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_l2 = static_cast<size_t>(prop.l2CacheSize);
@@ -635,10 +673,11 @@ int main(int argc, char** argv) {
 
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
-  if (wide_only || wgmma_q3_only || wgmma_q2_only) {
+  if (wide_only || wgmma_q3_only || wgmma_q2_only || wgmma_f16w_only) {
     if (wide_only) BenchWide(h, M, Kd, false);
     if (wgmma_q3_only) BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
     if (wgmma_q2_only) BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, true);
+    if (wgmma_f16w_only) BenchWgmmaF16W(h, M, Kd);
     cublasDestroy(h);
     Write(argv[1], prop);
     return 0;
@@ -745,6 +784,8 @@ int main(int argc, char** argv) {
     BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
     Write(argv[1], prop);
     BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, false);
+    Write(argv[1], prop);
+    BenchWgmmaF16W(h, M, Kd);
   }
   Write(argv[1], prop);
   // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).

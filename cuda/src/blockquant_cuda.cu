@@ -172,6 +172,9 @@ constexpr int64_t kMmaQ8MinN = 3;
 // 14336 they lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 /
 // 30.4 / 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
 constexpr int64_t kWgmmaTallRows = 16384;
+// From this n kAuto takes Q4_K's and Q5_K's f16-weights wgmma, which rounds
+// the weights to f16 as dequantizing for cuBLAS does, over the exact one.
+constexpr int64_t kWgmmaF16WMinN = 65;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -236,6 +239,10 @@ bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_
   return false;
 #endif
 }
+// kWgmmaF16W runs here: as kWgmma, for Q4_K and Q5_K.
+bool WgmmaF16WFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
+  return (type == QuantType::kQ4_K || type == QuantType::kQ5_K) && WgmmaFits(type, weights, cols, act_type, x);
+}
 
 }  // namespace
 
@@ -250,6 +257,7 @@ const char* MatMulKernelName(MatMulKernel kernel) {
     case MatMulKernel::kGemvQ8: return "gemv_q8";
     case MatMulKernel::kWgmma: return "wgmma";
     case MatMulKernel::kMmaQ8: return "mma_q8";
+    case MatMulKernel::kWgmmaF16W: return "wgmma_f16w";
   }
   return "unknown";
 }
@@ -301,6 +309,7 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
+  if (n >= kWgmmaF16WMinN && WgmmaF16WFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmmaF16W;
   if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
@@ -381,6 +390,17 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     cudaGetLastError();  // clear the failed allocation
     if (!automatic) return FromCuda(err, q8 ? "MatMul: mma_q8's scratch buffer" : "MatMul: wgmma's scratch buffer");
     kernel = Choose(type, weights, rows, cols, act_type, x, n, false);  // out of memory: the next best kernel
+  }
+  if (kernel == MatMulKernel::kWgmmaF16W) {
+    if (!WgmmaF16WFits(type, weights, cols, act_type, x)) {
+      return Fail(kInvalidArgument,
+                  "MatMul: kernel wgmma_f16w needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned "
+                  "weights and x, an sm_90 GPU and a build for sm_90a");
+    }
+    const __half* xh = static_cast<const __half*>(x);
+    return FromCuda(type == QuantType::kQ5_K ? detail::LaunchWgmmaF16W<QuantType::kQ5_K>(w, rows, cols, xh, n, y, s)
+                                             : detail::LaunchWgmmaF16W<QuantType::kQ4_K>(w, rows, cols, xh, n, y, s),
+                    "MatMul launch (wgmma_f16w)");
   }
   if (kernel == MatMulKernel::kGemvQ8) {
     if (!GemvFits(type, weights, cols, act_type, x, n)) {

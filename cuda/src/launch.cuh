@@ -96,7 +96,7 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // workspace: x's group sums, WgmmaWorkspaceBytes(kType, n, cols) bytes
 // (Q3_K: none). Instantiated in matmul_q2_k.cu, matmul_q3_k.cu,
 // matmul_q4_k.cu and matmul_q5_k.cu.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks>
+template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {
   int dev = 0, sms = 0;
@@ -107,8 +107,8 @@ cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const 
   }
   const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
   const int k_split = WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols);
-  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks>(w, rows, cols, x, n, y, workspace, stream,
-                                                                      k_split);
+  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks, kF16W>(w, rows, cols, x, n, y, workspace,
+                                                                             stream, k_split);
 }
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
@@ -118,6 +118,20 @@ cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __ha
   if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1>(w, rows, cols, x, n, y, workspace, stream);
   return LaunchWgmmaTile<kType, 128, 2, 2, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
+// The f16-weights form of wgmma (Q4_K, Q5_K; kWgmmaF16W): the same tiles,
+// no workspace.
+template <QuantType kType>
+cudaError_t LaunchWgmmaF16W(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
+                            cudaStream_t stream) {
+  if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4, true>(w, rows, cols, x, n, y, nullptr, stream);
+  if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3, true>(w, rows, cols, x, n, y, nullptr, stream);
+  if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
+  return LaunchWgmmaTile<kType, 128, 2, 2, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
+}
+extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*,
+                                                              int64_t, float*, cudaStream_t);
+extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*,
+                                                              int64_t, float*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ3_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
@@ -187,6 +201,7 @@ cudaError_t LaunchMatMulAct(const uint8_t* w, int64_t rows, int64_t cols, const 
     case MatMulKernel::kMma32: return LaunchMma<kType, Act, 4, 4, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kMma64: return LaunchMma<kType, Act, 8, 8, 3>(w, rows, cols, x, n, y, stream);
     case MatMulKernel::kWgmma:  // needs scratch: MatMul launches it through LaunchWgmma
+    case MatMulKernel::kWgmmaF16W:  // f16 x only: MatMul launches it through LaunchWgmmaF16W
     case MatMulKernel::kMmaQ8: return cudaErrorInvalidValue;
     case MatMulKernel::kGemvQ8:
       return LaunchGemv<kType, Act, false>(w, rows, cols, static_cast<const Act*>(x), n, y, stream);

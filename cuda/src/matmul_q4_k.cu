@@ -9,6 +9,8 @@ template cudaError_t LaunchMatMul<QuantType::kQ4_K>(const uint8_t*, int64_t, int
                                                  int64_t, float*, cudaStream_t, MatMulKernel);
 template cudaError_t LaunchMmaQ8Act<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                       int64_t, float*, uint8_t*, cudaStream_t);
+template cudaError_t LaunchWgmmaF16W<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                       float*, cudaStream_t);
 template cudaError_t LaunchWgmma<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t, float*,
                                                    void*, cudaStream_t);
 }  // namespace detail

@@ -157,11 +157,14 @@ bool MmaQ8Type(QuantType t) { return t == QuantType::kQ4_K || t == QuantType::kQ
 // wf (rows x cols) and x (n x cols) in double precision, with, per output,
 // sum_k |w x| (what f32 accumulation errors scale with) and sum_k |w| * dx / 2
 // (the most that rounding x to int8 per 32-block adds; dx = max|x| / 127).
+// ref: sum w x; mag: sum |w x|; qmag: sum |w| dx / 2 (x rounded to int8);
+// fmag: sum (|w| + 2 |mterm|) |x| and xabs: sum |x| (weights rounded to f16;
+// mterm: each weight's -dmin * m, empty for none).
 struct Products {
-  std::vector<double> ref, mag, qmag;
+  std::vector<double> ref, mag, qmag, fmag, xabs;
 };
 Products ReferenceProducts(const std::vector<float>& wf, const std::vector<float>& xf, int64_t rows, int64_t cols,
-                           int64_t n) {
+                           int64_t n, const std::vector<float>& mterm = {}) {
   std::vector<double> half_step(xf.size());  // dx / 2 of each value's 32-block
   for (size_t b = 0; b < xf.size() / 32; ++b) {
     double amax = 0.0;
@@ -172,29 +175,51 @@ Products ReferenceProducts(const std::vector<float>& wf, const std::vector<float
   p.ref.resize(static_cast<size_t>(n * rows));
   p.mag.resize(p.ref.size());
   p.qmag.resize(p.ref.size());
+  p.fmag.resize(p.ref.size());
+  p.xabs.resize(p.ref.size());
   for (int64_t j = 0; j < n; ++j) {
     for (int64_t r = 0; r < rows; ++r) {
-      double s = 0.0, m = 0.0, q = 0.0;
+      double s = 0.0, m = 0.0, q = 0.0, f = 0.0, xa = 0.0;
       const float* w = &wf[r * cols];
       const float* x = &xf[j * cols];
       for (int64_t k = 0; k < cols; ++k) {
         s += static_cast<double>(w[k]) * x[k];
         m += std::fabs(static_cast<double>(w[k]) * x[k]);
         q += std::fabs(static_cast<double>(w[k])) * half_step[j * cols + k];
+        const double mt = mterm.empty() ? 0.0 : std::fabs(static_cast<double>(mterm[r * cols + k]));
+        f += (std::fabs(static_cast<double>(w[k])) + 2.0 * mt) * std::fabs(static_cast<double>(x[k]));
+        xa += std::fabs(static_cast<double>(x[k]));
       }
       p.ref[j * rows + r] = s;
       p.mag[j * rows + r] = m;
       p.qmag[j * rows + r] = q;
+      p.fmag[j * rows + r] = f;
+      p.xabs[j * rows + r] = xa;
     }
   }
   return p;
 }
 
 // Whether output i (got) is within the bound: f32 accumulation, kRelTol of
-// sum |w x|, plus q_weight times what rounding x to int8 may add.
-bool WithinBound(const Products& p, size_t i, double got, double q_weight) {
+// sum |w x|, plus q_weight times what rounding x to int8 may add, plus, for
+// weights rounded to f16 (f16_weights), three f16 roundings per weight:
+// fl(u fl(d sc) + fl(-dmin m)) is off by at most u (2 + u) (|d sc u| +
+// |dmin m|) <= 2.001 u (|w| + 2 |dmin m|), u = 2^-11, and by 33 * 2^-25 in
+// f16's subnormal range.
+bool WithinBound(const Products& p, size_t i, double got, double q_weight, bool f16_weights = false) {
   const double err = std::fabs(got - p.ref[i]);
-  return err <= kRelTol * p.mag[i] + q_weight * p.qmag[i] || err == 0.0;
+  const double f16 = f16_weights ? 2.001 * std::ldexp(1.0, -11) * p.fmag[i] + std::ldexp(33.0, -25) * p.xabs[i] : 0.0;
+  return err <= kRelTol * p.mag[i] + q_weight * p.qmag[i] + f16 || err == 0.0;
+}
+
+// Each weight's mins' term -dmin * m (Q4_K, Q5_K: the blocks with their codes
+// zeroed; bytes 16 on hold them); empty for the other types.
+std::vector<float> ReferenceMinTerms(const TypeInfo& t, std::vector<uint8_t> blocks, int64_t rows, int64_t cols) {
+  if (t.type != QuantType::kQ4_K && t.type != QuantType::kQ5_K) return {};
+  for (size_t b = 0; b < blocks.size(); b += static_cast<size_t>(t.bytes)) {
+    std::memset(&blocks[b + 16], 0, static_cast<size_t>(t.bytes - 16));
+  }
+  return ReferenceDequant(t, blocks, rows, cols);
 }
 
 void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode mode,
@@ -204,7 +229,8 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
   std::vector<uint8_t> xraw;
   std::vector<float> xf;
   MakeActivations(act, c.n * c.cols, 99 + c.n, &xraw, &xf, adversarial_x);
-  const Products products = ReferenceProducts(wf, xf, c.rows, c.cols, c.n);
+  const Products products =
+      ReferenceProducts(wf, xf, c.rows, c.cols, c.n, ReferenceMinTerms(t, blocks, c.rows, c.cols));
   const std::vector<double>& ref = products.ref;
   const std::vector<double>& mag = products.mag;
   const size_t woff = misaligned_w ? 2 : 0;
@@ -240,6 +266,10 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
                             (t.type == QuantType::kQ3_K && c.cols % 2048 == 0);
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                (!wgmma_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
+    // The f16-weights wgmma: Q4_K/Q5_K on the same terms.
+    const bool f16w_type = t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K;
+    const bool f16w_refuses = k == bqc::MatMulKernel::kWgmmaF16W &&
+                              (!f16w_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     // The 16-group types take n <= 64, beyond 16 on the TMA path only
     // (16-byte aligned weights and rows).
     const bool tma_rows = !misaligned_w && c.cols / t.elems * t.bytes % 16 == 0;
@@ -247,7 +277,7 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
         k == bqc::MatMulKernel::kMmaQ8 &&
         (!MmaQ8Type(t.type) || act == QuantType::kF32 || (misaligned_w && !G16Type(t.type)) || c.cols % 256 != 0 ||
          c.n > (G16Type(t.type) ? 64 : 16) || (G16Type(t.type) && c.n > 16 && !tma_rows));
-    if (wgmma_refuses || mma_q8_refuses) {
+    if (wgmma_refuses || f16w_refuses || mma_q8_refuses) {
       Report(!st.ok() && st.code == 1, name + " refused", st.ok() ? "accepted" : "");
       continue;
     }
@@ -255,6 +285,11 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
       Report(false, name, st.message);
       continue;
     }
+    // Weights rounded to f16 overflow where the blocks' scales (kExtreme
+    // near 65504, kRaw anything) put them beyond f16's range, as they would
+    // dequantized to f16: that kernel is checked on realistic blocks only.
+    const bool f16_weights = resolved == bqc::MatMulKernel::kWgmmaF16W;
+    if (f16_weights && mode != BlockMode::kRealistic) continue;
     BQ_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<float> got(ref.size());
     BQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.ptr, got.size() * 4, cudaMemcpyDeviceToHost));
@@ -262,7 +297,7 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
     double worst = 0.0;
     for (size_t i = 0; i < got.size(); ++i) {
       const double rel = std::fabs(got[i] - ref[i]) / (mag[i] + 1e-30);
-      if (!WithinBound(products, i, got[i], q_weight)) {
+      if (!WithinBound(products, i, got[i], q_weight, f16_weights)) {
         if (first < 0) first = static_cast<int64_t>(i);
         ++bad;
       }
@@ -288,6 +323,7 @@ void TestNonFiniteX(const TypeInfo& t) {
       t.type == QuantType::kQ5_K) {
     kernels.push_back(bqc::MatMulKernel::kWgmma);  // (Q2_K, Q3_K: rows of 8 units, 16-byte multiples)
   }
+  if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmmaF16W);
   if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   // n = 20: the 16-group types' wide mma_q8 (rows of 8 units, 16-byte multiples).
   for (int64_t n : {2, 20}) {
@@ -623,7 +659,7 @@ void TestExactBufferCols(const TypeInfo& t, int64_t cols) {
     DeviceBuffer<uint8_t> dx(xraw.size());
     DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    for (K k : {K::kSimple, K::kMma8, K::kMma16, K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8}) {
+    for (K k : {K::kSimple, K::kMma8, K::kMma16, K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8, K::kWgmmaF16W}) {
       const bqc::Status a = bqc::MatMul(t.type, padded.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
       if (!a.ok()) continue;  // a kernel that refuses these arguments (TestMatMul checks which)
       const bqc::Status b = bqc::MatMul(t.type, exact, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k);
@@ -1096,8 +1132,8 @@ int main(int argc, char** argv) {
   std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
 
   using K = bqc::MatMulKernel;
-  const std::vector<K> all = {K::kAuto,  K::kSimple, K::kMma8,  K::kMma16, K::kMma32,
-                              K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8};
+  const std::vector<K> all = {K::kAuto,  K::kSimple, K::kMma8,  K::kMma16,  K::kMma32,
+                              K::kMma64, K::kGemvQ8, K::kWgmma, K::kMmaQ8, K::kWgmmaF16W};
   const std::vector<K> auto_simple = {K::kAuto, K::kSimple};
 
   for (const TypeInfo& t : bqtest::CudaTypes()) {
@@ -1128,12 +1164,18 @@ int main(int argc, char** argv) {
       TestMatMul(t, {small ? 19 : 130, 2304, 5}, act, BlockMode::kRealistic, all, false);
       TestMatMul(t, {1, 256, 3}, act, BlockMode::kRealistic, all, false);
       if (!small) {
-        TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic, {K::kAuto, K::kMma16, K::kMma64, K::kWgmma}, false);
+        TestMatMul(t, {300, 1024, 64}, act, BlockMode::kRealistic,
+                   {K::kAuto, K::kMma16, K::kMma64, K::kWgmma, K::kWgmmaF16W}, false);
         // wgmma's wide tiles: 128 columns per CTA, rows past the last
-        // 128-row tile, n past a tile edge.
-        for (int64_t n : {24, 40, 96, 128, 129, 200}) {
-          TestMatMul(t, {200, 1536, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma}, false);
+        // 128-row tile, n past a tile edge (K splits of 4: 6 super-blocks).
+        for (int64_t n : {17, 24, 40, 96, 128, 129, 200}) {
+          TestMatMul(t, {200, 1536, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
         }
+        // The f16-weights wgmma: a single row, rows longer than the ring,
+        // adversarial x, no K split (4096 rows: 32 tiles of 128 x 128).
+        TestMatMul(t, {1, 2048, 33}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
+        TestMatMul(t, {131, 4096, 150}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false, true);
+        TestMatMul(t, {4096, 512, 130}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W}, false);
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
       }
       if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) {
