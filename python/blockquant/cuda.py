@@ -166,9 +166,8 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     used as is. For Q4_K and Q5_K with float16 x beyond n = 64 on an sm_90 GPU the kernel rounds
     the weights to float16 in registers instead, as dequantizing them for cuBLAS would (each off
     by at most about 2^-10 of its scale and min terms). ``planar``: ``weights`` came from
-    ``to_planar`` (the
-    same bits; read in place, and faster, where the blocks would take the GEMV kernel: n <= 2
-    on those GPUs)."""
+    ``to_planar`` (the same bits; read in place, and faster, where the blocks would take the
+    GEMV kernel: n <= 2 on those GPUs)."""
     cu = _module()
     qtype = _core.canonical_type_name(qtype)
     w = _Arr(weights, "weights")

@@ -198,7 +198,7 @@ def test_gpu_matmul_past_n_16_keeps_x_exact_and_its_workspace_changes_no_bit(qty
             y = bq.cuda.matmul(blocks, qtype, x.cuda())
             assert y.dtype == torch.float32 and tuple(y.shape) == (n, 300)
             bound = 1e-4 * (np.abs(xf) @ np.abs(wd).T)
-            if dt == torch.float16 and n > 64:
+            if qtype in ("Q4_K", "Q5_K") and dt == torch.float16 and n > 64:
                 bound += 2.001 * 2.0**-11 * (np.abs(xf) @ (np.abs(wd) + 2 * np.abs(mterm)).T)
                 bound += 33 * 2.0**-25 * np.abs(xf).sum(axis=1, keepdims=True)
             assert np.all(np.abs(y.cpu().numpy() - xf @ wd.T) <= bound), (qtype, n, dt)
