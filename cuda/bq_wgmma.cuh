@@ -447,8 +447,8 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // barrier that shows every warp is done with it. xmap: x as a 2-D f16 tensor
 // (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
 // bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q2_K and Q3_K
-// in 16-bit elements). Out-of-range rows and columns arrive as zeros; their outputs
-// are not stored. kBatch: k16 steps decoded ahead of their wgmmas (two
+// in 16-bit elements). Out-of-range rows and columns arrive as zeros; their
+// outputs are not stored. kBatch: k16 steps decoded ahead of their wgmmas (two
 // batches of A registers alternate, so one decodes while the previous one
 // runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
 // of (1, 1, gridDim.z) CTAs, which take near-equal runs of super-blocks

@@ -310,7 +310,9 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
   if (n >= kWgmmaF16WMinN && WgmmaF16WFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmmaF16W;
-  if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) {
+    return MatMulKernel::kWgmma;
+  }
   // Per CTA the weights are read once per 8 * kNT columns: wider tiles cut
   // weight traffic, narrower ones waste fewer MMA columns and keep more
   // CTAs per SM.

@@ -387,7 +387,8 @@ void TestScratchWorkspaceTyped(const TypeInfo& t) {
     DeviceBuffer<float> y0(static_cast<size_t>(n * rows)), y1(static_cast<size_t>(n * rows));
     BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
     BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
-    const std::string name = std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " n=" + std::to_string(n);
+    const std::string name =
+        std::string("matmul ") + t.name + " " + bqc::MatMulKernelName(k) + " n=" + std::to_string(n);
     const bqc::Status a = bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y0.ptr, nullptr, k);
     const bqc::Status b =
         bqc::MatMul(t.type, dw.ptr, rows, cols, QuantType::kF16, dx.ptr, n, y1.ptr, nullptr, k, ws.ptr, need);
@@ -1179,10 +1180,11 @@ int main(int argc, char** argv) {
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
       }
       if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) {
-        // Q2_K's and Q3_K's wgmma (rows of 8 and 16 units, 16-byte multiples): every
-        // tile width (16, 32, 64, 128 columns), columns past n in the last
-        // tile, rows past the last 64- and 128-row tile, a single row, rows
-        // longer than the ring of stages; n = 3 and 9 only forced.
+        // Q2_K's and Q3_K's wgmma (rows of 8 and 16 units, 16-byte
+        // multiples): every tile width (16, 32, 64, 128 columns), columns
+        // past n in the last tile, rows past the last 64- and 128-row tile,
+        // a single row, rows longer than the ring of stages; n = 3 and 9
+        // only forced.
         for (int64_t n : {3, 9, 17, 24, 40, 64, 65, 96, 128, 129, 200}) {
           if (small && n != 9 && n != 40 && n != 129) continue;
           TestMatMul(t, {small ? 70 : 200, 2048, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma}, false);
