@@ -1172,8 +1172,9 @@ int main(int argc, char** argv) {
         for (int64_t n : {17, 24, 40, 96, 128, 129, 200}) {
           TestMatMul(t, {200, 1536, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
         }
-        // The f16-weights wgmma: a single row, rows longer than the ring,
-        // adversarial x, no K split (4096 rows: 32 tiles of 128 x 128).
+        // The f16-weights wgmma: a single row, rows longer than the ring of
+        // stages, adversarial x, and 4096 rows through kAuto (32 x 2 tiles
+        // of 128 x 128, a K split of 2; {1, 256, 3} above runs it unsplit).
         TestMatMul(t, {1, 2048, 33}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
         TestMatMul(t, {131, 4096, 150}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false, true);
         TestMatMul(t, {4096, 512, 130}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W}, false);
