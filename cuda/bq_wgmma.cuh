@@ -218,10 +218,9 @@ struct WgmmaCodes<QuantType::kQ4_K> {
   }
   // The codes themselves (high nibbles shifted down), for the f16-weights kernel.
   __device__ static void GetExact(const uint8_t* s, int p, int h, int off, uint32_t* c0, uint32_t* c1) {
-    const uint32_t v0 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off);
-    const uint32_t v1 = *reinterpret_cast<const uint16_t*>(s + 16 + 32 * p + off + 8);
-    *c0 = (v0 >> (4 * h)) & 0x0F0Fu;
-    *c1 = (v1 >> (4 * h)) & 0x0F0Fu;
+    Get(s, p, h, off, c0, c1);
+    *c0 >>= 4 * h;
+    *c1 >>= 4 * h;
   }
 };
 template <>
@@ -837,6 +836,19 @@ inline int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols) {
   int k_split = 1;
   while (k_split < 4 && tiles * k_split * 2 <= slots && k_split * 2 <= cols / 256) k_split *= 2;
   return k_split;
+}
+// WgmmaKSplit for tiles of kBN columns and kWGs warpgroups with kMinBlocks
+// CTAs per SM, on the current GPU (no split where it cannot be queried).
+template <int kBN, int kWGs, int kMinBlocks>
+int WgmmaKSplitFor(int64_t rows, int64_t n, int64_t cols) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();  // clear it
+    sms = 0;
+  }
+  const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
+  return WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols);
 }
 
 // Q2_K, Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`

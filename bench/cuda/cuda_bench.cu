@@ -415,10 +415,7 @@ template <QuantType kType, int kBN, int kWGs, int kStages>
 void BenchWgmmaF16WVariant(int64_t m, int64_t k, int64_t n) {
   char name[64];
   std::snprintf(name, sizeof(name), "ours wgmma_f16w %dc %dwg %ds", kBN, kWGs, kStages);
-  int sms = 0;
-  BQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  const int64_t tiles = (m + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
-  const int k_split = bqc::WgmmaKSplit(tiles, sms, k);
+  const int k_split = bqc::WgmmaKSplitFor<kBN, kWGs, 1>(m, n, k);
   BenchScratchVariant(kType, m, k, n, 16, name, [&](const Operands& op, const uint8_t* w, uint8_t*) {
     return bqc::LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, 1, true>(w, m, k, op.x, n, op.y, nullptr, nullptr,
                                                                          k_split);

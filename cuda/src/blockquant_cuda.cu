@@ -330,7 +330,7 @@ MatMulKernel ChooseMatMulKernel(QuantType type, const void* weights, int64_t row
 }
 
 int64_t MatMulWorkspaceBytes(QuantType type, int64_t n, int64_t cols) {
-  const bool wgmma_sums = WgmmaWorkspaceBytes(type, 1, 256) > 0;  // Q3_K's wgmma takes none
+  const bool wgmma_sums = WgmmaSumVecs(type) > 0;  // Q3_K's wgmma takes none
   if ((!wgmma_sums && !G16Type(type)) || n < 1 || cols <= 0 || cols % 256 != 0) return 0;
   const int64_t mma_q8 = n <= (G16Type(type) ? mmaq8g16::kMaxN : 16) ? MmaQ8Bytes(type, n, cols) : 0;
   return std::max(mma_q8, WgmmaWorkspaceBytes(type, n, cols));
@@ -394,7 +394,7 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
     kernel = Choose(type, weights, rows, cols, act_type, x, n, false);  // out of memory: the next best kernel
   }
   if (kernel == MatMulKernel::kWgmmaF16W) {
-    if (!WgmmaF16WFits(type, weights, cols, act_type, x)) {
+    if (!automatic && !WgmmaF16WFits(type, weights, cols, act_type, x)) {  // Choose checked kAuto's
       return Fail(kInvalidArgument,
                   "MatMul: kernel wgmma_f16w needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned "
                   "weights and x, an sm_90 GPU and a build for sm_90a");

@@ -99,16 +99,8 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();  // clear it: no K split then
-    sms = 0;
-  }
-  const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
-  const int k_split = WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols);
-  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks, kF16W>(w, rows, cols, x, n, y, workspace,
-                                                                             stream, k_split);
+  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks, kF16W>(
+      w, rows, cols, x, n, y, workspace, stream, WgmmaKSplitFor<kBN, kWGs, kMinBlocks>(rows, n, cols));
 }
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
