@@ -76,7 +76,7 @@ bool MatMulSupported(QuantType type);
 // (but kWgmma for Q2_K and Q3_K with F16 x from 16384 rows on; else
 // kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to
 // n = 16 for Q3_K); then
-// kWgmma where it runs (kWgmmaF16W for Q4_K and Q5_K past n = 64), else the
+// kWgmma where it runs (kWgmmaF16W for Q4_K and Q5_K with f16 x), else the
 // mma kernels above, and kSimple when their requirements fail (cols % 256,
 // 16-byte aligned weights and x, f16 or bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh) and

@@ -430,20 +430,20 @@ __global__ void WgmmaXSumsKernel(const Act* __restrict__ x, int64_t n, int64_t c
 }
 
 // Dynamic shared memory of WgmmaMatMulKernel: the stages, two buffers of
-// x-sum fragments (types with mins), an mbarrier per stage and per fragment
-// buffer, and 1024 bytes to align the swizzled x tiles (dynamic shared
-// memory does not promise that alignment).
+// x-sum fragments (types with mins), two mbarriers per stage (filled,
+// released) and one per fragment buffer, and 1024 bytes to align the
+// swizzled x tiles (dynamic shared memory does not promise that alignment).
 template <QuantType kType, int kBN, int kWGs, int kStages, bool kF16W = false>
 __host__ __device__ constexpr int WgmmaSmemBytes() {
   using Block = WgmmaBlock<kType>;
   constexpr int kVecs = kF16W ? 0 : Block::kSumVecs;  // the f16-weights kernel takes no x sums
   return kStages * (kBN * 512 + kWGs * 64 * Block::kBox) + 2 * (kBN / 8) * 32 * 16 * kVecs +
-         (kStages + (kVecs > 0 ? 2 : 0)) * 8 + 1024;
+         (2 * kStages + 2) * 8 + 1024;
 }
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
 // TMA into a ring of kStages slots, each slot refilled right after the
-// barrier that shows every warp is done with it. xmap: x as a 2-D f16 tensor
+// barrier that shows every warp is done with it (kProducerWarp: below). xmap: x as a 2-D f16 tensor
 // (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
 // bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q2_K and Q3_K
 // in 16-bit elements). Out-of-range rows and columns arrive as zeros; their
@@ -459,8 +459,16 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // wgmma chain accumulates every super-block into the outputs: no per-super-
 // block product to scale, no mins' term, no x sums, no workspace. Weights
 // beyond f16's range overflow.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false>
-__global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
+//
+// kProducerWarp (kF16W only; the default there): an extra warp streams the
+// stages instead of thread 0, and each slot has a second mbarrier that the
+// consumer warps arrive at once their wgmmas are done with it. Then the
+// warpgroups never wait for each other: while one drains its chain at the
+// end of a super-block, the other's keeps the tensor cores busy. (Without
+// the wait at each super-block's end, ptxas serializes the wgmmas.)
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false,
+          bool kProducerWarp = kF16W>
+__global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlocks)
     WgmmaMatMulKernel(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap wmap,
                       const uint4* __restrict__ xsums, int64_t rows, int64_t cols, int64_t n, float* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -472,6 +480,8 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   static_assert(ST::kHeaderK4 || kQ2 || kQ3, "Q2_K, Q3_K, Q4_K and Q5_K only");
   static_assert(!kF16W || ST::kHeaderK4, "f16 weights: Q4_K and Q5_K");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
+  // The other kernels release their x-sum buffers at the barrier per super-block.
+  static_assert(!kProducerWarp || kF16W, "a producer warp: the f16-weights kernel");
   constexpr int kRowsCta = kWGs * 64;
   constexpr int kXBytes = kBN * 512;  // 256 f16 values per column
   constexpr int kWBytes = kRowsCta * Block::kBox;
@@ -484,8 +494,10 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   const uint4* xfrag = reinterpret_cast<const uint4*>(smem + kStages * kStage);  // [2][kNG][32][kVecs]
   const uint32_t full0 = detail::SmemAddr(xfrag + 2 * kNG * 32 * kVecs);  // one mbarrier per slot
   const uint32_t sums0 = full0 + 8 * kStages;                     // one per fragment buffer
+  const uint32_t empty0 = sums0 + 16;  // kProducerWarp: one per slot, released by each consumer warp
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+  const bool consumer = !kProducerWarp || warp < kWGs * 4;  // all but the producer warp
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsCta;
   const int64_t col0 = static_cast<int64_t>(blockIdx.y) * kBN;
   const int64_t nsb = cols / 256;
@@ -519,6 +531,9 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
   };
   if (tid == 0) {
     for (int i = 0; i < kStages + (kMins ? 2 : 0); ++i) detail::MbarInit(full0 + 8 * i, 1);
+    if constexpr (kProducerWarp) {
+      for (int i = 0; i < kStages; ++i) detail::MbarInit(empty0 + 8 * i, kWGs * 4);
+    }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     if constexpr (kMins) {
       // x and the weights are final already (WgmmaXSumsKernel, which this
@@ -587,15 +602,25 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
   };
 
-  for (int64_t it = 0; it < cnt; ++it) {
+  if (kProducerWarp && !consumer && lane == 0) {
+    // Slot i % kStages takes super-block i once every consumer warp has
+    // released super-block i - kStages from it.
+    for (int64_t i = kStages; i < cnt; ++i) {
+      detail::MbarWait(empty0 + 8 * static_cast<int>(i % kStages), static_cast<uint32_t>(i / kStages - 1) & 1);
+      load_stage(i);
+    }
+  }
+  for (int64_t it = 0; it < (consumer ? cnt : 0); ++it) {
     const int64_t sb = sb0 + it;
     const int slot = static_cast<int>(it % kStages);
     detail::MbarWait(full0 + 8 * slot, static_cast<uint32_t>(it / kStages) & 1);
-    // Every warp is done with the previous super-block: its slot can be
-    // refilled; and with fragment buffer it & 1 (the one before that's).
-    __syncthreads();
-    if (tid == 0 && it > 0 && it - 1 + kStages < cnt) load_stage(it - 1 + kStages);
-    if (kMins && tid == 0 && it >= 2) load_sums(it);
+    if constexpr (!kProducerWarp) {
+      // Every warp is done with the previous super-block: its slot can be
+      // refilled; and with fragment buffer it & 1 (the one before that's).
+      __syncthreads();
+      if (tid == 0 && it > 0 && it - 1 + kStages < cnt) load_stage(it - 1 + kStages);
+      if (kMins && tid == 0 && it >= 2) load_sums(it);
+    }
     const uint8_t* st = smem + slot * kStage;
     const uint32_t xs_addr = detail::SmemAddr(st);
     const uint64_t desc0 = detail::SmemDescSw128(xs_addr, 1024);  // steps add their offset / 16
@@ -736,7 +761,8 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     }
 
     // The chain is done reading this slot's x before the next iteration's
-    // barrier lets thread 0 refill it (and, but for kF16W, P is complete).
+    // barrier lets thread 0 refill it, or before this warp releases the slot
+    // to the producer warp (and, but for kF16W, P is complete).
     detail::WgmmaWait<0>();
     if constexpr (kF16W) {
       detail::PinRegs(acc);
@@ -748,6 +774,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
 #pragma unroll
       for (int i = 0; i < kBatch; ++i) detail::PinRegs(a[b][i]);
     }
+    if (kProducerWarp && lane == 0) detail::MbarArrive(empty0 + 8 * slot);
   }
   __syncthreads();
   if (cnt > 0) epilogue(cnt - 1);
@@ -761,14 +788,16 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     constexpr int kThreads = kWGs * 128;
     static_assert(kAcc * kThreads * 4 <= kStages * kStage, "the partial sums fit the stages");
     float* part = reinterpret_cast<float*>(smem);  // [kAcc][kThreads]
+    if (consumer) {
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i) part[i * kThreads + tid] = acc[i];
+      for (int i = 0; i < kAcc; ++i) part[i * kThreads + tid] = acc[i];
+    }
     detail::ClusterSync();
     e0 = kz * (kAcc / ksplit);
     e1 = e0 + kAcc / ksplit;
 #pragma unroll
     for (int i = 0; i < kAcc; ++i) {
-      if (i < e0 || i >= e1) continue;
+      if (!consumer || i < e0 || i >= e1) continue;
       const uint32_t addr = detail::SmemAddr(part + i * kThreads + tid);
       float sum = detail::LoadClusterShared(addr, 0);
       for (int c = 1; c < ksplit; ++c) sum += detail::LoadClusterShared(addr, static_cast<uint32_t>(c));
@@ -783,7 +812,7 @@ __global__ void __launch_bounds__(kWGs * 128, kMinBlocks)
     for (int k = 0; k < 4; ++k) {
       const int64_t r = row0 + rl0 + 8 * (k / 2);
       const int64_t c = col0 + 8 * i + 2 * t + (k % 2);
-      if (4 * i + k >= e0 && 4 * i + k < e1 && r < rows && c < n) y[c * rows + r] = acc[4 * i + k];
+      if (consumer && 4 * i + k >= e0 && 4 * i + k < e1 && r < rows && c < n) y[c * rows + r] = acc[4 * i + k];
     }
   }
 #else
@@ -829,27 +858,47 @@ inline cudaError_t EncodeUnalignedBlocksMap(CUtensorMap* map, const void* w, int
 
 // The K split for a grid of `tiles` CTAs (row tiles x column tiles) on a
 // GPU with `slots` resident CTAs of the kernel (SMs x CTAs per SM): doubled
-// from 1 while the doubled grid still fits in the slots, up to 4 and to the
-// super-blocks, so that short matrices (4096 rows: 32 or 64 row tiles) fill
-// the GPU.
-inline int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols) {
+// from 1 while the doubled grid still fits in the slots and the GPU holds
+// all of its clusters at once (clusters(k): how many clusters of k CTAs it
+// holds), up to 4 and to the super-blocks, so that short matrices (4096
+// rows: 32 or 64 row tiles) fill the GPU in one wave. (Clusters of 4 large
+// CTAs need 4 free SMs in one GPC each: fewer of them fit than slots / 4.)
+template <class Clusters>
+int WgmmaKSplit(int64_t tiles, int64_t slots, int64_t cols, Clusters clusters) {
   int k_split = 1;
-  while (k_split < 4 && tiles * k_split * 2 <= slots && k_split * 2 <= cols / 256) k_split *= 2;
+  while (k_split < 4 && tiles * k_split * 2 <= slots && k_split * 2 <= cols / 256 && tiles <= clusters(k_split * 2)) {
+    k_split *= 2;
+  }
   return k_split;
 }
-// WgmmaKSplit for tiles of kBN columns and kWGs warpgroups with kMinBlocks
-// CTAs per SM, on the current GPU (no split where it cannot be queried).
-template <int kBN, int kWGs, int kMinBlocks>
-int WgmmaKSplitFor(int64_t rows, int64_t n, int64_t cols) {
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+
+// How many clusters of k_split CTAs (threads and smem bytes of dynamic
+// shared memory each) of `kernel` the current GPU holds at once; 0 where it
+// cannot say.
+template <class Kernel>
+int MaxActiveClusters(Kernel kernel, int threads, int smem, int k_split) {
+  cudaLaunchConfig_t config = {};
+  cudaLaunchAttribute attr;
+  config.gridDim = dim3(1, 1, static_cast<unsigned>(k_split));
+  config.blockDim = dim3(static_cast<unsigned>(threads));
+  config.dynamicSmemBytes = static_cast<size_t>(smem);
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 1;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = static_cast<unsigned>(k_split);
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
     cudaGetLastError();  // clear it
-    sms = 0;
+    return 0;
   }
-  const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
-  return WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols);
+  return clusters;
 }
+
+// LaunchWgmmaMatMul's k_split that has it pick the split: WgmmaKSplit on
+// the current GPU (no split where it cannot be queried).
+constexpr int kWgmmaKSplitAuto = 0;
 
 // Q2_K, Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
 // (WgmmaWorkspaceBytes(kType, n, cols) bytes, 16-byte aligned), then
@@ -857,14 +906,18 @@ int WgmmaKSplitFor(int64_t rows, int64_t n, int64_t cols) {
 // 16-byte multiples: cols % 1024 == 0). Q3_K, and kF16W (Q4_K, Q5_K with
 // the weights rounded to f16; see the kernel): the product alone (no
 // workspace; Q3_K: cols % 2048 == 0), as a programmatic dependent of
-// whatever ran before it. k_split (1, 2 or 4, at most cols / 256; see
-// WgmmaKSplit) CTAs per tile each take a run of super-blocks, as one
-// cluster. Header-only use from a .cu file compiled for sm_90a;
+// whatever ran before it. k_split (1, 2 or 4, at most cols / 256; or
+// kWgmmaKSplitAuto, see WgmmaKSplit) CTAs per tile each take a run of
+// super-blocks, as one cluster. kProducerWarp: see the kernel (kF16W
+// only). Header-only use from a .cu file compiled for sm_90a;
 // preconditions as for the tensor-core kernels of bq_matmul.cuh.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false>
+template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false,
+          bool kProducerWarp = kF16W>
 cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                               void* workspace, cudaStream_t stream, int k_split = 1) {
-  if ((k_split != 1 && k_split != 2 && k_split != 4) || k_split > cols / 256) return cudaErrorInvalidValue;
+  if (k_split != kWgmmaKSplitAuto && ((k_split != 1 && k_split != 2 && k_split != 4) || k_split > cols / 256)) {
+    return cudaErrorInvalidValue;
+  }
   static_assert(128 % kBN == 0, "a CTA's columns lie inside one 128-column tile of the x sums");
   using Block = WgmmaBlock<kType>;
   const uint64_t row_bytes = static_cast<uint64_t>(cols / 256) * Block::kBytes;
@@ -879,9 +932,21 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   }
   if (err != cudaSuccess) return err;
   constexpr int smem = WgmmaSmemBytes<kType, kBN, kWGs, kStages, kF16W>();
-  auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W>;
+  constexpr int kThreads = kWGs * 128 + (kProducerWarp ? 32 : 0);
+  auto kernel = WgmmaMatMulKernel<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W, kProducerWarp>;
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
+  if (k_split == kWgmmaKSplitAuto) {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      sms = 0;
+    }
+    const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
+    k_split = WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols,
+                          [&](int k) { return MaxActiveClusters(kernel, kThreads, smem, k); });
+  }
   uint4* sums = static_cast<uint4*>(workspace);
   if constexpr (Block::kMins && !kF16W) {
     const int64_t sum_threads = cols / 256 * WgmmaSumGroups(n) * 32;
@@ -891,7 +956,7 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
   cudaLaunchAttribute attr[2];
-  cudaLaunchConfig_t config = gemv::LaunchConfig(1, kWGs * 128, smem, stream, true, &attr[0]);
+  cudaLaunchConfig_t config = gemv::LaunchConfig(1, kThreads, smem, stream, true, &attr[0]);
   config.gridDim = dim3(static_cast<unsigned>((rows + kWGs * 64 - 1) / (kWGs * 64)),
                         static_cast<unsigned>((n + kBN - 1) / kBN), static_cast<unsigned>(k_split));
   if (k_split > 1) {

@@ -409,17 +409,33 @@ void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
 }
 
 // The f16-weights wgmma through the header launcher: columns and
-// warpgroups per CTA, stages; the K split as the library picks it (the
-// library takes 128 x 2 x 2 past n = 64, 64 x 2 x 3 beyond 32).
-template <QuantType kType, int kBN, int kWGs, int kStages>
+// warpgroups per CTA, stages, and whether a producer warp streams the
+// stages ("inline": thread 0 does, between barriers), and kBatch (bN: k16
+// steps decoded ahead); the K split as the library picks it (the library
+// takes 128 x 2 x 2 b8 with the producer warp past n = 64, 64 x 2 x 3 b4
+// beyond 32 and to n = 128 on short matrices).
+template <QuantType kType, int kBN, int kWGs, int kStages, bool kProducerWarp = true, int kBatch = 4>
 void BenchWgmmaF16WVariant(int64_t m, int64_t k, int64_t n) {
   char name[64];
-  std::snprintf(name, sizeof(name), "ours wgmma_f16w %dc %dwg %ds", kBN, kWGs, kStages);
-  const int k_split = bqc::WgmmaKSplitFor<kBN, kWGs, 1>(m, n, k);
+  std::snprintf(name, sizeof(name), "ours wgmma_f16w %dc %dwg %ds b%d%s", kBN, kWGs, kStages, kBatch,
+                kProducerWarp ? "" : " inline");
   BenchScratchVariant(kType, m, k, n, 16, name, [&](const Operands& op, const uint8_t* w, uint8_t*) {
-    return bqc::LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, 1, true>(w, m, k, op.x, n, op.y, nullptr, nullptr,
-                                                                         k_split);
+    return bqc::LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, kBatch, 1, true, kProducerWarp>(
+        w, m, k, op.x, n, op.y, nullptr, nullptr, bqc::kWgmmaKSplitAuto);
   });
+}
+
+// How many clusters of 2 and 4 CTAs of an f16-weights wgmma kernel the GPU
+// holds at once (what the automatic K split asks), to the log.
+template <QuantType kType, int kBN, int kWGs, int kStages, bool kProducerWarp = true>
+void PrintWgmmaClusters() {
+  auto kernel = bqc::WgmmaMatMulKernel<kType, kBN, kWGs, kStages, 4, 1, true, kProducerWarp>;
+  constexpr int smem = bqc::WgmmaSmemBytes<kType, kBN, kWGs, kStages, true>();
+  BQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const int threads = kWGs * 128 + (kProducerWarp ? 32 : 0);
+  std::printf("wgmma_f16w %dc %dwg %ds%s, %d B of shared memory: %d clusters of 2, %d of 4 at once\n", kBN, kWGs,
+              kStages, kProducerWarp ? "" : " inline", smem, bqc::MaxActiveClusters(kernel, threads, smem, 2),
+              bqc::MaxActiveClusters(kernel, threads, smem, 4));
 }
 
 void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
@@ -635,15 +651,20 @@ void BenchWgmmaG16(cublasHandle_t h, QuantType t, int64_t m, int64_t k, bool wit
 // fp16, on both shapes, with tile variants at n = 128 and 512.
 void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
   using K = bqc::MatMulKernel;
+  PrintWgmmaClusters<QuantType::kQ4_K, 128, 2, 2>();
+  PrintWgmmaClusters<QuantType::kQ4_K, 128, 2, 2, false>();
+  PrintWgmmaClusters<QuantType::kQ4_K, 64, 2, 3>();
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{m, k}, std::pair<int64_t, int64_t>{4096, 14336}}) {
     for (int64_t n : {17, 32, 64, 128, 512}) {
       BenchOurs(QuantType::kQ4_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
     }
     for (int64_t n : {64, 512}) BenchOurs(QuantType::kQ5_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
     for (int64_t n : {128, 512}) {
-      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 3, 2>(rows, cols, n);
-      BenchWgmmaF16WVariant<QuantType::kQ4_K, 64, 4, 3>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, true, 4>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, false>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 4, 2, false>(rows, cols, n);
       BenchWgmmaF16WVariant<QuantType::kQ4_K, 64, 2, 3>(rows, cols, n);
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 64, 2, 3, false>(rows, cols, n);
     }
     BenchDequantCublas(h, QuantType::kQ4_K, rows, cols, 512);
     for (int64_t n : {32, 64, 128, 512}) BenchCublas(h, rows, cols, n, false);

@@ -173,8 +173,13 @@ constexpr int64_t kMmaQ8MinN = 3;
 // 30.4 / 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
 constexpr int64_t kWgmmaTallRows = 16384;
 // From this n kAuto takes Q4_K's and Q5_K's f16-weights wgmma, which rounds
-// the weights to f16 as dequantizing for cuBLAS does, over the exact one.
-constexpr int64_t kWgmmaF16WMinN = 65;
+// the weights to f16 as dequantizing for cuBLAS does, over the exact one
+// (from n = 17, where mma_q8's int8 x ends: the f16 weights add about 8x
+// less error than int8 x). H200, us, f16 weights against exact, n = 17 /
+// 32 / 64 / 128: 28672 x 8192 78.8 / 79.2 / 91.9 / 122.3 against 88.2 /
+// 88.1 / 111.2 / 144.0; 4096 x 14336 27.4 / 27.3 / 46.5 / 46.6 against 43.5
+// / 43.6 / 55.8 / 56.2 (docs/cuda.md).
+constexpr int64_t kWgmmaF16WMinN = 17;
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {

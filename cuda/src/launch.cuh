@@ -91,34 +91,58 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // The wgmma configuration for n (H200 measurements in docs/cuda.md):
 // 16 or 32 columns per CTA with one warpgroup (64 rows), 3 stages and up to
 // 4 or 3 CTAs per SM, so that a 28672-row GEMV-like product fits one wave;
-// two warpgroups sharing 64 or 128 columns beyond; a K split over clusters
-// of 2 or 4 CTAs where the tiles alone would leave SMs idle (WgmmaKSplit).
+// two warpgroups sharing 64 or 128 columns beyond (64 to n = 128 on short
+// matrices, WgmmaNarrowTileWins); a K split over clusters of 2 or 4 CTAs
+// where the tiles alone would leave SMs idle (WgmmaKSplit).
 // workspace: x's group sums, WgmmaWorkspaceBytes(kType, n, cols) bytes
 // (Q3_K: none). Instantiated in matmul_q2_k.cu, matmul_q3_k.cu,
 // matmul_q4_k.cu and matmul_q5_k.cu.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false>
+template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false, int kBatch = 4>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {
-  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, 4, kMinBlocks, kF16W>(
-      w, rows, cols, x, n, y, workspace, stream, WgmmaKSplitFor<kBN, kWGs, kMinBlocks>(rows, n, cols));
+  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W>(w, rows, cols, x, n, y, workspace,
+                                                                                  stream, kWgmmaKSplitAuto);
+}
+// Whether n = 65..128 columns take the 64-column tile over the 128-column
+// one: where the latter's row tiles (128 rows each) are at most a quarter of
+// the SMs, its K split of 4 leaves most SMs idle or needs more clusters of
+// 4 than the GPU holds at once (an H200 holds 30 of the f16-weights
+// kernel's), while 64 columns give twice the tiles, split by 2 (H200,
+// 4096 x 14336, n = 128, f16 weights: 46.9 us against 68.8).
+inline bool WgmmaNarrowTileWins(int64_t rows, int64_t n) {
+  if (n <= 64 || n > 128) return false;
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();  // clear it
+    return false;
+  }
+  return (rows + 127) / 128 * 4 <= sms;
 }
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                         void* workspace, cudaStream_t stream) {
   if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4>(w, rows, cols, x, n, y, workspace, stream);
   if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3>(w, rows, cols, x, n, y, workspace, stream);
-  if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1>(w, rows, cols, x, n, y, workspace, stream);
+  if (n <= 64 || WgmmaNarrowTileWins(rows, n)) {
+    return LaunchWgmmaTile<kType, 64, 2, 3, 1>(w, rows, cols, x, n, y, workspace, stream);
+  }
   return LaunchWgmmaTile<kType, 128, 2, 2, 1>(w, rows, cols, x, n, y, workspace, stream);
 }
 // The f16-weights form of wgmma (Q4_K, Q5_K; kWgmmaF16W): the same tiles,
-// no workspace.
+// no workspace; the 128-column tile decodes 8 k16 steps ahead of their
+// wgmmas, not 4 (the same bits; H200, Q4_K, n = 512, us: 4096 x 14336
+// 102.4-102.6 against 105.1-105.6; 28672 x 8192 448.8 / 511.3 / 511.3
+// against 446.7 / 518.7 / 516.9).
 template <QuantType kType>
 cudaError_t LaunchWgmmaF16W(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             cudaStream_t stream) {
   if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4, true>(w, rows, cols, x, n, y, nullptr, stream);
   if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3, true>(w, rows, cols, x, n, y, nullptr, stream);
-  if (n <= 64) return LaunchWgmmaTile<kType, 64, 2, 3, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
-  return LaunchWgmmaTile<kType, 128, 2, 2, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
+  if (n <= 64 || WgmmaNarrowTileWins(rows, n)) {
+    return LaunchWgmmaTile<kType, 64, 2, 3, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
+  }
+  return LaunchWgmmaTile<kType, 128, 2, 2, 1, true, 8>(w, rows, cols, x, n, y, nullptr, stream);
 }
 extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*,
                                                               int64_t, float*, cudaStream_t);
