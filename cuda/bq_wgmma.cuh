@@ -464,8 +464,9 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // stages instead of thread 0, and each slot has a second mbarrier that the
 // consumer warps arrive at once their wgmmas are done with it. Then the
 // warpgroups never wait for each other: while one drains its chain at the
-// end of a super-block, the other's keeps the tensor cores busy. (Without
-// the wait at each super-block's end, ptxas serializes the wgmmas.)
+// end of a super-block, the other's can keep the tensor cores busy. (Each
+// still waits for its own chain there: a chain in flight across
+// super-blocks makes ptxas serialize the wgmmas.)
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false,
           bool kProducerWarp = kF16W>
 __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlocks)
