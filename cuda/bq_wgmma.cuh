@@ -443,13 +443,13 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 
 // A CTA: kWGs warpgroups (64 rows each). Thread 0 streams the stages with
 // TMA into a ring of kStages slots, each slot refilled right after the
-// barrier that shows every warp is done with it (kProducerWarp: below). xmap: x as a 2-D f16 tensor
-// (cols x n, box 64 x kBN, 128-byte swizzle); wmap: the weights as 2-D
-// bytes (row_bytes x rows, box WgmmaBlock::kBox x kWGs * 64; Q2_K and Q3_K
-// in 16-bit elements). Out-of-range rows and columns arrive as zeros; their
-// outputs are not stored. kBatch: k16 steps decoded ahead of their wgmmas (two
-// batches of A registers alternate, so one decodes while the previous one
-// runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
+// barrier that shows every warp is done with it (kProducerWarp: below).
+// xmap: x as a 2-D f16 tensor (cols x n, box 64 x kBN, 128-byte swizzle);
+// wmap: the weights as 2-D bytes (row_bytes x rows, box WgmmaBlock::kBox x
+// kWGs * 64; Q2_K and Q3_K in 16-bit elements). Out-of-range rows and
+// columns arrive as zeros; their outputs are not stored. kBatch: k16 steps
+// decoded ahead of their wgmmas (two batches of A registers alternate, so
+// one decodes while the previous one runs). A grid of gridDim.z > 1 splits k: it must be launched as clusters
 // of (1, 1, gridDim.z) CTAs, which take near-equal runs of super-blocks
 // and add their sums through shared memory (below).
 //
@@ -603,7 +603,7 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
     }
   };
 
-  if (kProducerWarp && !consumer && lane == 0) {
+  if (!consumer && lane == 0) {
     // Slot i % kStages takes super-block i once every consumer warp has
     // released super-block i - kStages from it.
     for (int64_t i = kStages; i < cnt; ++i) {
@@ -901,6 +901,18 @@ int MaxActiveClusters(Kernel kernel, int threads, int smem, int k_split) {
 // the current GPU (no split where it cannot be queried).
 constexpr int kWgmmaKSplitAuto = 0;
 
+// The current GPU's SM count; 0 (and the error cleared) where it cannot be
+// queried.
+inline int CurrentSmCount() {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();  // clear it
+    return 0;
+  }
+  return sms;
+}
+
 // Q2_K, Q4_K, Q5_K: launches WgmmaXSumsKernel into `workspace`
 // (WgmmaWorkspaceBytes(kType, n, cols) bytes, 16-byte aligned), then
 // WgmmaMatMulKernel as its programmatic dependent (Q2_K's rows must be
@@ -938,14 +950,8 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   if (k_split == kWgmmaKSplitAuto) {
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-      cudaGetLastError();  // clear it
-      sms = 0;
-    }
     const int64_t tiles = (rows + kWGs * 64 - 1) / (kWGs * 64) * ((n + kBN - 1) / kBN);
-    k_split = WgmmaKSplit(tiles, int64_t{sms} * kMinBlocks, cols,
+    k_split = WgmmaKSplit(tiles, int64_t{CurrentSmCount()} * kMinBlocks, cols,
                           [&](int k) { return MaxActiveClusters(kernel, kThreads, smem, k); });
   }
   uint4* sums = static_cast<uint4*>(workspace);

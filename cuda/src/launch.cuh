@@ -112,13 +112,8 @@ cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const 
 // fitted split, 96.7 before it).
 inline bool WgmmaNarrowTileWins(int64_t rows, int64_t n) {
   if (n <= 64 || n > 128) return false;
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();  // clear it
-    return false;
-  }
-  return (rows + 127) / 128 * 4 <= sms;
+  const int sms = CurrentSmCount();
+  return sms > 0 && (rows + 127) / 128 * 4 <= sms;
 }
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
