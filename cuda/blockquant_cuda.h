@@ -59,7 +59,10 @@ enum class MatMulKernel : int {
                    // dequantizing to f16 for cuBLAS rounds them (each off by
                    // at most about 2^-10 of |d sc u| + |dmin m|; beyond f16's
                    // range they overflow), x exact: one wgmma chain, no x sums,
-                   // no scratch; Q4_K/Q5_K, same requirements as kWgmma
+                   // no scratch; Q4_K/Q5_K, same requirements as kWgmma;
+                   // also Q8_0/Q4_0 (one rounding, as dequantizing does) and
+                   // Q6_K (two: fl(fl(d * sc) * q), cols % 2048 == 0), which
+                   // kAuto does not pick (not yet timed)
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);

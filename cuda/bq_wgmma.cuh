@@ -1,4 +1,5 @@
-// Batched products of Q2_K/Q3_K/Q4_K/Q5_K weights with f16 activations on
+// Batched products of Q2_K/Q3_K/Q4_K/Q5_K weights (and, with the weights
+// rounded to f16, Q6_K/Q8_0/Q4_0: see kF16W) with f16 activations on
 // Hopper's warpgroup tensor cores (wgmma, sm_90a):
 //   y[c][r] = sum_k W[r][k] * x[c][k]   (layouts as in bq_matmul.cuh).
 //
@@ -29,7 +30,7 @@
 // in a fixed order (WgmmaKSplit, LaunchWgmmaMatMul's k_split).
 //
 // Requirements: cols % 256 == 0 (so that rows are 16-byte multiples, Q2_K:
-// cols % 1024 == 0, Q3_K: cols % 2048 == 0), 16-byte aligned weights and x,
+// cols % 1024 == 0, Q3_K and Q6_K: cols % 2048 == 0), 16-byte aligned weights and x,
 // a workspace of WgmmaWorkspaceBytes(type, n, cols) bytes (Q2_K, Q4_K,
 // Q5_K), an sm_90 GPU, a driver
 // with cuTensorMapEncodeTiled, and code compiled for sm_90a (elsewhere the
@@ -280,6 +281,30 @@ __device__ __forceinline__ uint32_t Q2Pair(uint32_t qw, int q, uint32_t sc2, uin
   return ScaledPair((qw >> (2 * q)) & 0x0303u, sc2, bias2);
 }
 
+// The f16-weights decode of the types without mins (Q6_K, Q8_0, Q4_0): two
+// codes u (bytes 0 and 1, unsigned) -> fl((u - kOffset) * s), s an f16
+// pair: u - kOffset is exact as (1024 + u) - (1024 + kOffset), then one
+// rounding multiplication. Q8_0's signed codes come in with their sign bit
+// flipped (u = q + 128).
+template <int kOffset>
+__device__ __forceinline__ uint32_t RoundedOffsetPair(uint32_t codes, uint32_t s2) {
+  const uint32_t l = __byte_perm(codes, 0x64646464u, 0x4140);
+  constexpr uint32_t kBias = 0x6400u + kOffset;  // f16 1024 + kOffset (kOffset < 1024)
+  uint32_t u, r;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(u) : "r"(l), "r"(kBias | kBias << 16));
+  asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(u), "r"(s2));
+  return r;
+}
+// Byte j of w, a signed 8-bit scale (Q6_K), times the f16 pair d2 as an f16
+// pair: fl(d * sc).
+__device__ __forceinline__ uint32_t SignedByteTimes(uint32_t w, int j, uint32_t d2) {
+  const uint32_t p = __byte_perm(w ^ 0x80808080u, 0x64646464u, 0x4040 + 0x0101 * j);  // 1024 + sc + 128
+  uint32_t sc, r;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(sc) : "r"(p), "r"(0x64806480u));
+  asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(sc), "r"(d2));
+  return r;
+}
+
 // mbarrier and TMA (cp.async.bulk.tensor) wrappers; addresses are shared
 // window addresses.
 __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
@@ -353,11 +378,19 @@ __host__ __device__ constexpr int WgmmaSumVecs(QuantType type) {
 // that starts at the 16-byte boundary below it (rows must be 16-byte
 // multiples: cols % 1024 or 2048 == 0). The boxes' sizes put the 8 rows that
 // a lane column reads in distinct banks. Q3_K has no mins, so no x sums.
+// Q6_K (f16 weights only): the 210-byte block lies 0..14 bytes into a
+// 240-byte box. Q8_0 and Q4_0 (f16 weights only): a stage holds a row's 8
+// blocks of 32 values (272 and 144 bytes). Boxes off 16-byte boundaries or
+// past 256 bytes (Q8_0) take a tensor map of 16-bit elements (kHalfMap).
 template <QuantType kType>
 struct WgmmaBlock {
   static constexpr int kBytes = StageTraits<kType>::kStageBytes;
   static constexpr bool kUnaligned = kBytes % 16 != 0;
-  static constexpr int kBox = kType == QuantType::kQ3_K ? 144 : kType == QuantType::kQ2_K ? 112 : kBytes;
+  static constexpr int kBox = kType == QuantType::kQ3_K   ? 144
+                              : kType == QuantType::kQ2_K ? 112
+                              : kType == QuantType::kQ6_K ? 240
+                                                          : kBytes;
+  static constexpr bool kHalfMap = kUnaligned || kBox > 256;
   static constexpr int kSumVecs = WgmmaSumVecs(kType);
   static constexpr bool kMins = kSumVecs > 0;
   static_assert(kMins == StageTraits<kType>::kHasMin, "a mins' term exactly for the types with mins");
@@ -460,6 +493,10 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // block product to scale, no mins' term, no x sums, no workspace. Weights
 // beyond f16's range overflow.
 //
+// kF16W also takes Q6_K, Q8_0 and Q4_0 (kPlain: no mins), their weights
+// rounded the same way: fl(fl(d * sc) * (u - 32)) (Q6_K, two roundings),
+// fl(d * q) and fl(d * (u - 8)) (one, as dequantizing to f16 rounds them).
+//
 // kProducerWarp (kF16W only; the default there): an extra warp streams the
 // stages instead of thread 0, and each slot has a second mbarrier that the
 // consumer warps arrive at once their wgmmas are done with it. Then the
@@ -477,9 +514,12 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
   using Block = WgmmaBlock<kType>;
   // kMins: a mins' term through x sums (not for the f16-weights kernel).
   constexpr bool kMins = Block::kMins && !kF16W, kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
+  constexpr bool kQ6 = kType == QuantType::kQ6_K, kQ8 = kType == QuantType::kQ8_0, kQ40 = kType == QuantType::kQ4_0;
+  constexpr bool kPlain = kQ6 || kQ8 || kQ40;  // no mins: f16 weights only
   constexpr int kVecs = kMins ? Block::kSumVecs : 0;
-  static_assert(ST::kHeaderK4 || kQ2 || kQ3, "Q2_K, Q3_K, Q4_K and Q5_K only");
-  static_assert(!kF16W || ST::kHeaderK4, "f16 weights: Q4_K and Q5_K");
+  static_assert(ST::kHeaderK4 || kQ2 || kQ3 || kPlain, "a K-quant or Q8_0 / Q4_0");
+  static_assert(!kF16W || ST::kHeaderK4 || kPlain, "f16 weights: Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0");
+  static_assert(!kPlain || kF16W, "Q6_K, Q8_0 and Q4_0: f16 weights only");
   static_assert(16 % kBatch == 0 && kBN % 16 == 0, "tile shapes");
   // The other kernels release their x-sum buffers at the barrier per super-block.
   static_assert(!kProducerWarp || kF16W, "a producer warp: the f16-weights kernel");
@@ -516,7 +556,7 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
       detail::TmaLoad2d(dst + p * kNG * 1024, &xmap, static_cast<int>(sb * 256 + 64 * p), static_cast<int>(col0),
                         full);
     }
-    if constexpr (Block::kUnaligned) {
+    if constexpr (Block::kHalfMap) {
       detail::TmaLoad2d(dst + kXBytes, &wmap, detail::UnalignedBoxColumn(sb * Block::kBytes), static_cast<int>(row0),
                         full);
     } else {
@@ -633,8 +673,21 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
     const uint8_t* s1 = s0 + 8 * Block::kBox;
     uint32_t hsc[2][2], hm[2][2];  // Q4_K, Q5_K: scales and mins, 4 to a word
     uint32_t df2[2][2];            // kF16W: (d, d) and (-dmin, -dmin) as f16 pairs
-    uint32_t gsc[2][4];            // Q3_K: S_g; Q2_K: sc_g; 4 to a word
-    if constexpr (kQ3) {  // 2-byte aligned: 16-bit loads
+    uint32_t gsc[2][4];            // Q3_K: S_g; Q2_K: sc_g; Q6_K: its 16 signed scales; 4 to a word
+    if constexpr (kPlain) {
+      // Q6_K (2-byte aligned: 16-bit loads): scales at 192, d at 208. Q8_0
+      // and Q4_0 take each 32-block's d at its first step.
+      if constexpr (kQ6) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint8_t* b = r ? s1 : s0;
+          auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
+#pragma unroll
+          for (int k = 0; k < 4; ++k) gsc[r][k] = half(192 + 4 * k) | half(194 + 4 * k) << 16;
+          df2[r][0] = __byte_perm(half(208), 0u, 0x1010);
+        }
+      }
+    } else if constexpr (kQ3) {  // 2-byte aligned: 16-bit loads
       auto half = [](const uint8_t* b, int off) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + off)}; };
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -696,7 +749,41 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
         // Q2_K, Q3_K group s: values 32q + 16lh .. + 15 of half hh, bit
         // field q of qs[32hh + l] (Q3_K: high bit 4hh + q of hmask[l]).
         const int hh = s / 8, q = s % 8 / 2;
-        if constexpr (kQ3) {
+        if constexpr (kPlain) {
+          // Values 16s + 2t, + 1 (a[r]) and 16s + 2t + 8, + 9 (a[r + 2]).
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const uint8_t* b = r ? s1 : s0;
+            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
+            if constexpr (kQ6) {
+              // Half hh, quarter q: codes l = 16 (s % 2) + 2t (+ 8) of ql[64hh
+              // + 32 (q % 2) + l] (nibble q / 2) and qh[32hh + l] (bits 2q);
+              // group s's scale.
+              sc2[r] = detail::SignedByteTimes(gsc[r][s / 4], s % 4, df2[r][0]);
+              const int l = 16 * (s % 2) + 2 * t, ql = 64 * hh + 32 * (q % 2) + l, qh = 128 + 32 * hh + l;
+              auto codes = [&](int o) {
+                return ((half(ql + o) >> (4 * (q / 2))) & 0x0F0Fu) | (((half(qh + o) >> (2 * q)) & 0x0303u) << 4);
+              };
+              a[buf][i][r] = detail::RoundedOffsetPair<32>(codes(0), sc2[r]);
+              a[buf][i][r + 2] = detail::RoundedOffsetPair<32>(codes(8), sc2[r]);
+            } else {
+              // Block s / 2 (Q8_0: d, 32 signed codes; Q4_0: d, 16 bytes
+              // of two nibbles, values j and j + 16 in byte j), half s % 2.
+              constexpr int kBlockBytes = kQ8 ? 34 : 18;
+              const int blk = kBlockBytes * (s / 2);
+              if (i == 0 || s % 2 == 0) sc2[r] = __byte_perm(half(blk), 0u, 0x1010);
+              if constexpr (kQ8) {
+                const int o = blk + 2 + 16 * (s % 2) + 2 * t;
+                a[buf][i][r] = detail::RoundedOffsetPair<128>(half(o) ^ 0x8080u, sc2[r]);
+                a[buf][i][r + 2] = detail::RoundedOffsetPair<128>(half(o + 8) ^ 0x8080u, sc2[r]);
+              } else {
+                const int o = blk + 2 + 2 * t, sh = 4 * (s % 2);
+                a[buf][i][r] = detail::RoundedOffsetPair<8>((half(o) >> sh) & 0x0F0Fu, sc2[r]);
+                a[buf][i][r + 2] = detail::RoundedOffsetPair<8>((half(o + 8) >> sh) & 0x0F0Fu, sc2[r]);
+              }
+            }
+          }
+        } else if constexpr (kQ3) {
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint8_t* b = r ? s1 : s0;
@@ -937,7 +1024,7 @@ cudaError_t LaunchWgmmaMatMul(const uint8_t* w, int64_t rows, int64_t cols, cons
   CUtensorMap xmap, wmap;
   cudaError_t err = EncodeTensorMap2d(&xmap, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, cols, n, cols * 2, 64, kBN,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
-  if (err == cudaSuccess && Block::kUnaligned) {
+  if (err == cudaSuccess && Block::kHalfMap) {
     err = EncodeUnalignedBlocksMap(&wmap, w, rows, row_bytes, Block::kBox, kWGs * 64);
   } else if (err == cudaSuccess) {
     err = EncodeTensorMap2d(&wmap, CU_TENSOR_MAP_DATA_TYPE_UINT8, w, row_bytes, rows, row_bytes, Block::kBox,

@@ -413,7 +413,8 @@ void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
 // stages ("inline": thread 0 does, between barriers), and kBatch (bN: k16
 // steps decoded ahead); the K split as the library picks it (the library
 // takes 128 x 2 x 2 b8 with the producer warp past n = 64, 64 x 2 x 3 b4
-// beyond 32 and to n = 128 on short matrices).
+// beyond 32 and to n = 128 on short matrices, 128 x 4 x 2 b4 inline at n =
+// 65..128 on tall ones).
 template <QuantType kType, int kBN, int kWGs, int kStages, bool kProducerWarp = true, int kBatch = 4>
 void BenchWgmmaF16WVariant(int64_t m, int64_t k, int64_t n) {
   char name[64];
@@ -648,9 +649,27 @@ void BenchWgmmaG16(cublasHandle_t h, QuantType t, int64_t m, int64_t k, bool wit
 }
 
 // Q4_K's and Q5_K's f16-weights wgmma against the exact one and cuBLAS
-// fp16, on both shapes, with tile variants at n = 128 and 512.
+// fp16, on both shapes, with tile variants at n = 128 and 512; Q6_K's,
+// Q8_0's and Q4_0's against mma64.
 void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
   using K = bqc::MatMulKernel;
+  // Q6_K, Q8_0 and Q4_0 on the f16-weights kernel (forced) against what
+  // kAuto runs (the wide mma_q8 to n = 64, mma64 past it), and dequantizing
+  // to f16 for cuBLAS.
+  for (QuantType t : {QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+    for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{4096, 14336}, std::pair<int64_t, int64_t>{m, k}}) {
+      for (int64_t n : {32, 64, 128, 512}) BenchOurs(t, rows, cols, n, {K::kWgmmaF16W, K::kAuto}, false);
+    }
+    BenchDequantCublas(h, t, 4096, 14336, 512);
+  }
+  // The 4-warpgroup rule (launch.cuh's WgmmaFourWarpgroupsWin) on a second
+  // tall shape (160 tiles of 128 rows) and at n = 96: kAuto against the
+  // 2-warpgroup tile it replaced.
+  for (const auto& [rows, n] : {std::pair<int64_t, int64_t>{20480, 128}, std::pair<int64_t, int64_t>{m, 96}}) {
+    BenchOurs(QuantType::kQ4_K, rows, k, n, {K::kAuto}, false);
+    BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, true, 8>(rows, k, n);
+    BenchCublas(h, rows, k, n, false);
+  }
   PrintWgmmaClusters<QuantType::kQ4_K, 128, 2, 2, 8>();  // the library's tiles
   PrintWgmmaClusters<QuantType::kQ4_K, 64, 2, 3, 4>();
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{m, k}, std::pair<int64_t, int64_t>{4096, 14336}}) {
@@ -659,8 +678,10 @@ void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
     }
     for (int64_t n : {64, 512}) BenchOurs(QuantType::kQ5_K, rows, cols, n, {K::kAuto, K::kWgmma, K::kWgmmaF16W}, false);
     for (int64_t n : {128, 512}) {
-      // The library's 128-column tile decoding 4 steps ahead, and without
-      // its producer warp; 4 warpgroups (faster at n = 128 on 28672 rows).
+      // The library's 2-warpgroup 128-column tile, decoding 4 steps ahead
+      // instead of 8, and without its producer warp; 4 warpgroups (the
+      // library's tile at n = 65..128 on tall matrices).
+      BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, true, 8>(rows, cols, n);
       BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, true, 4>(rows, cols, n);
       BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 2, 2, false, 8>(rows, cols, n);
       BenchWgmmaF16WVariant<QuantType::kQ4_K, 128, 4, 2, false>(rows, cols, n);

@@ -224,11 +224,10 @@ int64_t WgmmaColsMultiple(QuantType type) {
   }
 }
 
-// kWgmma runs here: Q2_K, Q3_K, Q4_K or Q5_K weights, F16 x, cols a
-// multiple of WgmmaColsMultiple, the tensor-core layout requirements, this
+// What every wgmma kernel needs: F16 x, cols a multiple of `multiple` (0:
+// the type has no such kernel), the tensor-core layout requirements, this
 // build holds sm_90a code and the current GPU is sm_90.
-bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
-  const int64_t multiple = WgmmaColsMultiple(type);
+bool WgmmaShapeFits(int64_t multiple, const void* weights, int64_t cols, QuantType act_type, const void* x) {
   if (multiple == 0 || act_type != QuantType::kF16) return false;
   if (cols % multiple != 0 || !Aligned(weights, 16) || !Aligned(x, 16)) return false;
 #if defined(BLOCKQUANT_CUDA_HAS_SM90A)
@@ -244,9 +243,25 @@ bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_
   return false;
 #endif
 }
-// kWgmmaF16W runs here: as kWgmma, for Q4_K and Q5_K.
+// kWgmma runs here: Q2_K, Q3_K, Q4_K or Q5_K weights, cols a multiple of
+// WgmmaColsMultiple.
+bool WgmmaFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
+  return WgmmaShapeFits(WgmmaColsMultiple(type), weights, cols, act_type, x);
+}
+// kWgmmaF16W runs here: as kWgmma, for Q4_K and Q5_K; Q6_K with rows of
+// 16-byte multiples (its 210-byte blocks 8 to a row: cols % 2048 == 0),
+// Q8_0 and Q4_0 (272 and 144 bytes per 256 values).
 bool WgmmaF16WFits(QuantType type, const void* weights, int64_t cols, QuantType act_type, const void* x) {
-  return (type == QuantType::kQ4_K || type == QuantType::kQ5_K) && WgmmaFits(type, weights, cols, act_type, x);
+  int64_t multiple = 0;
+  switch (type) {
+    case QuantType::kQ4_K:
+    case QuantType::kQ5_K:
+    case QuantType::kQ8_0:
+    case QuantType::kQ4_0: multiple = 256; break;
+    case QuantType::kQ6_K: multiple = 2048; break;
+    default: break;
+  }
+  return WgmmaShapeFits(multiple, weights, cols, act_type, x);
 }
 
 }  // namespace
@@ -314,7 +329,12 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  if (n >= kWgmmaF16WMinN && WgmmaF16WFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmmaF16W;
+  // (Q6_K's, Q8_0's and Q4_0's f16-weights wgmma runs when forced only: not
+  // yet timed against mma64.)
+  const bool k_quant_mins = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
+  if (k_quant_mins && n >= kWgmmaF16WMinN && WgmmaF16WFits(type, weights, cols, act_type, x)) {
+    return MatMulKernel::kWgmmaF16W;
+  }
   if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) {
     return MatMulKernel::kWgmma;
   }
@@ -401,13 +421,19 @@ Status MatMul(QuantType type, const void* weights, int64_t rows, int64_t cols, Q
   if (kernel == MatMulKernel::kWgmmaF16W) {
     if (!automatic && !WgmmaF16WFits(type, weights, cols, act_type, x)) {  // Choose checked kAuto's
       return Fail(kInvalidArgument,
-                  "MatMul: kernel wgmma_f16w needs Q4_K or Q5_K weights, F16 x, cols % 256 == 0, 16-byte aligned "
-                  "weights and x, an sm_90 GPU and a build for sm_90a");
+                  "MatMul: kernel wgmma_f16w needs Q4_K, Q5_K, Q6_K, Q8_0 or Q4_0 weights, F16 x, cols % 256 == 0 "
+                  "(Q6_K: % 2048), 16-byte aligned weights and x, an sm_90 GPU and a build for sm_90a");
     }
     const __half* xh = static_cast<const __half*>(x);
-    return FromCuda(type == QuantType::kQ5_K ? detail::LaunchWgmmaF16W<QuantType::kQ5_K>(w, rows, cols, xh, n, y, s)
-                                             : detail::LaunchWgmmaF16W<QuantType::kQ4_K>(w, rows, cols, xh, n, y, s),
-                    "MatMul launch (wgmma_f16w)");
+    cudaError_t err;
+    switch (type) {
+      case QuantType::kQ5_K: err = detail::LaunchWgmmaF16W<QuantType::kQ5_K>(w, rows, cols, xh, n, y, s); break;
+      case QuantType::kQ6_K: err = detail::LaunchWgmmaF16W<QuantType::kQ6_K>(w, rows, cols, xh, n, y, s); break;
+      case QuantType::kQ8_0: err = detail::LaunchWgmmaF16W<QuantType::kQ8_0>(w, rows, cols, xh, n, y, s); break;
+      case QuantType::kQ4_0: err = detail::LaunchWgmmaF16W<QuantType::kQ4_0>(w, rows, cols, xh, n, y, s); break;
+      default: err = detail::LaunchWgmmaF16W<QuantType::kQ4_K>(w, rows, cols, xh, n, y, s); break;
+    }
+    return FromCuda(err, "MatMul launch (wgmma_f16w)");
   }
   if (kernel == MatMulKernel::kGemvQ8) {
     if (!GemvFits(type, weights, cols, act_type, x, n)) {

@@ -97,11 +97,12 @@ cudaError_t LaunchMma(const uint8_t* w, int64_t rows, int64_t cols, const void* 
 // workspace: x's group sums, WgmmaWorkspaceBytes(kType, n, cols) bytes
 // (Q3_K: none). Instantiated in matmul_q2_k.cu, matmul_q3_k.cu,
 // matmul_q4_k.cu and matmul_q5_k.cu.
-template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false, int kBatch = 4>
+template <QuantType kType, int kBN, int kWGs, int kStages, int kMinBlocks, bool kF16W = false, int kBatch = 4,
+          bool kProducerWarp = kF16W>
 cudaError_t LaunchWgmmaTile(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             void* workspace, cudaStream_t stream) {
-  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W>(w, rows, cols, x, n, y, workspace,
-                                                                                  stream, kWgmmaKSplitAuto);
+  return LaunchWgmmaMatMul<kType, kBN, kWGs, kStages, kBatch, kMinBlocks, kF16W, kProducerWarp>(
+      w, rows, cols, x, n, y, workspace, stream, kWgmmaKSplitAuto);
 }
 // Whether n = 65..128 columns take the 64-column tile over the 128-column
 // one: where the latter's row tiles (128 rows each) are at most a quarter of
@@ -114,6 +115,20 @@ inline bool WgmmaNarrowTileWins(int64_t rows, int64_t n) {
   if (n <= 64 || n > 128) return false;
   const int sms = CurrentSmCount();
   return sms > 0 && (rows + 127) / 128 * 4 <= sms;
+}
+// Whether n = 65..128 columns of f16 weights take 4 warpgroups (256 rows per
+// CTA, thread 0 streaming the stages: a producer warp would leave too few
+// registers) over 2: where that does not take more waves of one CTA per SM,
+// counting a 4-warpgroup CTA as two (the tall matrices whose 128-row tiles
+// are one to two times the SMs). The 4-warpgroup CTA shares each x tile
+// among twice the rows. H200, Q4_K, 28672 x 8192, n = 128 (224 against 112
+// tiles on 132 SMs): 111.5 and 112.4 us against 121.4 and 122.5, two runs.
+inline bool WgmmaFourWarpgroupsWin(int64_t rows, int64_t n) {
+  if (n <= 64 || n > 128) return false;
+  const int64_t sms = CurrentSmCount();
+  if (sms <= 0) return false;
+  const int64_t tiles2 = (rows + 127) / 128, tiles4 = (rows + 255) / 256;
+  return tiles2 > sms && 2 * ((tiles4 + sms - 1) / sms) <= (tiles2 + sms - 1) / sms;
 }
 template <QuantType kType>
 cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
@@ -129,20 +144,39 @@ cudaError_t LaunchWgmma(const uint8_t* w, int64_t rows, int64_t cols, const __ha
 // no workspace; the 128-column tile decodes 8 k16 steps ahead of their
 // wgmmas, not 4 (the same bits; H200, Q4_K, n = 512, us: 4096 x 14336
 // 102.4-102.6 against 105.1-105.6; 28672 x 8192 448.8 / 511.3 / 511.3
-// against 446.7 / 518.7 / 516.9).
+// against 446.7 / 518.7 / 516.9), and takes 4 warpgroups where
+// WgmmaFourWarpgroupsWin. Q6_K, Q8_0 and Q4_0 take the 2-warpgroup tiles
+// only, decoding 4 steps ahead (their decoders need more registers; 4
+// warpgroups of Q8_0's 272-byte blocks would not fit the shared memory).
 template <QuantType kType>
 cudaError_t LaunchWgmmaF16W(const uint8_t* w, int64_t rows, int64_t cols, const __half* x, int64_t n, float* y,
                             cudaStream_t stream) {
-  if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4, true>(w, rows, cols, x, n, y, nullptr, stream);
-  if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3, true>(w, rows, cols, x, n, y, nullptr, stream);
+  constexpr bool kMinsType = StageTraits<kType>::kHeaderK4;  // Q4_K, Q5_K
+  if constexpr (kMinsType) {
+    if (n <= 16) return LaunchWgmmaTile<kType, 16, 1, 3, 4, true>(w, rows, cols, x, n, y, nullptr, stream);
+    if (n <= 32) return LaunchWgmmaTile<kType, 32, 1, 3, 3, true>(w, rows, cols, x, n, y, nullptr, stream);
+  }
   if (n <= 64 || WgmmaNarrowTileWins(rows, n)) {
     return LaunchWgmmaTile<kType, 64, 2, 3, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
   }
-  return LaunchWgmmaTile<kType, 128, 2, 2, 1, true, 8>(w, rows, cols, x, n, y, nullptr, stream);
+  if constexpr (!kMinsType) {
+    return LaunchWgmmaTile<kType, 128, 2, 2, 1, true>(w, rows, cols, x, n, y, nullptr, stream);
+  } else {
+    if (WgmmaFourWarpgroupsWin(rows, n)) {
+      return LaunchWgmmaTile<kType, 128, 4, 2, 1, true, 4, false>(w, rows, cols, x, n, y, nullptr, stream);
+    }
+    return LaunchWgmmaTile<kType, 128, 2, 2, 1, true, 8>(w, rows, cols, x, n, y, nullptr, stream);
+  }
 }
 extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ4_K>(const uint8_t*, int64_t, int64_t, const __half*,
                                                               int64_t, float*, cudaStream_t);
 extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ5_K>(const uint8_t*, int64_t, int64_t, const __half*,
+                                                              int64_t, float*, cudaStream_t);
+extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ6_K>(const uint8_t*, int64_t, int64_t, const __half*,
+                                                              int64_t, float*, cudaStream_t);
+extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ8_0>(const uint8_t*, int64_t, int64_t, const __half*,
+                                                              int64_t, float*, cudaStream_t);
+extern template cudaError_t LaunchWgmmaF16W<QuantType::kQ4_0>(const uint8_t*, int64_t, int64_t, const __half*,
                                                               int64_t, float*, cudaStream_t);
 extern template cudaError_t LaunchWgmma<QuantType::kQ2_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
                                                           float*, void*, cudaStream_t);

@@ -1,4 +1,5 @@
-// Instantiates the Q6_K matrix-product kernels (see launch.cuh), mma_q8 and planar gemv_q8 included.
+// Instantiates the Q6_K matrix-product kernels (see launch.cuh), mma_q8, planar gemv_q8 and the
+// f16-weights wgmma included.
 #include "launch.cuh"
 
 namespace blockquant {
@@ -11,6 +12,8 @@ template cudaError_t LaunchMmaQ8Act<QuantType::kQ6_K>(const uint8_t*, int64_t, i
                                                       int64_t, float*, uint8_t*, cudaStream_t);
 template cudaError_t LaunchGemvPlanar<QuantType::kQ6_K>(const uint8_t*, int64_t, int64_t, QuantType, const void*,
                                                      int64_t, float*, cudaStream_t);
+template cudaError_t LaunchWgmmaF16W<QuantType::kQ6_K>(const uint8_t*, int64_t, int64_t, const __half*, int64_t,
+                                                       float*, cudaStream_t);
 }  // namespace detail
 }  // namespace cuda
 }  // namespace v0

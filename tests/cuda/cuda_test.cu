@@ -266,8 +266,11 @@ void TestMatMul(const TypeInfo& t, const MatMulCase& c, QuantType act, BlockMode
                             (t.type == QuantType::kQ3_K && c.cols % 2048 == 0);
     const bool wgmma_refuses = k == bqc::MatMulKernel::kWgmma &&
                                (!wgmma_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
-    // The f16-weights wgmma: Q4_K/Q5_K on the same terms.
-    const bool f16w_type = t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K;
+    // The f16-weights wgmma: Q4_K/Q5_K on the same terms, and Q8_0/Q4_0, and
+    // Q6_K with rows of 16-byte multiples (cols % 2048 == 0).
+    const bool f16w_type = t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K ||
+                           t.type == QuantType::kQ8_0 || t.type == QuantType::kQ4_0 ||
+                           (t.type == QuantType::kQ6_K && c.cols % 2048 == 0);
     const bool f16w_refuses = k == bqc::MatMulKernel::kWgmmaF16W &&
                               (!f16w_type || act != QuantType::kF16 || misaligned_w || c.cols % 256 != 0);
     // The 16-group types take n <= 64, beyond 16 on the TMA path only
@@ -323,7 +326,7 @@ void TestNonFiniteX(const TypeInfo& t) {
       t.type == QuantType::kQ5_K) {
     kernels.push_back(bqc::MatMulKernel::kWgmma);  // (Q2_K, Q3_K: rows of 8 units, 16-byte multiples)
   }
-  if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K) kernels.push_back(bqc::MatMulKernel::kWgmmaF16W);
+  if (t.type != QuantType::kQ2_K && t.type != QuantType::kQ3_K) kernels.push_back(bqc::MatMulKernel::kWgmmaF16W);
   if (MmaQ8Type(t.type)) kernels.push_back(bqc::MatMulKernel::kMmaQ8);
   // n = 20: the 16-group types' wide mma_q8 (rows of 8 units, 16-byte multiples).
   for (int64_t n : {2, 20}) {
@@ -596,15 +599,16 @@ cudaError_t LaunchWgmmaForN(const uint8_t* w, int64_t rows, int64_t cols, const 
 // and 32, partial last row and column tiles, every tile width; each held to
 // the exact kernels' bound. Q4_K's f16-weights kernel too, with its
 // producer warp and without, on realistic blocks, held to the f16-weights
-// bound. Splits the launcher does not take are refused.
+// bound (and its 4-warpgroup tile, which streams the stages inline). Splits
+// the launcher does not take are refused.
 template <QuantType kType>
 void TestWgmmaKSplitTyped(const TypeInfo& t) {
   // Q2_K and Q3_K: rows of 16-byte multiples (4 and 8 super-blocks).
   const int64_t unit = kType == QuantType::kQ3_K ? 2048 : kType == QuantType::kQ2_K ? 1024 : 256;
   const int64_t cols = kType == QuantType::kQ4_K ? 1536 : unit * 3;  // 6, 12 or 24 super-blocks per row
-  enum Variant { kExact, kF16WProducer, kF16WInline };
+  enum Variant { kExact, kF16WProducer, kF16WInline, kF16WFourWGs };
   std::vector<Variant> variants = {kExact};
-  if (kType == QuantType::kQ4_K) variants.insert(variants.end(), {kF16WProducer, kF16WInline});
+  if (kType == QuantType::kQ4_K) variants.insert(variants.end(), {kF16WProducer, kF16WInline, kF16WFourWGs});
   for (const MatMulCase c : {MatMulCase{131, cols, 13}, MatMulCase{70, cols, 30}, MatMulCase{200, cols, 40},
                              MatMulCase{131, cols + unit, 150}}) {
     for (const Variant v : variants) {
@@ -630,13 +634,21 @@ void TestWgmmaKSplitTyped(const TypeInfo& t) {
         if (v == kExact) {
           err = LaunchWgmmaForN<kType>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, ws.ptr, k_split);
         } else if constexpr (kType == QuantType::kQ4_K) {
-          err = v == kF16WProducer
-                    ? LaunchWgmmaForN<kType, true, true>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, nullptr, k_split)
-                    : LaunchWgmmaForN<kType, true, false>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, nullptr, k_split);
+          if (v == kF16WFourWGs) {
+            err = bqc::LaunchWgmmaMatMul<kType, 128, 4, 2, 4, 1, true, false>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr,
+                                                                             nullptr, nullptr, k_split);
+          } else {
+            err = v == kF16WProducer
+                      ? LaunchWgmmaForN<kType, true, true>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, nullptr, k_split)
+                      : LaunchWgmmaForN<kType, true, false>(dw.ptr, c.rows, c.cols, xh, c.n, dy.ptr, nullptr, k_split);
+          }
         } else {
           err = cudaErrorNotSupported;  // no f16-weights variant of this type runs
         }
-        const char* what = v == kExact ? "wgmma " : v == kF16WProducer ? "wgmma_f16w " : "wgmma_f16w inline ";
+        const char* what = v == kExact          ? "wgmma "
+                           : v == kF16WProducer ? "wgmma_f16w "
+                           : v == kF16WInline   ? "wgmma_f16w inline "
+                                                : "wgmma_f16w 4wg ";
         const std::string name = what + std::string(t.name) + " " + std::to_string(c.rows) + "x" +
                                  std::to_string(c.cols) + " n=" + std::to_string(c.n) + " k split " +
                                  (k_split == bqc::kWgmmaKSplitAuto ? std::string("auto") : std::to_string(k_split));
@@ -668,6 +680,47 @@ void TestWgmmaKSplitTyped(const TypeInfo& t) {
            cudaGetErrorString(err));
   }
   cudaGetLastError();
+}
+
+// The f16-weights kernel's 4-warpgroup tile (128 columns, stages streamed
+// inline, 4 steps decoded ahead), which the library takes for n = 65..128 on
+// tall matrices, against its 2-warpgroup tile (producer warp, 8 steps
+// ahead), both unsplit: each output is the same chain of the same wgmmas,
+// so the bits must match. Rows past the last 256-row tile, n past 64 and a
+// partial column tile.
+template <QuantType kType>
+void TestWgmmaFourWarpgroupsTyped(const TypeInfo& t) {
+  for (const MatMulCase c : {MatMulCase{300, 1536, 100}, MatMulCase{131, 1792, 128}, MatMulCase{257, 256, 70},
+                             MatMulCase{64, 512, 200}}) {
+    const std::vector<uint8_t> blocks = bqtest::MakeBlocks(t, c.rows, c.cols, BlockMode::kRealistic, 83 + c.n);
+    std::vector<uint8_t> xraw;
+    std::vector<float> xf;
+    MakeActivations(QuantType::kF16, c.n * c.cols, 89 + c.n, &xraw, &xf, true);
+    DeviceBuffer<uint8_t> dw(blocks.size()), dx(xraw.size());
+    DeviceBuffer<float> dy2(static_cast<size_t>(c.rows * c.n)), dy4(static_cast<size_t>(c.rows * c.n));
+    BQ_CUDA_CHECK(cudaMemcpy(dw.ptr, blocks.data(), blocks.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemcpy(dx.ptr, xraw.data(), xraw.size(), cudaMemcpyHostToDevice));
+    BQ_CUDA_CHECK(cudaMemset(dy2.ptr, 0xFF, static_cast<size_t>(c.rows * c.n) * 4));
+    BQ_CUDA_CHECK(cudaMemset(dy4.ptr, 0xFF, static_cast<size_t>(c.rows * c.n) * 4));
+    const __half* xh = reinterpret_cast<const __half*>(dx.ptr);
+    const cudaError_t e2 = bqc::LaunchWgmmaMatMul<kType, 128, 2, 2, 8, 1, true, true>(dw.ptr, c.rows, c.cols, xh, c.n,
+                                                                                     dy2.ptr, nullptr, nullptr, 1);
+    const cudaError_t e4 = bqc::LaunchWgmmaMatMul<kType, 128, 4, 2, 4, 1, true, false>(dw.ptr, c.rows, c.cols, xh, c.n,
+                                                                                      dy4.ptr, nullptr, nullptr, 1);
+    const std::string name = std::string("wgmma_f16w 4wg vs 2wg bits ") + t.name + " " + std::to_string(c.rows) + "x" +
+                             std::to_string(c.cols) + " n=" + std::to_string(c.n);
+    if (e2 != cudaSuccess || e4 != cudaSuccess) {
+      Report(false, name, std::string(cudaGetErrorString(e2)) + " / " + cudaGetErrorString(e4));
+      continue;
+    }
+    BQ_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> y2(static_cast<size_t>(c.rows * c.n)), y4(y2.size());
+    BQ_CUDA_CHECK(cudaMemcpy(y2.data(), dy2.ptr, y2.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(y4.data(), dy4.ptr, y4.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t differ = 0;
+    for (size_t i = 0; i < y2.size(); ++i) differ += std::memcmp(&y2[i], &y4[i], 4) != 0;
+    Report(differ == 0, name, std::to_string(differ) + " outputs differ");
+  }
 }
 
 // Weights that end exactly where their allocation ends (DeviceBuffer pads
@@ -709,10 +762,12 @@ void TestExactBufferCols(const TypeInfo& t, int64_t cols) {
 }
 void TestExactBuffer(const TypeInfo& t) {
   // 2304 columns: rows off 16-byte boundaries for Q2_K/Q3_K/Q6_K; 2048:
-  // Q2_K and Q3_K rows that wgmma takes, whose last TMA box reaches past the
-  // row.
+  // Q2_K, Q3_K and Q6_K rows that wgmma takes (Q6_K's with f16 weights),
+  // whose last TMA box reaches past the row.
   for (const int64_t cols : {int64_t{2304}, int64_t{2048}}) {
-    if (cols == 2048 && t.type != QuantType::kQ2_K && t.type != QuantType::kQ3_K) continue;
+    if (cols == 2048 && t.type != QuantType::kQ2_K && t.type != QuantType::kQ3_K && t.type != QuantType::kQ6_K) {
+      continue;
+    }
     TestExactBufferCols(t, cols);
   }
 }
@@ -1210,6 +1265,15 @@ int main(int argc, char** argv) {
         TestMatMul(t, {1, 2048, 33}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
         TestMatMul(t, {131, 4096, 150}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false, true);
         TestMatMul(t, {4096, 512, 130}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W}, false);
+        if (t.type == QuantType::kQ6_K || t.type == QuantType::kQ8_0 || t.type == QuantType::kQ4_0) {
+          // Their f16-weights wgmma (forced only) on rows Q6_K's takes (cols %
+          // 2048 == 0): both tiles, a partial column tile, and 4096 rows (the
+          // 64-column tile, a K split of 2).
+          for (int64_t n : {65, 100, 200}) {
+            TestMatMul(t, {200, 2048, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W, K::kMma64}, false);
+          }
+          TestMatMul(t, {4096, 2048, 100}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
+        }
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
       }
       if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) {
@@ -1301,6 +1365,14 @@ int main(int argc, char** argv) {
     if (t.type == QuantType::kQ2_K) TestWgmmaKSplitTyped<QuantType::kQ2_K>(t);
     if (t.type == QuantType::kQ3_K) TestWgmmaKSplitTyped<QuantType::kQ3_K>(t);
     if (t.type == QuantType::kQ4_K) TestWgmmaKSplitTyped<QuantType::kQ4_K>(t);
+    if (t.type == QuantType::kQ4_K) TestWgmmaFourWarpgroupsTyped<QuantType::kQ4_K>(t);
+    if (t.type == QuantType::kQ5_K) TestWgmmaFourWarpgroupsTyped<QuantType::kQ5_K>(t);
+    if (!small && (t.type == QuantType::kQ4_K || t.type == QuantType::kQ5_K)) {
+      // kAuto where it takes the 4-warpgroup tile: 128-row tiles one more
+      // than the SMs (launch.cuh's WgmmaFourWarpgroupsWin).
+      TestMatMul(t, {128 * bqc::CurrentSmCount() + 37, 256, 100}, QuantType::kF16, BlockMode::kRealistic,
+                 {K::kAuto, K::kWgmmaF16W}, false);
+    }
     if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K || t.type == QuantType::kQ6_K) TestPlanar(t, small);
     TestMatMul(t, {small ? 9 : 45, 512, 7}, QuantType::kF32, BlockMode::kRealistic, {K::kAuto}, false);
     TestMatMul(t, {small ? 9 : 33, 512, 4}, QuantType::kF16, BlockMode::kRealistic, auto_simple, true);
