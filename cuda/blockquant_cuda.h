@@ -61,8 +61,7 @@ enum class MatMulKernel : int {
                    // range they overflow), x exact: one wgmma chain, no x sums,
                    // no scratch; Q4_K/Q5_K, same requirements as kWgmma;
                    // also Q8_0/Q4_0 (one rounding, as dequantizing does) and
-                   // Q6_K (two: fl(fl(d * sc) * q), cols % 2048 == 0), which
-                   // kAuto does not pick (not yet timed)
+                   // Q6_K (two: fl(fl(d * sc) * q), cols % 2048 == 0)
 };
 
 const char* MatMulKernelName(MatMulKernel kernel);
@@ -76,12 +75,13 @@ bool MatMulSupported(QuantType type);
 // The kernel kAuto runs for these arguments, the fastest measured (an H200,
 // docs/cuda.md): kGemvQ8 for n <= 2 and kMmaQ8 for n = 3..16 where it
 // runs, to n = 64 for Q2_K/Q3_K/Q6_K/Q8_0/Q4_0 where its wide form runs
-// (but kWgmma for Q2_K and Q3_K with F16 x from 16384 rows on; else
-// kGemvQ8 to n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to
-// n = 16 for Q3_K); then
-// kWgmma where it runs (kWgmmaF16W for Q4_K and Q5_K with f16 x), else the
-// mma kernels above, and kSimple when their requirements fail (cols % 256,
-// 16-byte aligned weights and x, f16 or bf16 activations).
+// (but kWgmma for Q2_K and Q3_K with F16 x from 16384 rows on, and
+// kWgmmaF16W for Q6_K/Q8_0/Q4_0 with F16 x from n = 33; else kGemvQ8 to
+// n = 3 for Q8_0 and Q4_0, to n = 8 for Q2_K and Q6_K, to n = 16 for
+// Q3_K); then kWgmma where it runs (kWgmmaF16W for Q4_K, Q5_K, Q6_K, Q8_0
+// and Q4_0 with F16 x), else the mma kernels above, and kSimple when their
+// requirements fail (cols % 256, 16-byte aligned weights and x, f16 or
+// bf16 activations).
 // kGemvQ8 and kMmaQ8 round x to int8 (error bound in bq_gemv.cuh) and
 // kWgmmaF16W the weights to f16; force kWgmma or kMma8..64 to keep both
 // exact.

@@ -172,14 +172,30 @@ constexpr int64_t kMmaQ8MinN = 3;
 // 14336 they lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 /
 // 30.4 / 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
 constexpr int64_t kWgmmaTallRows = 16384;
-// From this n kAuto takes Q4_K's and Q5_K's f16-weights wgmma, which rounds
+// From which n kAuto takes Q4_K's and Q5_K's f16-weights wgmma, which rounds
 // the weights to f16 as dequantizing for cuBLAS does, over the exact one
 // (from n = 17, where mma_q8's int8 x ends: the f16 weights add about 8x
 // less error than int8 x). H200, us, f16 weights against exact, n = 17 /
 // 32 / 64 / 128: 28672 x 8192 78.8 / 79.2 / 91.9 / 122.3 against 88.2 /
 // 88.1 / 111.2 / 144.0; 4096 x 14336 27.4 / 27.3 / 46.5 / 46.6 against 43.5
-// / 43.6 / 55.8 / 56.2 (docs/cuda.md).
-constexpr int64_t kWgmmaF16WMinN = 17;
+// / 43.6 / 55.8 / 56.2 (docs/cuda.md). Q6_K, Q8_0 and Q4_0 take it from n =
+// 33 over the wide mma_q8 (x rounded to int8) and mma64 past 64: H200, us,
+// n = 32 / 64 / 128 / 512 on 4096 x 14336, f16 weights against those: Q6_K
+// 53.6 / 53.9 / 54.7 / 115.1 against 30.6 / 52.2 / 400.6 / 798.8; Q8_0 43.6
+// / 44.0 / 47.4 / 105.7 against 30.7 / 48.8 / 190.4 / 386.2; Q4_0 43.1 /
+// 43.1 / 43.7 / 95.9 against 31.4 / 49.2 / 185.8 / 376.9 (at n = 64 on
+// 28672 x 8192: 109.1 / 92.1 / 84.2 against 180.9 / 153.9 / 155.3).
+// Returns 0 where the type has no f16-weights wgmma.
+int64_t WgmmaF16WMinN(QuantType type) {
+  switch (type) {
+    case QuantType::kQ4_K:
+    case QuantType::kQ5_K: return 17;
+    case QuantType::kQ6_K:
+    case QuantType::kQ8_0:
+    case QuantType::kQ4_0: return 33;
+    default: return 0;
+  }
+}
 
 bool MmaQ8Usable(QuantType type, const void* w, int64_t rows, int64_t cols, QuantType act_type, const void* x,
                  int64_t n) {
@@ -322,6 +338,10 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool wgmma_scratch_ok = allow_scratch || WgmmaWorkspaceBytes(type, n, cols) == 0;  // Q3_K's needs none
   const bool g16_tall = (type == QuantType::kQ2_K || type == QuantType::kQ3_K) && n > 16 && rows >= kWgmmaTallRows;
   if (g16_tall && wgmma_scratch_ok && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
+  const int64_t f16w_min_n = WgmmaF16WMinN(type);
+  if (f16w_min_n > 0 && n >= f16w_min_n && WgmmaF16WFits(type, weights, cols, act_type, x)) {
+    return MatMulKernel::kWgmmaF16W;
+  }
   const bool mma_q8 =
       allow_scratch && n >= kMmaQ8MinN && MmaQ8Usable(type, weights, rows, cols, act_type, x, n);
   if (mma_q8) return MatMulKernel::kMmaQ8;
@@ -329,12 +349,6 @@ MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t c
   const bool mma_ok = cols % 256 == 0 && Aligned(weights, 16) && Aligned(x, 16) &&
                       (act_type == QuantType::kF16 || act_type == QuantType::kBF16);
   if (!mma_ok) return MatMulKernel::kSimple;
-  // (Q6_K's, Q8_0's and Q4_0's f16-weights wgmma runs when forced only: not
-  // yet timed against mma64.)
-  const bool k_quant_mins = type == QuantType::kQ4_K || type == QuantType::kQ5_K;
-  if (k_quant_mins && n >= kWgmmaF16WMinN && WgmmaF16WFits(type, weights, cols, act_type, x)) {
-    return MatMulKernel::kWgmmaF16W;
-  }
   if (wgmma_scratch_ok && n > GemvMaxN(type) && WgmmaFits(type, weights, cols, act_type, x)) {
     return MatMulKernel::kWgmma;
   }

@@ -163,9 +163,10 @@ def matmul(weights: Any, qtype: str, x: Any, out: Any = None, *, stream: Optiona
     multiple of 256 values and, for Q4_K and Q5_K, an sm_90 GPU, for the others sm_80 or newer),
     and for Q2_K, Q3_K, Q6_K, Q8_0 and Q4_0 to n = 64 (an sm_90 GPU, rows of a multiple of 16 bytes),
     the kernel rounds x to int8 per 32 values (docs/cuda.md bounds the error); otherwise x is
-    used as is. For Q4_K and Q5_K with float16 x beyond n = 16 on an sm_90 GPU the kernel rounds
-    the weights to float16 in registers instead, as dequantizing them for cuBLAS would (each off
-    by at most about 2^-10 of its scale and min terms). ``planar``: ``weights`` came from
+    used as is. With float16 x on an sm_90 GPU, for Q4_K and Q5_K beyond n = 16 and for Q6_K
+    (rows of a multiple of 2048 values), Q8_0 and Q4_0 beyond n = 32, the kernel rounds the
+    weights to float16 in registers instead, as dequantizing them for cuBLAS would (each off by
+    at most about 2^-10 of its scale and min terms). ``planar``: ``weights`` came from
     ``to_planar`` (the same bits; read in place, and faster, where the blocks would take the
     GEMV kernel: n <= 2 on those GPUs)."""
     cu = _module()

@@ -1265,16 +1265,27 @@ int main(int argc, char** argv) {
         TestMatMul(t, {1, 2048, 33}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
         TestMatMul(t, {131, 4096, 150}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false, true);
         TestMatMul(t, {4096, 512, 130}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W}, false);
-        if (t.type == QuantType::kQ6_K || t.type == QuantType::kQ8_0 || t.type == QuantType::kQ4_0) {
-          // Their f16-weights wgmma (forced only) on rows Q6_K's takes (cols %
-          // 2048 == 0): both tiles, a partial column tile, and 4096 rows (the
-          // 64-column tile, a K split of 2).
-          for (int64_t n : {65, 100, 200}) {
-            TestMatMul(t, {200, 2048, n}, act, BlockMode::kRealistic, {K::kAuto, K::kWgmmaF16W, K::kMma64}, false);
-          }
-          TestMatMul(t, {4096, 2048, 100}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
-        }
         TestMatMul(t, {131, 768, 150}, act, BlockMode::kExtreme, {K::kWgmma}, false);
+      }
+      if (t.type == QuantType::kQ6_K || t.type == QuantType::kQ8_0 || t.type == QuantType::kQ4_0) {
+        // Their f16-weights wgmma on rows Q6_K's takes (cols % 2048 == 0):
+        // kAuto on both sides of n = 33, where it starts (mma_q8 below), both
+        // tiles, a partial column tile, and 4096 rows (the 64-column tile, a
+        // K split of 2).
+        for (int64_t n : {32, 33, 65, 100, 200}) {
+          if (small && n != 33 && n != 100) continue;
+          TestMatMul(t, {small ? 70 : 200, 2048, n}, act, BlockMode::kRealistic,
+                     {K::kAuto, K::kWgmmaF16W, K::kMma64}, false);
+        }
+        if (!small) TestMatMul(t, {4096, 2048, 100}, act, BlockMode::kRealistic, {K::kWgmmaF16W}, false);
+        if (act == QuantType::kF16) {
+          DeviceBuffer<uint8_t> w(static_cast<size_t>(200 * 2048 / t.elems * t.bytes)), x(2 * 2048 * 40);
+          const K at32 = bqc::ChooseMatMulKernel(t.type, w.ptr, 200, 2048, act, x.ptr, 32);
+          const K at33 = bqc::ChooseMatMulKernel(t.type, w.ptr, 200, 2048, act, x.ptr, 33);
+          Report(at32 == K::kMmaQ8 && at33 == K::kWgmmaF16W,
+                 std::string("kAuto ") + t.name + " f16 x: mma_q8 to n = 32, wgmma_f16w from 33",
+                 std::string(bqc::MatMulKernelName(at32)) + ", " + bqc::MatMulKernelName(at33));
+        }
       }
       if (t.type == QuantType::kQ2_K || t.type == QuantType::kQ3_K) {
         // Q2_K's and Q3_K's wgmma (rows of 8 and 16 units, 16-byte
