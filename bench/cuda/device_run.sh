@@ -7,7 +7,8 @@
 # shorter set; the 16-group types' n = 24..64 only; Q3_K's or Q2_K's wgmma
 # against the kernels beside it). On a cold machine the whole run can pass
 # the device tool's 10 minutes (build about 4 of them): split it into a
-# --no-bench call (tests, sanitizers) and a --bench-only call.
+# --no-bench call (tests, sanitizers) and a --bench-only call, or build the
+# binaries beforehand with pack_binaries.sh and run with PREBUILT=.cuda-bin.
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
@@ -24,12 +25,30 @@ BUILD=build-cuda-device
 } 2>&1 | tee "$OUT/env.log"
 
 set -o pipefail
-if ! { cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DBLOCKQUANT_BUILD_TESTS=OFF \
+if [ -n "${PREBUILT:-}" ]; then
+  # Binaries from pack_binaries.sh: unpack instead of building.
+  cat "$PREBUILT/source" | tee -a "$OUT/env.log"
+  mkdir -p $BUILD/cuda/tests $BUILD/cuda/bench
+  if ! python3 - "$PREBUILT" $BUILD <<'PY'
+import lzma, os, shutil, sys
+src, build = sys.argv[1], sys.argv[2]
+for sub, name in (("tests", "bq_cuda_test"), ("bench", "bq_cuda_bench")):
+    dst = os.path.join(build, "cuda", sub, name)
+    with lzma.open(os.path.join(src, name + ".xz")) as f, open(dst, "wb") as g:
+        shutil.copyfileobj(f, g)
+    os.chmod(dst, 0o755)
+PY
+  then echo "UNPACK FAILED"; exit 1; fi
+  echo "unpacked $PREBUILT"
+  # The bench links libcublas from the toolkit.
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+elif ! { cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DBLOCKQUANT_BUILD_TESTS=OFF \
          -DBLOCKQUANT_BUILD_EXAMPLES=OFF -DBLOCKQUANT_INSTALL=OFF -DBLOCKQUANT_CUDA=ON &&
        cmake --build $BUILD -j16 --target bq_cuda_test bq_cuda_bench; } > "$OUT/build.log" 2>&1; then
   tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
+else
+  echo "build ok"
 fi
-echo "build ok"
 T=$BUILD/cuda/tests/bq_cuda_test
 B=$BUILD/cuda/bench/bq_cuda_bench
 
