@@ -2,10 +2,10 @@
 # One call on the lent GPU: build the CUDA targets, run the device tests, the
 # benchmark, and compute-sanitizer (memcheck, racecheck) on the small test
 # set. Logs and results go to $OUT (default: ./out-cuda).
-#   bash bench/cuda/device_run.sh [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --no-bench | --bench-only]
-# --quick, --wide, --wgmma-q3 and --wgmma-q2 pass to the benchmark (a
-# shorter set; the 16-group types' n = 24..64 only; Q3_K's or Q2_K's wgmma
-# against the kernels beside it). On a cold machine the whole run can pass
+#   bash bench/cuda/device_run.sh [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --no-bench | --bench-only]
+# --quick, --wide, --wgmma-q3, --wgmma-q2 and --wgmma-f16w pass to the
+# benchmark (a shorter set; the 16-group types' n = 24..64 only; Q3_K's or
+# Q2_K's wgmma, or the f16-weights one, against the kernels beside it). On a cold machine the whole run can pass
 # the device tool's 10 minutes (build about 4 of them): split it into a
 # --no-bench call (tests, sanitizers) and a --bench-only call, or build the
 # binaries beforehand with pack_binaries.sh and run with PREBUILT=.cuda-bin.
@@ -14,8 +14,8 @@ OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
 MODE=${1:-}
 case "$MODE" in
-  ""|--quick|--wide|--wgmma-q3|--wgmma-q2|--no-bench|--bench-only) ;;
-  *) echo "usage: $0 [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --no-bench | --bench-only]"; exit 2 ;;
+  ""|--quick|--wide|--wgmma-q3|--wgmma-q2|--wgmma-f16w|--no-bench|--bench-only) ;;
+  *) echo "usage: $0 [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --no-bench | --bench-only]"; exit 2 ;;
 esac
 BENCH_ARG=$MODE
 [ "$MODE" = --no-bench ] || [ "$MODE" = --bench-only ] && BENCH_ARG=
