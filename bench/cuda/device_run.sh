@@ -5,8 +5,9 @@
 #   bash bench/cuda/device_run.sh [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --no-bench | --bench-only]
 # --quick, --wide, --wgmma-q3, --wgmma-q2 and --wgmma-f16w pass to the
 # benchmark (a shorter set; the 16-group types' n = 24..64 only; Q3_K's or
-# Q2_K's wgmma, or the f16-weights one, against the kernels beside it). On a cold machine the whole run can pass
-# the device tool's 10 minutes (build about 4 of them): split it into a
+# Q2_K's wgmma, or the f16-weights one, against the kernels beside it). On
+# a cold machine the whole run can pass the device tool's 10 minutes (build
+# about 4 of them): split it into a
 # --no-bench call (tests, sanitizers) and a --bench-only call, or build the
 # binaries beforehand with pack_binaries.sh and run with PREBUILT=.cuda-bin.
 set -u
