@@ -305,6 +305,11 @@ __device__ __forceinline__ uint32_t SignedByteTimes(uint32_t w, int j, uint32_t 
   return r;
 }
 
+// The 16-bit word at b + off (2-byte aligned; in shared memory here), zero-extended.
+__device__ __forceinline__ uint32_t U16At(const uint8_t* b, int off) {
+  return *reinterpret_cast<const uint16_t*>(b + off);
+}
+
 // mbarrier and TMA (cp.async.bulk.tensor) wrappers; addresses are shared
 // window addresses.
 __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
@@ -502,8 +507,9 @@ __host__ __device__ constexpr int WgmmaSmemBytes() {
 // consumer warps arrive at once their wgmmas are done with it. Then the
 // warpgroups never wait for each other: while one drains its chain at the
 // end of a super-block, the other's can keep the tensor cores busy. (Each
-// still waits for its own chain there: a chain in flight across
-// super-blocks makes ptxas serialize the wgmmas.)
+// still waits for its own chain there. A chain kept in flight across the
+// super-blocks, x in a ring of its own, gave the same bits at the same
+// speed on an H200: docs/cuda.md, "one chain across the super-blocks".)
 template <QuantType kType, int kBN, int kWGs, int kStages, int kBatch, int kMinBlocks, bool kF16W = false,
           bool kProducerWarp = kF16W>
 __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlocks)
@@ -512,6 +518,7 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using ST = StageTraits<kType>;
   using Block = WgmmaBlock<kType>;
+  using detail::U16At;  // the blocks' 16-bit fields in the stages
   // kMins: a mins' term through x sums (not for the f16-weights kernel).
   constexpr bool kMins = Block::kMins && !kF16W, kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
   constexpr bool kQ6 = kType == QuantType::kQ6_K, kQ8 = kType == QuantType::kQ8_0, kQ40 = kType == QuantType::kQ4_0;
@@ -681,20 +688,18 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const uint8_t* b = r ? s1 : s0;
-          auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
 #pragma unroll
-          for (int k = 0; k < 4; ++k) gsc[r][k] = half(192 + 4 * k) | half(194 + 4 * k) << 16;
-          df2[r][0] = __byte_perm(half(208), 0u, 0x1010);
+          for (int k = 0; k < 4; ++k) gsc[r][k] = U16At(b, 192 + 4 * k) | U16At(b, 194 + 4 * k) << 16;
+          df2[r][0] = __byte_perm(U16At(b, 208), 0u, 0x1010);
         }
       }
     } else if constexpr (kQ3) {  // 2-byte aligned: 16-bit loads
-      auto half = [](const uint8_t* b, int off) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + off)}; };
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const uint8_t* b = r ? s1 : s0;
-        UnpackScalesQ3Kx16(half(b, 96) | half(b, 98) << 16, half(b, 100) | half(b, 102) << 16,
-                           half(b, 104) | half(b, 106) << 16, gsc[r]);
-        d_prev[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(half(b, 108))));
+        UnpackScalesQ3Kx16(U16At(b, 96) | U16At(b, 98) << 16, U16At(b, 100) | U16At(b, 102) << 16,
+                           U16At(b, 104) | U16At(b, 106) << 16, gsc[r]);
+        d_prev[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(U16At(b, 108))));
       }
     } else if constexpr (kQ2) {  // 4-byte aligned: byte j of the scales is sc_j | m_j << 4
 #pragma unroll
@@ -754,7 +759,6 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint8_t* b = r ? s1 : s0;
-            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
             if constexpr (kQ6) {
               // Half hh, quarter q: codes l = 16 (s % 2) + 2t (+ 8) of ql[64hh
               // + 32 (q % 2) + l] (nibble q / 2) and qh[32hh + l] (bits 2q);
@@ -762,7 +766,8 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
               sc2[r] = detail::SignedByteTimes(gsc[r][s / 4], s % 4, df2[r][0]);
               const int l = 16 * (s % 2) + 2 * t, ql = 64 * hh + 32 * (q % 2) + l, qh = 128 + 32 * hh + l;
               auto codes = [&](int o) {
-                return ((half(ql + o) >> (4 * (q / 2))) & 0x0F0Fu) | (((half(qh + o) >> (2 * q)) & 0x0303u) << 4);
+                return ((U16At(b, ql + o) >> (4 * (q / 2))) & 0x0F0Fu) |
+                       (((U16At(b, qh + o) >> (2 * q)) & 0x0303u) << 4);
               };
               a[buf][i][r] = detail::RoundedOffsetPair<32>(codes(0), sc2[r]);
               a[buf][i][r + 2] = detail::RoundedOffsetPair<32>(codes(8), sc2[r]);
@@ -771,15 +776,15 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
               // of two nibbles, values j and j + 16 in byte j), half s % 2.
               constexpr int kBlockBytes = kQ8 ? 34 : 18;
               const int blk = kBlockBytes * (s / 2);
-              if (i == 0 || s % 2 == 0) sc2[r] = __byte_perm(half(blk), 0u, 0x1010);
+              if (i == 0 || s % 2 == 0) sc2[r] = __byte_perm(U16At(b, blk), 0u, 0x1010);
               if constexpr (kQ8) {
                 const int o = blk + 2 + 16 * (s % 2) + 2 * t;
-                a[buf][i][r] = detail::RoundedOffsetPair<128>(half(o) ^ 0x8080u, sc2[r]);
-                a[buf][i][r + 2] = detail::RoundedOffsetPair<128>(half(o + 8) ^ 0x8080u, sc2[r]);
+                a[buf][i][r] = detail::RoundedOffsetPair<128>(U16At(b, o) ^ 0x8080u, sc2[r]);
+                a[buf][i][r + 2] = detail::RoundedOffsetPair<128>(U16At(b, o + 8) ^ 0x8080u, sc2[r]);
               } else {
                 const int o = blk + 2 + 2 * t, sh = 4 * (s % 2);
-                a[buf][i][r] = detail::RoundedOffsetPair<8>((half(o) >> sh) & 0x0F0Fu, sc2[r]);
-                a[buf][i][r + 2] = detail::RoundedOffsetPair<8>((half(o + 8) >> sh) & 0x0F0Fu, sc2[r]);
+                a[buf][i][r] = detail::RoundedOffsetPair<8>((U16At(b, o) >> sh) & 0x0F0Fu, sc2[r]);
+                a[buf][i][r + 2] = detail::RoundedOffsetPair<8>((U16At(b, o + 8) >> sh) & 0x0F0Fu, sc2[r]);
               }
             }
           }
@@ -787,20 +792,19 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint8_t* b = r ? s1 : s0;
-            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
             const uint32_t sc = detail::Q3ScalePair(gsc[r][s / 4], s % 4);
-            a[buf][i][r] = detail::Q3Pair(half(32 + 32 * hh + off), half(off), q, 4 * hh + q, sc);
-            a[buf][i][r + 2] = detail::Q3Pair(half(32 + 32 * hh + off + 8), half(off + 8), q, 4 * hh + q, sc);
+            a[buf][i][r] = detail::Q3Pair(U16At(b, 32 + 32 * hh + off), U16At(b, off), q, 4 * hh + q, sc);
+            a[buf][i][r + 2] =
+                detail::Q3Pair(U16At(b, 32 + 32 * hh + off + 8), U16At(b, off + 8), q, 4 * hh + q, sc);
           }
         } else if constexpr (kQ2) {
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint8_t* b = r ? s1 : s0;
-            auto half = [&](int o) { return uint32_t{*reinterpret_cast<const uint16_t*>(b + o)}; };
             const uint32_t sc = detail::MmaOps<__half>::BytePair(gsc[r][s / 4], s % 4);
             const uint32_t bias = detail::MmaOps<__half>::Mul(sc, detail::MmaOps<__half>::kMinusBase2);
-            a[buf][i][r] = detail::Q2Pair(half(16 + 32 * hh + off), q, sc, bias);
-            a[buf][i][r + 2] = detail::Q2Pair(half(16 + 32 * hh + off + 8), q, sc, bias);
+            a[buf][i][r] = detail::Q2Pair(U16At(b, 16 + 32 * hh + off), q, sc, bias);
+            a[buf][i][r + 2] = detail::Q2Pair(U16At(b, 16 + 32 * hh + off + 8), q, sc, bias);
           }
         } else {
           using Codes = detail::WgmmaCodes<kType>;
