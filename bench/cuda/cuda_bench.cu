@@ -1,6 +1,9 @@
 // GPU benchmark: blockquant's CUDA kernels beside cuBLAS fp16 and the
 // device-to-device copy bound, measured in the same process.
-//   bq_cuda_bench OUT_DIR [--quick | --wide]   (--wide: the 16-group types' n = 24..64 only)
+//   bq_cuda_bench OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --ratio]
+// (--wide: the 16-group types' n = 24..64 only; --wgmma-*: one wgmma form
+// against the kernels beside it; --ratio: Q4_K n = 512 and cuBLAS fp16 in
+// alternating rounds, BenchInterleaved.)
 // Writes OUT_DIR/cuda_bench.json and OUT_DIR/cuda_bench.md.
 // Cold: weights rotate over enough buffers to exceed 3x L2, so each launch
 // reads its weights from HBM. Hot: one buffer, launched back to back.
@@ -439,45 +442,89 @@ void PrintWgmmaClusters() {
               bqc::MaxActiveClusters(kernel, threads, smem, 4));
 }
 
-void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
-  const size_t bytes = static_cast<size_t>(m * k) * 2;
-  const int nbuf = BuffersForCold(bytes);
-  std::vector<__half> host(static_cast<size_t>(m * k));
-  bqtest::Rng rng(11);
-  for (auto& v : host) v = __float2half(0.05f * rng.Symmetric());
-  std::vector<__half*> w(nbuf);
-  for (int i = 0; i < nbuf; ++i) {
-    BQ_CUDA_CHECK(cudaMalloc(&w[i], bytes));
-    BQ_CUDA_CHECK(cudaMemcpy(w[i], host.data(), bytes, cudaMemcpyHostToDevice));
+// cuBLAS fp16 on f16 weights (random, |w| <= 0.05), m x k, in enough
+// copies to rotate through more than L2, n f16 columns of x, f16 out.
+struct CublasOperands {
+  size_t bytes = 0;
+  std::vector<__half*> w;
+  __half *x = nullptr, *y = nullptr;
+  CublasOperands(int64_t m, int64_t k, int64_t n) : bytes(static_cast<size_t>(m * k) * 2) {
+    std::vector<__half> host(static_cast<size_t>(m * k));
+    bqtest::Rng rng(11);
+    for (auto& v : host) v = __float2half(0.05f * rng.Symmetric());
+    w.resize(static_cast<size_t>(BuffersForCold(bytes)));
+    for (__half*& p : w) {
+      BQ_CUDA_CHECK(cudaMalloc(&p, bytes));
+      BQ_CUDA_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
+    }
+    std::vector<__half> xh(static_cast<size_t>(n * k));
+    for (auto& v : xh) v = __float2half(rng.Symmetric());
+    BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+    BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 2));
+    BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
   }
-  std::vector<__half> xh(static_cast<size_t>(n * k));
-  for (auto& v : xh) v = __float2half(rng.Symmetric());
-  __half *x, *y;
-  BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
-  BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 2));
-  BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
-  const float alpha = 1.0f, beta = 0.0f;
+  ~CublasOperands() {
+    for (__half* p : w) cudaFree(p);
+    cudaFree(x);
+    cudaFree(y);
+  }
+  CublasOperands(const CublasOperands&) = delete;
+  CublasOperands& operator=(const CublasOperands&) = delete;
   // Row-major y[n][m] = x[n][k] W[m][k]^T is column-major y^T = W^T(op T) x^T.
-  auto run = [&](int i, bool rotate) {
+  void Run(cublasHandle_t h, int64_t m, int64_t k, int64_t n, int i, bool rotate) const {
+    const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
-                              static_cast<int>(k), &alpha, w[rotate ? i % nbuf : 0], CUDA_R_16F, static_cast<int>(k),
-                              x, CUDA_R_16F, static_cast<int>(k), &beta, y, CUDA_R_16F, static_cast<int>(m),
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  };
+                              static_cast<int>(k), &alpha, w[rotate ? static_cast<size_t>(i) % w.size() : 0],
+                              CUDA_R_16F, static_cast<int>(k), x, CUDA_R_16F, static_cast<int>(k), &beta, y,
+                              CUDA_R_16F, static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+};
+
+void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too) {
+  const CublasOperands op(m, k, n);
   const int per_batch = m * k > 50'000'000 ? 20 : 100;
   const double flops = 2.0 * m * k * n;
-  const double cold = TimeUs([&](int i) { run(i, true); }, per_batch);
+  const double cold = TimeUs([&](int i) { op.Run(h, m, k, n, i, true); }, per_batch);
   char note[96];
-  std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, nbuf);
-  AddRow({"cublas fp16", "F16", "cold", m, k, n, cold, static_cast<double>(bytes), 0.0, note});
+  std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %zu buffers", flops / (cold * 1e-6) / 1e12, op.w.size());
+  AddRow({"cublas fp16", "F16", "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
   if (hot_too) {
-    const double hot = TimeUs([&](int i) { run(i, false); }, per_batch);
+    const double hot = TimeUs([&](int i) { op.Run(h, m, k, n, i, false); }, per_batch);
     std::snprintf(note, sizeof(note), "%.1f TFLOP/s", flops / (hot * 1e-6) / 1e12);
-    AddRow({"cublas fp16", "F16", "hot", m, k, n, hot, static_cast<double>(bytes), 0.0, note});
+    AddRow({"cublas fp16", "F16", "hot", m, k, n, hot, static_cast<double>(op.bytes), 0.0, note});
   }
-  for (__half* p : w) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
+}
+
+// Ours (kAuto, with a workspace) and cuBLAS fp16 timed in alternating
+// rounds, weights cold. A ratio between rows timed apart depends on the
+// GPU's state: on an H200 both slowed down after about a tenth of a second
+// of back-to-back products, ours more (4096 x 14336, n = 512: 1.16-1.20x
+// cuBLAS in the first two rounds, 1.30-1.33x in the next four).
+void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, int64_t n, int rounds) {
+  const Operands ours(type, m, k, n);
+  const CublasOperands ref(m, k, n);
+  const int64_t ws_bytes = bqc::MatMulWorkspaceBytes(type, n, k);
+  void* ws = nullptr;
+  if (ws_bytes > 0) BQ_CUDA_CHECK(cudaMalloc(&ws, static_cast<size_t>(ws_bytes)));
+  const bqc::MatMulKernel picked = bqc::ChooseMatMulKernel(type, ours.w[0], m, k, QuantType::kF16, ours.x, n);
+  const std::string name = std::string("ours auto:") + bqc::MatMulKernelName(picked);
+  const int per_batch = m * k > 50'000'000 ? 20 : 100;
+  for (int r = 0; r < rounds; ++r) {
+    const double a = TimeUs(
+        [&](int i) {
+          MustSucceed(bqc::MatMul(type, ours.cold(i), m, k, QuantType::kF16, ours.x, n, ours.y, nullptr,
+                                  bqc::MatMulKernel::kAuto, ws, ws_bytes),
+                      "MatMul");
+        },
+        per_batch);
+    const double b = TimeUs([&](int i) { ref.Run(h, m, k, n, i, true); }, per_batch);
+    char note[96];
+    std::snprintf(note, sizeof(note), "interleaved round %d: %.3fx cuBLAS fp16", r, a / b);
+    AddRow({name, Info(type).name, "cold", m, k, n, a, static_cast<double>(ours.bytes), 0.0, note});
+    std::snprintf(note, sizeof(note), "interleaved round %d", r);
+    AddRow({"cublas fp16", "F16", "cold", m, k, n, b, static_cast<double>(ref.bytes), 0.0, note});
+  }
+  cudaFree(ws);
 }
 
 // The baseline a batched kernel of a quantized type has to beat: each call
@@ -693,7 +740,8 @@ void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --ratio]\n",
+                 argv[0]);
     return 2;
   }
   const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
@@ -701,6 +749,7 @@ int main(int argc, char** argv) {
   const bool wgmma_q3_only = argc > 2 && std::string(argv[2]) == "--wgmma-q3";
   const bool wgmma_q2_only = argc > 2 && std::string(argv[2]) == "--wgmma-q2";
   const bool wgmma_f16w_only = argc > 2 && std::string(argv[2]) == "--wgmma-f16w";
+  const bool ratio_only = argc > 2 && std::string(argv[2]) == "--ratio";
   cudaDeviceProp prop;
   BQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   g_l2 = static_cast<size_t>(prop.l2CacheSize);
@@ -711,8 +760,9 @@ int main(int argc, char** argv) {
 
   using K = bqc::MatMulKernel;
   const int64_t M = 28672, Kd = 8192;
-  if (wide_only || wgmma_q3_only || wgmma_q2_only || wgmma_f16w_only) {
+  if (wide_only || wgmma_q3_only || wgmma_q2_only || wgmma_f16w_only || ratio_only) {
     if (wide_only) BenchWide(h, M, Kd, false);
+    if (ratio_only) BenchInterleaved(h, QuantType::kQ4_K, 4096, 14336, 512, 6);
     if (wgmma_q3_only) BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
     if (wgmma_q2_only) BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, true);
     if (wgmma_f16w_only) BenchWgmmaF16W(h, M, Kd);
@@ -814,6 +864,7 @@ int main(int argc, char** argv) {
   BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
   BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
   BenchCublas(h, 4096, 14336, 512, true);
+  BenchInterleaved(h, QuantType::kQ4_K, 4096, 14336, 512, quick ? 2 : 6);
   if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
   Write(argv[1], prop);
   if (!quick) BenchWide(h, M, Kd, true);

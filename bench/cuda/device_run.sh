@@ -2,21 +2,24 @@
 # One call on the lent GPU: build the CUDA targets, run the device tests, the
 # benchmark, and compute-sanitizer (memcheck, racecheck) on the small test
 # set. Logs and results go to $OUT (default: ./out-cuda).
-#   bash bench/cuda/device_run.sh [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --no-bench | --bench-only]
-# --quick, --wide, --wgmma-q3, --wgmma-q2 and --wgmma-f16w pass to the
-# benchmark (a shorter set; the 16-group types' n = 24..64 only; Q3_K's or
-# Q2_K's wgmma, or the f16-weights one, against the kernels beside it). On
-# a cold machine the whole run can pass the device tool's 10 minutes (build
-# about 4 of them): split it into a
-# --no-bench call (tests, sanitizers) and a --bench-only call, or build the
-# binaries beforehand with pack_binaries.sh and run with PREBUILT=.cuda-bin.
+#   bash bench/cuda/device_run.sh [MODE]
+# MODE: --quick, --wide, --wgmma-q3, --wgmma-q2, --wgmma-f16w and --ratio
+# pass to the benchmark (a shorter set; the 16-group types' n = 24..64 only;
+# Q3_K's or Q2_K's wgmma, or the f16-weights one, against the kernels beside
+# it; Q4_K n = 512 and cuBLAS fp16 in alternating rounds); --no-bench runs
+# the tests and sanitizers only, --bench-only the benchmark only. On a cold
+# machine the whole run can pass the device tool's 10 minutes (build about 4
+# of them): split it into a --no-bench call and a --bench-only call, or
+# build the binaries beforehand with pack_binaries.sh and run with
+# PREBUILT=.cuda-bin.
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
 MODE=${1:-}
-case "$MODE" in
-  ""|--quick|--wide|--wgmma-q3|--wgmma-q2|--wgmma-f16w|--no-bench|--bench-only) ;;
-  *) echo "usage: $0 [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --no-bench | --bench-only]"; exit 2 ;;
+MODES="--quick --wide --wgmma-q3 --wgmma-q2 --wgmma-f16w --ratio --no-bench --bench-only"
+case " $MODES " in
+  *" $MODE "*) ;;
+  *) [ -z "$MODE" ] || { echo "usage: $0 [$(echo $MODES | sed 's/ / | /g')]"; exit 2; } ;;
 esac
 BENCH_ARG=$MODE
 [ "$MODE" = --no-bench ] || [ "$MODE" = --bench-only ] && BENCH_ARG=
@@ -60,7 +63,10 @@ if [ "$MODE" != --bench-only ]; then
 fi
 
 if [ "$MODE" != --no-bench ]; then
-  $B "$OUT" $BENCH_ARG 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
+  # Line-buffered where stdbuf is: a call stopped by its time limit keeps
+  # every row printed.
+  LINEBUF=$(command -v stdbuf > /dev/null && echo "stdbuf -oL")
+  $LINEBUF $B "$OUT" $BENCH_ARG 2>&1 | tee "$OUT/bench.log" | grep -vE "^(device|copy)" | cut -c1-150
   cuobjdump -sass -fun '_ZN10blockquant2v04cuda15MmaMatMulKernelILNS0_9QuantTypeE12E6__halfLi1ELi2ELi4EEEvPKhllPKT0_lPfi' \
     $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
 fi
