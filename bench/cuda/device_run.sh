@@ -6,7 +6,7 @@
 # MODE: --quick, --wide, --wgmma-q3, --wgmma-q2, --wgmma-f16w and --ratio
 # pass to the benchmark (a shorter set; the 16-group types' n = 24..64 only;
 # Q3_K's or Q2_K's wgmma, or the f16-weights one, against the kernels beside
-# it; Q4_K n = 512 and cuBLAS fp16 in alternating rounds); --no-bench runs
+# it; Q4_K's goal cases and cuBLAS fp16 in alternating rounds); --no-bench runs
 # the tests and sanitizers only, --bench-only the benchmark only. On a cold
 # machine the whole run can pass the device tool's 10 minutes (build about 4
 # of them): split it into a --no-bench call and a --bench-only call, or
