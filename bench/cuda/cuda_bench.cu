@@ -498,8 +498,9 @@ void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too
 // Ours (kAuto, with a workspace) and cuBLAS fp16 timed in alternating
 // rounds, weights cold. A ratio between rows timed apart depends on the
 // GPU's state: on an H200 both slowed down after about a tenth of a second
-// of back-to-back products, ours more (4096 x 14336, n = 512: 1.16-1.20x
-// cuBLAS in the first two rounds, 1.30-1.33x in the next four).
+// of back-to-back products, ours more (4096 x 14336, n = 512: 1.20-1.22x
+// cuBLAS in the first two rounds, 1.30-1.33x in the next four;
+// bench/results/cuda_ratio_h200.md).
 void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, int64_t n, int rounds) {
   const Operands ours(type, m, k, n);
   const CublasOperands ref(m, k, n);
