@@ -102,6 +102,19 @@ int BuffersForCold(size_t bytes) {
   return static_cast<int>(std::max<size_t>(2, (want + bytes - 1) / bytes));
 }
 
+// BuffersForCold(its bytes) device copies of host, for cold timings that
+// rotate through them. The caller frees them.
+template <typename T>
+std::vector<T*> ColdCopies(const std::vector<T>& host) {
+  const size_t bytes = host.size() * sizeof(T);
+  std::vector<T*> copies(static_cast<size_t>(BuffersForCold(bytes)));
+  for (T*& p : copies) {
+    BQ_CUDA_CHECK(cudaMalloc(&p, bytes));
+    BQ_CUDA_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  return copies;
+}
+
 const TypeInfo& Info(QuantType t) {
   for (const TypeInfo& i : bqtest::CudaTypes()) {
     if (i.type == t) return i;
@@ -121,12 +134,8 @@ struct Operands {
   Operands(QuantType type, int64_t m, int64_t k, int64_t n) {
     const std::vector<uint8_t> host = bqtest::MakeBlocks(Info(type), m, k, bqtest::BlockMode::kRealistic, 42);
     bytes = host.size();
-    nbuf = BuffersForCold(bytes);
-    w.resize(static_cast<size_t>(nbuf));
-    for (uint8_t*& p : w) {
-      BQ_CUDA_CHECK(cudaMalloc(&p, bytes));
-      BQ_CUDA_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
-    }
+    w = ColdCopies(host);
+    nbuf = static_cast<int>(w.size());
     std::vector<__half> xh(static_cast<size_t>(n * k));
     bqtest::Rng rng(3);
     for (auto& v : xh) v = __float2half(rng.Symmetric());
@@ -452,11 +461,7 @@ struct CublasOperands {
     std::vector<__half> host(static_cast<size_t>(m * k));
     bqtest::Rng rng(11);
     for (auto& v : host) v = __float2half(0.05f * rng.Symmetric());
-    w.resize(static_cast<size_t>(BuffersForCold(bytes)));
-    for (__half*& p : w) {
-      BQ_CUDA_CHECK(cudaMalloc(&p, bytes));
-      BQ_CUDA_CHECK(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice));
-    }
+    w = ColdCopies(host);
     std::vector<__half> xh(static_cast<size_t>(n * k));
     for (auto& v : xh) v = __float2half(rng.Symmetric());
     BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
