@@ -60,19 +60,16 @@ std::vector<Row> g_rows;
 double g_copy_gbs = 0.0;
 size_t g_l2 = 0;
 
-// TimeUs's launches: kWarmup, then kBatches batches.
-constexpr int kWarmup = 3, kBatches = 9;
-
 // Median microseconds per launch of fn(i) (i = launch index) on `stream`.
 double TimeUs(const std::function<void(int)>& fn, int per_batch, cudaStream_t stream = nullptr) {
   cudaEvent_t a, b;
   BQ_CUDA_CHECK(cudaEventCreate(&a));
   BQ_CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < kWarmup; ++i) fn(i);
+  for (int i = 0; i < 3; ++i) fn(i);
   BQ_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<double> t;
   int idx = 0;
-  for (int rep = 0; rep < kBatches; ++rep) {
+  for (int rep = 0; rep < 9; ++rep) {
     BQ_CUDA_CHECK(cudaEventRecord(a, stream));
     for (int i = 0; i < per_batch; ++i) fn(idx++);
     BQ_CUDA_CHECK(cudaEventRecord(b, stream));
@@ -506,11 +503,11 @@ void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too
 
 // Ours (kAuto, with a workspace) and cuBLAS fp16 timed in alternating
 // rounds, weights cold. A ratio between rows timed apart depends on the
-// GPU's state: on an H200 both slowed down after about a tenth of a second
-// of back-to-back products, ours more (4096 x 14336, n = 512: 1.20-1.22x
-// cuBLAS in the first two rounds, 1.30-1.33x in the next four;
-// bench/results/cuda_ratio_h200.md). Each row's note has the SM clock,
-// power and throttle reasons NVML saw while it ran.
+// GPU's state: after about a tenth of a second of back-to-back products an
+// H200 lowered its SM clock at its power cap (1980 -> 1530-1920 MHz), which
+// slowed ours (4096 x 14336, n = 512: 100 -> 102-120 us) far more than
+// cuBLAS (84 -> 84-90; bench/results/cuda_ratio_h200.md). Each row's note
+// has the SM clock, power and throttle reasons NVML saw while it ran.
 void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, int64_t n, int rounds) {
   bqbench::GpuStateSampler state;
   const Operands ours(type, m, k, n);
@@ -521,7 +518,6 @@ void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, in
   const bqc::MatMulKernel picked = bqc::ChooseMatMulKernel(type, ours.w[0], m, k, QuantType::kF16, ours.x, n);
   const std::string name = std::string("ours auto:") + bqc::MatMulKernelName(picked);
   const int per_batch = m * k > 50'000'000 ? 20 : 100;
-  const int64_t calls = kWarmup + kBatches * per_batch;
   for (int r = 0; r < rounds; ++r) {
     state.Start();
     const double a = TimeUs(
@@ -532,7 +528,7 @@ void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, in
         },
         per_batch);
     state.Stop();
-    const std::string ours_state = state.Summary(calls);
+    const std::string ours_state = state.Summary();
     state.Start();
     const double b = TimeUs([&](int i) { ref.Run(h, m, k, n, i, true); }, per_batch);
     state.Stop();
@@ -540,7 +536,7 @@ void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, in
     std::snprintf(note, sizeof(note), "interleaved round %d: %.3fx cuBLAS fp16; ", r, a / b);
     AddRow({name, Info(type).name, "cold", m, k, n, a, static_cast<double>(ours.bytes), 0.0, note + ours_state});
     std::snprintf(note, sizeof(note), "interleaved round %d; ", r);
-    AddRow({"cublas fp16", "F16", "cold", m, k, n, b, static_cast<double>(ref.bytes), 0.0, note + state.Summary(calls)});
+    AddRow({"cublas fp16", "F16", "cold", m, k, n, b, static_cast<double>(ref.bytes), 0.0, note + state.Summary()});
   }
   cudaFree(ws);
 }

@@ -1,6 +1,7 @@
-// What the GPU ran at while a measurement ran: SM clock, power, energy and
-// the driver's clock-event (throttle) reasons, sampled by a thread through
-// NVML.
+// What the GPU ran at while a measurement ran: SM clock, power and the
+// driver's clock-event (throttle) reasons, sampled by a thread through NVML.
+// Not energy: on an H200 NVML's energy counter advanced in steps far coarser
+// than a 20 ms round (0 for most rounds, 1-4 kW worth for others).
 // NVML is opened at run time (libnvidia-ml.so.1 comes with the driver), so
 // the bench builds where it is absent (CI) and says so where it cannot load.
 #ifndef BLOCKQUANT_BENCH_CUDA_GPU_STATE_H_
@@ -31,7 +32,6 @@ class GpuStateSampler {
     clock_ = reinterpret_cast<int (*)(void*, int, unsigned*)>(sym("nvmlDeviceGetClockInfo"));
     power_ = reinterpret_cast<int (*)(void*, unsigned*)>(sym("nvmlDeviceGetPowerUsage"));
     reasons_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(sym("nvmlDeviceGetCurrentClocksThrottleReasons"));
-    energy_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(sym("nvmlDeviceGetTotalEnergyConsumption"));
     auto limit = reinterpret_cast<int (*)(void*, unsigned*)>(sym("nvmlDeviceGetEnforcedPowerLimit"));
     shutdown_ = reinterpret_cast<int (*)()>(sym("nvmlShutdown"));
     // 0 is NVML_SUCCESS.
@@ -59,8 +59,6 @@ class GpuStateSampler {
     clk_sum_ = 0;
     pow_max_ = 0;
     reason_bits_ = 0;
-    energy_mj_ = 0;
-    if (energy_ == nullptr || energy_(dev_, &energy_start_) != 0) energy_start_ = ~0ull;
     stop_ = false;
     running_ = true;
     thread_ = std::thread([this] {
@@ -85,25 +83,20 @@ class GpuStateSampler {
     stop_ = true;
     thread_.join();
     running_ = false;
-    unsigned long long end = 0;
-    if (energy_start_ != ~0ull && energy_(dev_, &end) == 0) energy_mj_ = end - energy_start_;
   }
-  // "SM 1980 MHz (1755-1980), 512 W max of 700, 41 mJ per call, reasons
-  // 0x4" over the last span. Power is NVML's reading (the driver averages
-  // it); energy per call is the span's energy over `calls` (idle gaps
-  // included; left out for calls = 0). Reasons are NVML's clock-event bits:
-  // 0x1 GPU idle, 0x4 SW power cap, 0x20 SW thermal, 0x40 HW thermal, 0x80
-  // HW power brake.
-  std::string Summary(int64_t calls = 0) const {
+  // "SM 1920 MHz (1830-1980), 234 W max of 700, reasons 0x4" over the last
+  // span: the mean, least and most SM clock sampled, the most power read
+  // (NVML's reading, which the driver averages over a longer window than a
+  // round: it lags), the enforced power limit, and NVML's clock-event bits
+  // seen: 0x1 GPU idle, 0x4 SW power cap, 0x20 SW thermal, 0x40 HW thermal,
+  // 0x80 HW power brake.
+  std::string Summary() const {
     if (!ok_) return "no NVML";
     if (samples_ == 0) return "no samples";
-    char s[160], e[48] = "";
-    if (calls > 0 && energy_mj_ > 0) {
-      std::snprintf(e, sizeof(e), ", %.1f mJ per call", static_cast<double>(energy_mj_) / static_cast<double>(calls));
-    }
-    std::snprintf(s, sizeof(s), "SM %u MHz (%u-%u), %u W max of %u%s, reasons 0x%llx",
+    char s[128];
+    std::snprintf(s, sizeof(s), "SM %u MHz (%u-%u), %u W max of %u, reasons 0x%llx",
                   static_cast<unsigned>(clk_sum_ / samples_), clk_min_, clk_max_, pow_max_ / 1000, limit_mw_ / 1000,
-                  e, reason_bits_);
+                  reason_bits_);
     return s;
   }
 
@@ -114,10 +107,8 @@ class GpuStateSampler {
   int (*clock_)(void*, int, unsigned*) = nullptr;
   int (*power_)(void*, unsigned*) = nullptr;
   int (*reasons_)(void*, unsigned long long*) = nullptr;
-  int (*energy_)(void*, unsigned long long*) = nullptr;
   int (*shutdown_)() = nullptr;
   unsigned limit_mw_ = 0;
-  unsigned long long energy_start_ = 0, energy_mj_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   // Written by the sampling thread, read after Stop() has joined it.
