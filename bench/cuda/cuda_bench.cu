@@ -505,8 +505,8 @@ void BenchCublas(cublasHandle_t h, int64_t m, int64_t k, int64_t n, bool hot_too
 // rounds, weights cold. A ratio between rows timed apart depends on the
 // GPU's state: after about a tenth of a second of back-to-back products an
 // H200 lowered its SM clock at its power cap (1980 -> 1530-1920 MHz), which
-// slowed ours (4096 x 14336, n = 512: 100 -> 102-120 us) far more than
-// cuBLAS (84 -> 84-90; bench/results/cuda_ratio_h200.md). Each row's note
+// slowed ours (4096 x 14336, n = 512: 100 -> up to 120 us) far more than
+// cuBLAS (84 -> up to 90; bench/results/cuda_ratio_h200.md). Each row's note
 // has the SM clock, power and throttle reasons NVML saw while it ran.
 void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, int64_t n, int rounds) {
   bqbench::GpuStateSampler state;
