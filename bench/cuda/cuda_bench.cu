@@ -116,6 +116,16 @@ std::vector<T*> ColdCopies(const std::vector<T>& host) {
   return copies;
 }
 
+// A device copy of count f16 values drawn from rng (x of a product).
+__half* UploadRandomHalf(int64_t count, bqtest::Rng* rng) {
+  std::vector<__half> host(static_cast<size_t>(count));
+  for (auto& v : host) v = __float2half(rng->Symmetric());
+  __half* dev = nullptr;
+  BQ_CUDA_CHECK(cudaMalloc(&dev, host.size() * 2));
+  BQ_CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
+  return dev;
+}
+
 const TypeInfo& Info(QuantType t) {
   for (const TypeInfo& i : bqtest::CudaTypes()) {
     if (i.type == t) return i;
@@ -137,12 +147,9 @@ struct Operands {
     bytes = host.size();
     w = ColdCopies(host);
     nbuf = static_cast<int>(w.size());
-    std::vector<__half> xh(static_cast<size_t>(n * k));
     bqtest::Rng rng(3);
-    for (auto& v : xh) v = __float2half(rng.Symmetric());
-    BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+    x = UploadRandomHalf(n * k, &rng);
     BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
-    BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
   }
   ~Operands() {
     for (uint8_t* p : w) cudaFree(p);
@@ -463,11 +470,8 @@ struct CublasOperands {
     bqtest::Rng rng(11);
     for (auto& v : host) v = __float2half(0.05f * rng.Symmetric());
     w = ColdCopies(host);
-    std::vector<__half> xh(static_cast<size_t>(n * k));
-    for (auto& v : xh) v = __float2half(rng.Symmetric());
-    BQ_CUDA_CHECK(cudaMalloc(&x, xh.size() * 2));
+    x = UploadRandomHalf(n * k, &rng);  // the same stream, after the weights
     BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 2));
-    BQ_CUDA_CHECK(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
   }
   ~CublasOperands() {
     for (__half* p : w) cudaFree(p);
