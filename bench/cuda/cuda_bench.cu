@@ -133,12 +133,11 @@ const TypeInfo& Info(QuantType t) {
   std::abort();
 }
 
-// The operands of a product: `nbuf` copies of m x k random blocks of
+// The operands of a product: copies w of m x k random blocks of
 // `type` (enough to rotate through more than L2 for cold timings), n f16
 // columns of x, and y.
 struct Operands {
   size_t bytes = 0;
-  int nbuf = 0;
   std::vector<uint8_t*> w;
   __half* x = nullptr;
   float* y = nullptr;
@@ -146,7 +145,6 @@ struct Operands {
     const std::vector<uint8_t> host = bqtest::MakeBlocks(Info(type), m, k, bqtest::BlockMode::kRealistic, 42);
     bytes = host.size();
     w = ColdCopies(host);
-    nbuf = static_cast<int>(w.size());
     bqtest::Rng rng(3);
     x = UploadRandomHalf(n * k, &rng);
     BQ_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(n * m) * 4));
@@ -156,7 +154,7 @@ struct Operands {
     cudaFree(x);
     cudaFree(y);
   }
-  uint8_t* cold(int i) const { return w[static_cast<size_t>(i % nbuf)]; }  // rotates through the copies
+  uint8_t* cold(int i) const { return w[static_cast<size_t>(i) % w.size()]; }  // rotates through the copies
   Operands(const Operands&) = delete;
   Operands& operator=(const Operands&) = delete;
 };
@@ -205,7 +203,7 @@ void BenchOurs(QuantType type, int64_t m, int64_t k, int64_t n, const std::vecto
     const double cold = TimeUs([&](int i) { run(i, -1); }, per_batch);
     const double flops = 2.0 * m * k * n;
     char note[96];
-    std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %d buffers", flops / (cold * 1e-6) / 1e12, op.nbuf);
+    std::snprintf(note, sizeof(note), "%.1f TFLOP/s, %zu buffers", flops / (cold * 1e-6) / 1e12, op.w.size());
     AddRow({"ours " + name, t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
     if (hot_too) {
       const double hot = TimeUs([&](int i) { run(i, 0); }, per_batch);
@@ -238,7 +236,7 @@ void BenchPlanar(QuantType type, int64_t m, int64_t k, int64_t n) {
   };
   const double cold = TimeUs(run, m * k > 50'000'000 ? 20 : 100);
   char note[96];
-  std::snprintf(note, sizeof(note), "planar layout; FromPlanar %.1f us, %d buffers", restore, op.nbuf);
+  std::snprintf(note, sizeof(note), "planar layout; FromPlanar %.1f us, %zu buffers", restore, op.w.size());
   AddRow({"ours planar:" + path, t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
   for (uint8_t* p : planes) cudaFree(p);
 }
@@ -522,25 +520,29 @@ void BenchInterleaved(cublasHandle_t h, QuantType type, int64_t m, int64_t k, in
   const bqc::MatMulKernel picked = bqc::ChooseMatMulKernel(type, ours.w[0], m, k, QuantType::kF16, ours.x, n);
   const std::string name = std::string("ours auto:") + bqc::MatMulKernelName(picked);
   const int per_batch = m * k > 50'000'000 ? 20 : 100;
-  for (int r = 0; r < rounds; ++r) {
+  // TimeUs of fn, and what the GPU ran at meanwhile.
+  auto timed = [&](const std::function<void(int)>& fn, std::string* gpu) {
     state.Start();
-    const double a = TimeUs(
+    const double us = TimeUs(fn, per_batch);
+    state.Stop();
+    *gpu = state.Summary();
+    return us;
+  };
+  for (int r = 0; r < rounds; ++r) {
+    std::string ours_gpu, ref_gpu;
+    const double a = timed(
         [&](int i) {
           MustSucceed(bqc::MatMul(type, ours.cold(i), m, k, QuantType::kF16, ours.x, n, ours.y, nullptr,
                                   bqc::MatMulKernel::kAuto, ws, ws_bytes),
                       "MatMul");
         },
-        per_batch);
-    state.Stop();
-    const std::string ours_state = state.Summary();
-    state.Start();
-    const double b = TimeUs([&](int i) { ref.Run(h, m, k, n, i, true); }, per_batch);
-    state.Stop();
+        &ours_gpu);
+    const double b = timed([&](int i) { ref.Run(h, m, k, n, i, true); }, &ref_gpu);
     char note[64];
     std::snprintf(note, sizeof(note), "interleaved round %d: %.3fx cuBLAS fp16; ", r, a / b);
-    AddRow({name, Info(type).name, "cold", m, k, n, a, static_cast<double>(ours.bytes), 0.0, note + ours_state});
+    AddRow({name, Info(type).name, "cold", m, k, n, a, static_cast<double>(ours.bytes), 0.0, note + ours_gpu});
     std::snprintf(note, sizeof(note), "interleaved round %d; ", r);
-    AddRow({"cublas fp16", "F16", "cold", m, k, n, b, static_cast<double>(ref.bytes), 0.0, note + state.Summary()});
+    AddRow({"cublas fp16", "F16", "cold", m, k, n, b, static_cast<double>(ref.bytes), 0.0, note + ref_gpu});
   }
   cudaFree(ws);
 }
@@ -564,7 +566,7 @@ void BenchDequantCublas(cublasHandle_t h, QuantType type, int64_t m, int64_t k, 
   };
   const double cold = TimeUs(run, m * k > 50'000'000 ? 20 : 100);
   char note[96];
-  std::snprintf(note, sizeof(note), "Dequantize to f16, then cuBLAS; %d buffers", op.nbuf);
+  std::snprintf(note, sizeof(note), "Dequantize to f16, then cuBLAS; %zu buffers", op.w.size());
   AddRow({"dequant+cublas", t.name, "cold", m, k, n, cold, static_cast<double>(op.bytes), 0.0, note});
   cudaFree(wf);
 }
