@@ -997,6 +997,137 @@ void TestQuantizeQ8_0(int64_t rows, int64_t cols, uint64_t seed) {
   Report(bad == 0, name, bad ? std::to_string(bad) + " bytes differ, first at " + std::to_string(first) : "");
 }
 
+// ---------------------------------------------------------------------------
+// gemv_q8's x rounding (gemv::RoundBlockOf32, also mma_q8's). Its divisions
+// skip div.rn's range check: DivBy127(a) and Div127By(b) against div.rn for
+// every finite a >= 0 and b >= 2^-121 (every stride-th value), mismatches
+// counted and the lowest one kept.
+__global__ void XDivisionsKernel(uint32_t stride, unsigned long long* bad, unsigned* first) {
+  const uint32_t step = gridDim.x * blockDim.x * stride;
+  for (uint32_t u = (blockIdx.x * blockDim.x + threadIdx.x) * stride; u < 0x7F800000u; u += step) {
+    const float a = __uint_as_float(u);
+    bool ok = __float_as_uint(bqc::gemv::DivBy127(a)) == __float_as_uint(a / 127.0f);
+    if (a >= 0x1p-121f) ok = ok && __float_as_uint(bqc::gemv::Div127By(a)) == __float_as_uint(127.0f / a);
+    if (!ok) {
+      atomicAdd(bad, 1ull);
+      atomicMin(first, u);
+    }
+  }
+}
+
+// RoundBlockOf32<kBranchFree> on chunks of 8 values, 4 lanes to a 32-block
+// (whole warps): each chunk's codes, dx and code sum.
+template <bool kBranchFree>
+__global__ void RoundBlocksKernel(const float* x, uint32_t* codes, float* d, int* qsum) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  float f[8];
+  for (int i = 0; i < 8; ++i) f[i] = x[8 * idx + i];
+  uint32_t packed[2];
+  int sum = 0;
+  d[idx] = bqc::gemv::RoundBlockOf32<kBranchFree>(f, packed, &sum);
+  codes[2 * idx] = packed[0];
+  codes[2 * idx + 1] = packed[1];
+  qsum[idx] = sum;
+}
+
+void TestXRounding(bool small) {
+  {
+    DeviceBuffer<unsigned long long> bad(1);
+    DeviceBuffer<unsigned> first(1);
+    const unsigned none = 0xFFFFFFFFu;
+    BQ_CUDA_CHECK(cudaMemset(bad.ptr, 0, 8));
+    BQ_CUDA_CHECK(cudaMemcpy(first.ptr, &none, 4, cudaMemcpyHostToDevice));
+    const uint32_t stride = small ? 9973 : 1;  // compute-sanitizer runs a sample
+    XDivisionsKernel<<<1024, 256>>>(stride, bad.ptr, first.ptr);
+    BQ_CUDA_CHECK(cudaGetLastError());
+    unsigned long long nbad = 0;
+    unsigned f = 0;
+    BQ_CUDA_CHECK(cudaMemcpy(&nbad, bad.ptr, 8, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(&f, first.ptr, 4, cudaMemcpyDeviceToHost));
+    char detail[64];
+    std::snprintf(detail, sizeof(detail), "%llu differ, first at bits 0x%08x", nbad, f);
+    Report(nbad == 0,
+           std::string("x rounding: a / 127 and 127 / b as div.rn for ") + (small ? "a sample of" : "every") +
+               " finite float",
+           detail);
+  }
+  // Block kinds: random, all zero, -0, ties (x * 127 / max at k + 1/2), one
+  // value and zeros, subnormal, below 2^-121 (codes 0), near FLT_MAX, mixed
+  // magnitudes, then NaN and -Inf (dx NaN; codes unspecified).
+  const int kKinds = 11, kPerKind = 64;
+  const int64_t blocks = int64_t{kKinds} * kPerKind, chunks = blocks * 4;
+  std::vector<float> x(static_cast<size_t>(blocks * 32));
+  bqtest::Rng rng(17);
+  for (int64_t b = 0; b < blocks; ++b) {
+    float* v = &x[b * 32];
+    const int kind = static_cast<int>(b % kKinds);
+    for (int i = 0; i < 32; ++i) {
+      const float u = rng.Symmetric();
+      switch (kind) {
+        case 0: v[i] = u * 3.0f; break;
+        case 1: v[i] = 0.0f; break;
+        case 2: v[i] = -0.0f; break;
+        case 3: v[i] = i == 0 ? 127.0f : std::floor(u * 126.0f) + 0.5f; break;
+        case 4: v[i] = i == static_cast<int>(b % 32) ? u : 0.0f; break;
+        case 5: v[i] = u * 1e-39f; break;
+        case 6: v[i] = u * 0x1p-122f; break;
+        case 7: v[i] = u * 3.4e38f; break;
+        case 8: v[i] = u * std::ldexp(1.0f, static_cast<int>(rng.Next() % 60) - 30); break;
+        case 9: v[i] = i == 5 ? std::nanf("") : u; break;
+        default: v[i] = i == 31 ? -INFINITY : u; break;
+      }
+    }
+  }
+  DeviceBuffer<float> dev_x(x.size());
+  DeviceBuffer<uint32_t> dev_codes(static_cast<size_t>(chunks * 2));
+  DeviceBuffer<float> dev_d(static_cast<size_t>(chunks));
+  DeviceBuffer<int> dev_sum(static_cast<size_t>(chunks));
+  BQ_CUDA_CHECK(cudaMemcpy(dev_x.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+  for (const bool branch_free : {true, false}) {
+    auto kernel = branch_free ? RoundBlocksKernel<true> : RoundBlocksKernel<false>;
+    kernel<<<static_cast<unsigned>(chunks / 128), 128>>>(dev_x.ptr, dev_codes.ptr, dev_d.ptr, dev_sum.ptr);
+    BQ_CUDA_CHECK(cudaGetLastError());
+    std::vector<uint32_t> codes(static_cast<size_t>(chunks * 2));
+    std::vector<float> d(static_cast<size_t>(chunks));
+    std::vector<int> sums(static_cast<size_t>(chunks));
+    BQ_CUDA_CHECK(cudaMemcpy(codes.data(), dev_codes.ptr, codes.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(d.data(), dev_d.ptr, d.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(sums.data(), dev_sum.ptr, sums.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t wrong = 0, first = -1;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* v = &x[b * 32];
+      float amax = 0.0f;
+      bool finite = true;
+      for (int i = 0; i < 32; ++i) {
+        finite = finite && std::isfinite(v[i]);
+        amax = std::max(amax, std::fabs(v[i]));
+      }
+      const float inv = amax >= 0x1p-121f ? 127.0f / amax : 0.0f, want_d = amax / 127.0f;
+      bool ok = true;
+      for (int64_t c = 4 * b; c < 4 * b + 4; ++c) {
+        if (!finite) {
+          ok = ok && std::isnan(d[c]);
+          continue;
+        }
+        int want_sum = 0;
+        for (int i = 0; i < 8; ++i) {
+          const int q = static_cast<int>(std::nearbyint(v[8 * (c - 4 * b) + i] * inv));  // ties to even
+          want_sum += q;
+          ok = ok && ((codes[2 * c + i / 4] >> (8 * (i % 4))) & 0xFFu) == (static_cast<uint32_t>(q) & 0xFFu);
+        }
+        ok = ok && std::memcmp(&d[c], &want_d, 4) == 0 && sums[c] == want_sum;
+      }
+      if (!ok && first < 0) first = b;
+      wrong += ok ? 0 : 1;
+    }
+    Report(wrong == 0,
+           std::string("x rounding: codes, dx and code sums as rint(x * 127 / max|x|) for every block kind, ") +
+               (branch_free ? "branch-free divisions" : "div.rn"),
+           std::to_string(wrong) + " blocks wrong, first " + std::to_string(first) + " (kind " +
+               std::to_string(first % kKinds) + ")");
+  }
+}
+
 // FindNonFinite: the lowest bad index wherever it falls (first, last, past
 // the grid's first sweep, several bad values), -1 for all finite values,
 // subnormals and the largest float included.
@@ -1398,6 +1529,7 @@ int main(int argc, char** argv) {
   for (const TypeInfo& t : bqtest::CudaTypes()) {
     if (t.elems == 256) TestGptq(t);
   }
+  TestXRounding(small);
   TestFindNonFinite();
   for (const TypeInfo& t : bqtest::CudaTypes()) {
     if (t.type == QuantType::kQ4_K || t.type == QuantType::kQ2_K) TestScratchWorkspaceTyped(t);
