@@ -595,6 +595,43 @@ __device__ __forceinline__ void ActToFloat8(uint4 v, float* f) {
   }
 }
 
+// RoundBlockOf32's rounding for a 32-block that one thread holds whole (raw:
+// its 32 values of x as loaded): no shuffles, one pair of divisions per
+// block instead of one per 8 values, the same dx, codes and code sums
+// (qsum: codes 0-15 and 16-31).
+template <typename Act>
+__device__ __forceinline__ float RoundWholeBlock(const uint4 (&raw)[4], uint32_t (&packed)[8], int (&qsum)[2]) {
+  float f[32];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) ActToFloat8<Act>(raw[k], f + 8 * k);
+  float m[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // 4 chains, not one 32 long
+#pragma unroll
+  for (int i = 0; i < 32; ++i) {
+    m[i % 4] = fmaxf(m[i % 4], fabsf(f[i]));
+    p[i % 4] += f[i] * 0.0f;
+  }
+  const float amax = fmaxf(fmaxf(m[0], m[1]), fmaxf(m[2], m[3]));
+  const float d = DivBy127(amax) + ((p[0] + p[1]) + (p[2] + p[3]));
+  const float r = Div127By(fmaxf(amax, 0x1p-121f));
+  const float inv = amax >= 0x1p-121f ? r : 0.0f;
+  constexpr float kMagic = 12582912.0f;  // as in RoundBlockOf32
+  uint32_t bits[32];
+  uint32_t sum[2] = {0, 0};
+#pragma unroll
+  for (int i = 0; i < 32; ++i) {
+    bits[i] = __float_as_uint(__fadd_rn(__fmul_rn(f[i], inv), kMagic));
+    sum[i / 16] += bits[i];
+  }
+  qsum[0] = static_cast<int>(sum[0] - 16u * 0x4B400000u);
+  qsum[1] = static_cast<int>(sum[1] - 16u * 0x4B400000u);
+#pragma unroll
+  for (int w = 0; w < 8; ++w) {
+    packed[w] = __byte_perm(__byte_perm(bits[4 * w], bits[4 * w + 1], 0x0040u),
+                            __byte_perm(bits[4 * w + 2], bits[4 * w + 3], 0x0040u), 0x5410u);
+  }
+  return d;
+}
+
 // The mma_q8 kernels' x rounding: thread idx's 8 values of n columns of
 // cols values (idx over columns padded to whole 8-column tiles; zeros past
 // n), rounded per 32-block as RoundBlockOf32 does (every lane of the warp
@@ -747,10 +784,56 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   // still ran, and x (and the weights) are read only after this.
   gemv::WaitForPreviousGrid();
 
-  // 1. x -> int8 codes per 32-block; 4 consecutive threads share a block.
-  // Each thread loads kXBatch chunks before using any (latency, not bytes,
-  // sets this step's length).
-  {
+  // 1. x -> int8 codes per 32-block, stored where the rows' lanes read
+  // them. Every CTA runs this before it reads any weight, so its length is
+  // paid on every call (docs/cuda.md, "What the x prologue costs", has the
+  // measurements behind these choices):
+  // - kWholeBlocks: each thread rounds whole 32-blocks (RoundWholeBlock: no
+  //   shuffles, one pair of branch-free divisions per block). H200, 28672 x
+  //   8192, us, against the chunks below: n = 2..4 2-6% faster (Q5_K n = 3
+  //   64.0-64.3 -> 60.3-60.5, Q2_K n = 2 39.0-39.2 -> 37.3-37.5), n = 1 on
+  //   4096 x 14336 5-8% (Q4_K 13.2-13.4 -> 12.5-12.7, planar Q2_K 10.9-11.0
+  //   -> 10.1-10.2). With 3 CTAs per SM (the tall launch, registers capped
+  //   at 80) it lost for Q5_K (42.1-42.3 -> 43.4-43.6), Q3_K (+2.5%) and
+  //   planar Q2_K and Q6_K (+1%); Q4_K gained 0.3% (34.5-34.6 -> 34.4-34.5).
+  // - otherwise 4 consecutive threads share a block, 8 values each, with
+  //   kFastRounding the whole batch of chunks rounded before any is stored.
+  // Q8_0, Q4_0 and Q6_K's GGUF-block kernel lost 1-1.5% with faster
+  // prologues (their main loops compiled differently, as with other changes
+  // here) and keep one chunk at a time with div.rn.
+  constexpr bool kFastRounding =
+      kType != QuantType::kQ8_0 && kType != QuantType::kQ4_0 && (kPlanar || kType != QuantType::kQ6_K);
+  constexpr bool kWholeBlocks = kFastRounding && (kMinBlocks < 3 || kType == QuantType::kQ4_K);
+  if constexpr (kWholeBlocks) {
+    // Column and element of block blk's first chunk, as in the chunk loop below.
+    constexpr bool kNarrow = kPlanar || (kType != QuantType::kQ3_K && kType != QuantType::kQ6_K);
+    using Index = std::conditional_t<kNarrow, unsigned, int64_t>;
+    const Index per_col = static_cast<Index>(cols / 8);
+    const int64_t blocks = kN * cols / 32;
+    for (int64_t blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
+      uint4 raw[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) raw[k] = __ldg(reinterpret_cast<const uint4*>(x) + 4 * blk + k);
+      uint32_t packed[8];
+      int qsum[2];
+      const float d = gemv::RoundWholeBlock<Act>(raw, packed, qsum);
+      const Index b = static_cast<Index>(blk), i = 4 * b;
+      const Index c = kNarrow && kN == 1 ? 0 : i / per_col, e = 8 * (kNarrow && kN == 1 ? i : i % per_col);
+      // 32 bytes, on one side of the unit's half shift: two 16-byte stores.
+      uint4* dst = reinterpret_cast<uint4*>(xq + c * xcol_bytes + (e / 256) * gemv::kXUnitStride +
+                                            gemv::XPhys(static_cast<int>(e % 256), L::kHalfShift));
+      dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+      dx[b] = d;
+      if (L::kMinKind == 1 && kGroupElems == 32) xg[b] = d * (qsum[0] + qsum[1]);
+      if (L::kMinKind == 1 && kGroupElems == 16) {
+        xg[2 * b] = d * qsum[0];
+        xg[2 * b + 1] = d * qsum[1];
+      }
+    }
+  } else {
+    // Each thread loads kXBatch chunks before using any (latency, not
+    // bytes, sets this step's length).
     constexpr int kXBatch = 4;
     const int64_t chunks = kN * cols / 8;
     for (int64_t base = 0; base < chunks; base += kXBatch * blockDim.x) {
@@ -760,25 +843,18 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         const int64_t idx = base + b * blockDim.x + threadIdx.x;
         raw[b] = idx < chunks ? __ldg(reinterpret_cast<const uint4*>(x) + idx) : make_uint4(0, 0, 0, 0);
       }
-      // kOverlapChunks: the whole batch is rounded before any of it is
+      // kFastRounding: the whole batch is rounded before any of it is
       // stored, with branch-free divisions, so that the chunks' roundings
       // overlap (the stores' conditions are branches, as are div.rn's range
-      // checks). H200, n = 1, us, against one chunk at a time: 28672 x 8192
-      // Q4_K 34.6-34.8 -> 34.5-34.6, Q5_K 44.1-45.0 -> 42.0-42.5, Q2_K
-      // 25.4-25.6 -> 25.0-25.1 (planar 24.2-24.5 -> 23.7-23.8); 16384 x 4096
-      // Q4_K 13.4-13.5 -> 12.8-13.0, 4096 x 14336 13.7 -> 13.2. Q8_0, Q4_0 and
-      // Q6_K's GGUF-block kernel lost 1-1.5% with it (62.2 -> 63.2 us, 36.2 ->
-      // 36.6, 57-59 -> 58-60; their main loops compiled differently, as with
-      // other changes here) and round one chunk at a time.
-      constexpr bool kOverlapChunks =
-          kType != QuantType::kQ8_0 && kType != QuantType::kQ4_0 && (kPlanar || kType != QuantType::kQ6_K);
+      // checks); otherwise one chunk at a time. H200, n = 1, 28672 x 8192,
+      // us: Q5_K 44.1-45.0 -> 42.0-42.5, Q2_K 25.4-25.6 -> 25.0-25.1.
       float d[kXBatch];
       uint32_t packed[kXBatch][2];
       int qsum[kXBatch];
       auto round = [&](int b) {
         float f[8];
         gemv::ActToFloat8<Act>(raw[b], f);
-        d[b] = gemv::RoundBlockOf32<kOverlapChunks>(f, packed[b], &qsum[b]);
+        d[b] = gemv::RoundBlockOf32<kFastRounding>(f, packed[b], &qsum[b]);
         if (L::kMinKind == 1) {
           qsum[b] += __shfl_xor_sync(0xFFFFFFFFu, qsum[b], 1);
           if (kGroupElems == 32) qsum[b] += __shfl_xor_sync(0xFFFFFFFFu, qsum[b], 2);
@@ -811,15 +887,15 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #pragma unroll
       for (int b = 0; b < kXBatch; ++b) {
         round(b);
-        if (!kOverlapChunks) store(b);
+        if (!kFastRounding) store(b);
       }
-      if (kOverlapChunks) {
+      if (kFastRounding) {
 #pragma unroll
         for (int b = 0; b < kXBatch; ++b) store(b);
       }
     }
-    __syncthreads();
   }
+  __syncthreads();
   // A dependent kernel may launch from here on: its CTAs take SM slots as
   // these end, and its WaitForPreviousGrid still waits for this whole grid.
   gemv::AllowNextGrid();

@@ -1030,6 +1030,44 @@ __global__ void RoundBlocksKernel(const float* x, uint32_t* codes, float* d, int
   qsum[idx] = sum;
 }
 
+// RoundWholeBlock<Act>, one thread per 32-block: codes, dx, code sums of
+// each half.
+template <typename Act>
+__global__ void RoundWholeBlocksKernel(const uint4* x, int64_t blocks, uint32_t* codes, float* d, int* qsum) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= blocks) return;
+  const uint4 raw[4] = {x[4 * b], x[4 * b + 1], x[4 * b + 2], x[4 * b + 3]};
+  uint32_t packed[8];
+  int sums[2];
+  d[b] = bqc::gemv::RoundWholeBlock<Act>(raw, packed, sums);
+  for (int w = 0; w < 8; ++w) codes[8 * b + w] = packed[w];
+  qsum[2 * b] = sums[0];
+  qsum[2 * b + 1] = sums[1];
+}
+
+// What the x rounding must give for one 32-block v: codes rint(v * 127 /
+// max|v|) (ties to even; zero below 2^-121), 4 to a word, dx = max|v| / 127,
+// and the codes' sums over each 8 values. false: the block is not finite
+// (dx must be NaN; codes and sums are unspecified).
+bool ReferenceXBlock(const float* v, uint32_t* codes, float* dx, int* sums8) {
+  float amax = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < 32; ++i) {
+    finite = finite && std::isfinite(v[i]);
+    amax = std::max(amax, std::fabs(v[i]));
+  }
+  const float inv = amax >= 0x1p-121f ? 127.0f / amax : 0.0f;
+  *dx = amax / 127.0f;
+  for (int w = 0; w < 8; ++w) codes[w] = 0;
+  for (int c = 0; c < 4; ++c) sums8[c] = 0;
+  for (int i = 0; i < 32; ++i) {
+    const int q = static_cast<int>(std::nearbyint(v[i] * inv));
+    sums8[i / 8] += q;
+    codes[i / 4] |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * (i % 4));
+  }
+  return finite;
+}
+
 void TestXRounding(bool small) {
   {
     DeviceBuffer<unsigned long long> bad(1);
@@ -1095,27 +1133,18 @@ void TestXRounding(bool small) {
     BQ_CUDA_CHECK(cudaMemcpy(sums.data(), dev_sum.ptr, sums.size() * 4, cudaMemcpyDeviceToHost));
     int64_t wrong = 0, first = -1;
     for (int64_t b = 0; b < blocks; ++b) {
-      const float* v = &x[b * 32];
-      float amax = 0.0f;
-      bool finite = true;
-      for (int i = 0; i < 32; ++i) {
-        finite = finite && std::isfinite(v[i]);
-        amax = std::max(amax, std::fabs(v[i]));
-      }
-      const float inv = amax >= 0x1p-121f ? 127.0f / amax : 0.0f, want_d = amax / 127.0f;
+      uint32_t want_codes[8];
+      float want_d;
+      int want_sums[4];
       bool ok = true;
+      const bool finite = ReferenceXBlock(&x[b * 32], want_codes, &want_d, want_sums);
       for (int64_t c = 4 * b; c < 4 * b + 4; ++c) {
-        if (!finite) {
-          ok = ok && std::isnan(d[c]);
-          continue;
+        const int64_t j = c - 4 * b;  // the chunk within the block
+        ok = ok && (finite ? std::memcmp(&d[c], &want_d, 4) == 0 : std::isnan(d[c]));
+        if (finite) {
+          ok = ok && codes[2 * c] == want_codes[2 * j] && codes[2 * c + 1] == want_codes[2 * j + 1] &&
+               sums[c] == want_sums[j];
         }
-        int want_sum = 0;
-        for (int i = 0; i < 8; ++i) {
-          const int q = static_cast<int>(std::nearbyint(v[8 * (c - 4 * b) + i] * inv));  // ties to even
-          want_sum += q;
-          ok = ok && ((codes[2 * c + i / 4] >> (8 * (i % 4))) & 0xFFu) == (static_cast<uint32_t>(q) & 0xFFu);
-        }
-        ok = ok && std::memcmp(&d[c], &want_d, 4) == 0 && sums[c] == want_sum;
       }
       if (!ok && first < 0) first = b;
       wrong += ok ? 0 : 1;
@@ -1123,6 +1152,51 @@ void TestXRounding(bool small) {
     Report(wrong == 0,
            std::string("x rounding: codes, dx and code sums as rint(x * 127 / max|x|) for every block kind, ") +
                (branch_free ? "branch-free divisions" : "div.rn"),
+           std::to_string(wrong) + " blocks wrong, first " + std::to_string(first) + " (kind " +
+               std::to_string(first % kKinds) + ")");
+  }
+  // RoundWholeBlock on the same blocks in f16 and bf16 (f16 turns the
+  // largest into Inf and the tiniest into zeros).
+  for (const QuantType act : {QuantType::kF16, QuantType::kBF16}) {
+    std::vector<uint16_t> raw(x.size());
+    std::vector<float> seen(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      raw[i] = act == QuantType::kF16 ? blockquant::F32ToF16(x[i]) : blockquant::F32ToBF16(x[i]);
+      seen[i] = act == QuantType::kF16 ? blockquant::F16ToF32(raw[i]) : blockquant::BF16ToF32(raw[i]);
+    }
+    DeviceBuffer<uint16_t> dev_raw(raw.size());
+    BQ_CUDA_CHECK(cudaMemcpy(dev_raw.ptr, raw.data(), raw.size() * 2, cudaMemcpyHostToDevice));
+    const uint4* xin = reinterpret_cast<const uint4*>(dev_raw.ptr);
+    const unsigned grid = static_cast<unsigned>((blocks + 127) / 128);
+    if (act == QuantType::kF16) {
+      RoundWholeBlocksKernel<__half><<<grid, 128>>>(xin, blocks, dev_codes.ptr, dev_d.ptr, dev_sum.ptr);
+    } else {
+      RoundWholeBlocksKernel<__nv_bfloat16><<<grid, 128>>>(xin, blocks, dev_codes.ptr, dev_d.ptr, dev_sum.ptr);
+    }
+    BQ_CUDA_CHECK(cudaGetLastError());
+    std::vector<uint32_t> codes(static_cast<size_t>(blocks * 8));
+    std::vector<float> d(static_cast<size_t>(blocks));
+    std::vector<int> sums(static_cast<size_t>(blocks * 2));
+    BQ_CUDA_CHECK(cudaMemcpy(codes.data(), dev_codes.ptr, codes.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(d.data(), dev_d.ptr, d.size() * 4, cudaMemcpyDeviceToHost));
+    BQ_CUDA_CHECK(cudaMemcpy(sums.data(), dev_sum.ptr, sums.size() * 4, cudaMemcpyDeviceToHost));
+    int64_t wrong = 0, first = -1;
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint32_t want_codes[8];
+      float want_d;
+      int want_sums[4];
+      const bool finite = ReferenceXBlock(&seen[b * 32], want_codes, &want_d, want_sums);
+      bool ok = finite ? std::memcmp(&d[b], &want_d, 4) == 0 : std::isnan(d[b]);
+      if (finite) {
+        ok = ok && std::memcmp(&codes[8 * b], want_codes, sizeof(want_codes)) == 0 &&
+             sums[2 * b] == want_sums[0] + want_sums[1] && sums[2 * b + 1] == want_sums[2] + want_sums[3];
+      }
+      if (!ok && first < 0) first = b;
+      wrong += ok ? 0 : 1;
+    }
+    Report(wrong == 0,
+           std::string("x rounding: one thread per block (RoundWholeBlock) as rint(x * 127 / max|x|), ") +
+               (act == QuantType::kF16 ? "f16" : "bf16") + " x",
            std::to_string(wrong) + " blocks wrong, first " + std::to_string(first) + " (kind " +
                std::to_string(first % kKinds) + ")");
   }
