@@ -1045,6 +1045,14 @@ __global__ void RoundWholeBlocksKernel(const uint4* x, int64_t blocks, uint32_t*
   qsum[2 * b + 1] = sums[1];
 }
 
+// count values of a device buffer, on the host.
+template <typename T>
+std::vector<T> ToHost(const T* dev, size_t count) {
+  std::vector<T> host(count);
+  BQ_CUDA_CHECK(cudaMemcpy(host.data(), dev, count * sizeof(T), cudaMemcpyDeviceToHost));
+  return host;
+}
+
 // What the x rounding must give for one 32-block v: codes rint(v * 127 /
 // max|v|) (ties to even; zero below 2^-121), 4 to a word, dx = max|v| / 127,
 // and the codes' sums over each 8 values. false: the block is not finite
@@ -1125,12 +1133,9 @@ void TestXRounding(bool small) {
     auto kernel = branch_free ? RoundBlocksKernel<true> : RoundBlocksKernel<false>;
     kernel<<<static_cast<unsigned>(chunks / 128), 128>>>(dev_x.ptr, dev_codes.ptr, dev_d.ptr, dev_sum.ptr);
     BQ_CUDA_CHECK(cudaGetLastError());
-    std::vector<uint32_t> codes(static_cast<size_t>(chunks * 2));
-    std::vector<float> d(static_cast<size_t>(chunks));
-    std::vector<int> sums(static_cast<size_t>(chunks));
-    BQ_CUDA_CHECK(cudaMemcpy(codes.data(), dev_codes.ptr, codes.size() * 4, cudaMemcpyDeviceToHost));
-    BQ_CUDA_CHECK(cudaMemcpy(d.data(), dev_d.ptr, d.size() * 4, cudaMemcpyDeviceToHost));
-    BQ_CUDA_CHECK(cudaMemcpy(sums.data(), dev_sum.ptr, sums.size() * 4, cudaMemcpyDeviceToHost));
+    const std::vector<uint32_t> codes = ToHost(dev_codes.ptr, static_cast<size_t>(chunks * 2));
+    const std::vector<float> d = ToHost(dev_d.ptr, static_cast<size_t>(chunks));
+    const std::vector<int> sums = ToHost(dev_sum.ptr, static_cast<size_t>(chunks));
     int64_t wrong = 0, first = -1;
     for (int64_t b = 0; b < blocks; ++b) {
       uint32_t want_codes[8];
@@ -1174,12 +1179,9 @@ void TestXRounding(bool small) {
       RoundWholeBlocksKernel<__nv_bfloat16><<<grid, 128>>>(xin, blocks, dev_codes.ptr, dev_d.ptr, dev_sum.ptr);
     }
     BQ_CUDA_CHECK(cudaGetLastError());
-    std::vector<uint32_t> codes(static_cast<size_t>(blocks * 8));
-    std::vector<float> d(static_cast<size_t>(blocks));
-    std::vector<int> sums(static_cast<size_t>(blocks * 2));
-    BQ_CUDA_CHECK(cudaMemcpy(codes.data(), dev_codes.ptr, codes.size() * 4, cudaMemcpyDeviceToHost));
-    BQ_CUDA_CHECK(cudaMemcpy(d.data(), dev_d.ptr, d.size() * 4, cudaMemcpyDeviceToHost));
-    BQ_CUDA_CHECK(cudaMemcpy(sums.data(), dev_sum.ptr, sums.size() * 4, cudaMemcpyDeviceToHost));
+    const std::vector<uint32_t> codes = ToHost(dev_codes.ptr, static_cast<size_t>(blocks * 8));
+    const std::vector<float> d = ToHost(dev_d.ptr, static_cast<size_t>(blocks));
+    const std::vector<int> sums = ToHost(dev_sum.ptr, static_cast<size_t>(blocks * 2));
     int64_t wrong = 0, first = -1;
     for (int64_t b = 0; b < blocks; ++b) {
       uint32_t want_codes[8];
