@@ -181,20 +181,48 @@ __device__ __forceinline__ float Div127By(float b) {
   return __fmul_rn(__fmaf_rn(__fmaf_rn(-bs, q, 127.0f), y, q), s);
 }
 
+// A 32-block's scale max / 127, and the inverse 127 / max that rounds it
+// (0 below 2^-121, where it would overflow), as div.rn gives them;
+// kBranchFree: through DivBy127 and Div127By.
+template <bool kBranchFree>
+__device__ __forceinline__ float ScaleOf(float amax) {
+  if constexpr (kBranchFree) return DivBy127(amax);
+  return amax / 127.0f;
+}
+template <bool kBranchFree>
+__device__ __forceinline__ float InverseScaleOf(float amax) {
+  if constexpr (kBranchFree) {
+    const float r = Div127By(fmaxf(amax, 0x1p-121f));  // computed either way: a select, not a branch
+    return amax >= 0x1p-121f ? r : 0.0f;
+  }
+  return amax >= 0x1p-121f ? 127.0f / amax : 0.0f;
+}
+// The f32 bits of f * inv + 1.5 * 2^23: the low byte is the code rint(f *
+// inv) (ties to even, as cvt.rni), and count of them sum to the codes' sum
+// plus count * kRintBias. Two roundings, as x * inv then cvt.rni: no fused
+// multiply-add.
+constexpr uint32_t kRintBias = 0x4B400000u;  // the bits of 1.5 * 2^23
+__device__ __forceinline__ uint32_t RintBits(float f, float inv) {
+  return __float_as_uint(__fadd_rn(__fmul_rn(f, inv), 12582912.0f));
+}
+// The low bytes of four RintBits, in order, as one word of codes.
+__device__ __forceinline__ uint32_t PackLowBytes(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  return __byte_perm(__byte_perm(a, b, 0x0040u), __byte_perm(c, d, 0x0040u), 0x5410u);
+}
+
 // Rounds one 32-block of x that 4 consecutive lanes hold, 8 values each
 // (f): returns the block's scale dx = max|x| / 127, and the lane's codes
 // rint(x / dx) in [-127, 127], 4 to a word, and their sum. fmaxf drops NaN,
 // so a poison term (the sum of f * 0) makes dx NaN when the block holds a
 // NaN or Inf: it then reaches every output of the column.
 // Every CTA of gemv_q8 rounds all of x before it reads a weight, so this is
-// on each call's critical path: each code is the low byte of the f32 bits of
-// t + 1.5 * 2^23 (t = x * 127 / max|x|, |t| <= 127 + rounding), which rounds
-// t to the nearest integer, ties to even, as cvt.rni does, in one full-rate
-// add instead of a quarter-rate conversion; the bytes pack with byte
-// permutes. Blocks with max|x| < 2^-121 (bf16 only) round to zero codes:
-// 127 / max|x| would overflow there. kBranchFree: the divisions as DivBy127
-// and Div127By, else as div.rn (the same values; see GemvQ8Kernel for which
-// kernels take which).
+// on each call's critical path: each code is RintBits' low byte, t + 1.5 *
+// 2^23 (t = x * 127 / max|x|, |t| <= 127 + rounding) rounded to an integer,
+// ties to even, as cvt.rni does, in one full-rate add instead of a
+// quarter-rate conversion; the bytes pack with byte permutes. Blocks with
+// max|x| < 2^-121 (bf16 only) round to zero codes: 127 / max|x| would
+// overflow there. kBranchFree: as in ScaleOf (the same values; see
+// GemvQ8Kernel for which kernels take which).
 template <bool kBranchFree = true>
 __device__ __forceinline__ float RoundBlockOf32(const float* f, uint32_t* packed, int* qsum) {
   float amax = 0.0f, poison = 0.0f;
@@ -207,27 +235,18 @@ __device__ __forceinline__ float RoundBlockOf32(const float* f, uint32_t* packed
   amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
   poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 1);
   poison += __shfl_xor_sync(0xFFFFFFFFu, poison, 2);
-  float d, inv;
-  if constexpr (kBranchFree) {
-    d = DivBy127(amax) + poison;
-    const float r = Div127By(fmaxf(amax, 0x1p-121f));  // computed either way: a select, not a branch
-    inv = amax >= 0x1p-121f ? r : 0.0f;
-  } else {
-    d = amax / 127.0f + poison;
-    inv = amax >= 0x1p-121f ? 127.0f / amax : 0.0f;
-  }
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: its f32 bits are 0x4B400000
+  const float d = ScaleOf<kBranchFree>(amax) + poison;
+  const float inv = InverseScaleOf<kBranchFree>(amax);
   uint32_t bits[8];
   uint32_t sum = 0;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    // Two roundings, as x * inv then cvt.rni: no fused multiply-add.
-    bits[i] = __float_as_uint(__fadd_rn(__fmul_rn(f[i], inv), kMagic));
+    bits[i] = RintBits(f[i], inv);
     sum += bits[i];
   }
-  *qsum = static_cast<int>(sum - 8u * 0x4B400000u);
-  packed[0] = __byte_perm(__byte_perm(bits[0], bits[1], 0x0040u), __byte_perm(bits[2], bits[3], 0x0040u), 0x5410u);
-  packed[1] = __byte_perm(__byte_perm(bits[4], bits[5], 0x0040u), __byte_perm(bits[6], bits[7], 0x0040u), 0x5410u);
+  *qsum = static_cast<int>(sum - 8u * kRintBias);
+  packed[0] = PackLowBytes(bits[0], bits[1], bits[2], bits[3]);
+  packed[1] = PackLowBytes(bits[4], bits[5], bits[6], bits[7]);
   return d;
 }
 
@@ -611,24 +630,19 @@ __device__ __forceinline__ float RoundWholeBlock(const uint4 (&raw)[4], uint32_t
     p[i % 4] += f[i] * 0.0f;
   }
   const float amax = fmaxf(fmaxf(m[0], m[1]), fmaxf(m[2], m[3]));
-  const float d = DivBy127(amax) + ((p[0] + p[1]) + (p[2] + p[3]));
-  const float r = Div127By(fmaxf(amax, 0x1p-121f));
-  const float inv = amax >= 0x1p-121f ? r : 0.0f;
-  constexpr float kMagic = 12582912.0f;  // as in RoundBlockOf32
+  const float d = ScaleOf<true>(amax) + ((p[0] + p[1]) + (p[2] + p[3]));
+  const float inv = InverseScaleOf<true>(amax);
   uint32_t bits[32];
   uint32_t sum[2] = {0, 0};
 #pragma unroll
   for (int i = 0; i < 32; ++i) {
-    bits[i] = __float_as_uint(__fadd_rn(__fmul_rn(f[i], inv), kMagic));
+    bits[i] = RintBits(f[i], inv);
     sum[i / 16] += bits[i];
   }
-  qsum[0] = static_cast<int>(sum[0] - 16u * 0x4B400000u);
-  qsum[1] = static_cast<int>(sum[1] - 16u * 0x4B400000u);
+  qsum[0] = static_cast<int>(sum[0] - 16u * kRintBias);
+  qsum[1] = static_cast<int>(sum[1] - 16u * kRintBias);
 #pragma unroll
-  for (int w = 0; w < 8; ++w) {
-    packed[w] = __byte_perm(__byte_perm(bits[4 * w], bits[4 * w + 1], 0x0040u),
-                            __byte_perm(bits[4 * w + 2], bits[4 * w + 3], 0x0040u), 0x5410u);
-  }
+  for (int w = 0; w < 8; ++w) packed[w] = PackLowBytes(bits[4 * w], bits[4 * w + 1], bits[4 * w + 2], bits[4 * w + 3]);
   return d;
 }
 
@@ -804,10 +818,25 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   constexpr bool kFastRounding =
       kType != QuantType::kQ8_0 && kType != QuantType::kQ4_0 && (kPlanar || kType != QuantType::kQ6_K);
   constexpr bool kWholeBlocks = kFastRounding && (kMinBlocks < 3 || kType == QuantType::kQ4_K);
+  // Where the codes of chunk i (8 values) go: its column c and element e,
+  // in 32-bit arithmetic (x's codes fit in shared memory) and with no
+  // division for one column, instead of a 64-bit division per chunk. H200,
+  // n = 1, us: 28672 x 8192 Q4_K 35.3-35.4 -> 34.7-34.9, Q2_K 26.1-26.5 ->
+  // 25.5-25.9; 4096 x 14336 Q4_K 14.9 -> 14.0. Q3_K's and Q6_K's GGUF-block
+  // kernels keep the 64-bit form: with the new one their tall launch ran 3%
+  // slower (0.9-2.2 us; not profiled: their main loops are sensitive to how
+  // the code around them compiles).
+  constexpr bool kNarrow = kPlanar || (kType != QuantType::kQ3_K && kType != QuantType::kQ6_K);
+  using Index = std::conditional_t<kNarrow, unsigned, int64_t>;
+  // per_col (cols / 8, chunks per column) comes from each loop, computed
+  // where that loop had it before this was shared: computed in here, it
+  // moved Q3_K's index arithmetic in the PTX.
+  auto codes_at = [&](Index i, Index per_col) {
+    const Index c = kNarrow && kN == 1 ? 0 : i / per_col, e = 8 * (kNarrow && kN == 1 ? i : i % per_col);
+    return xq + c * xcol_bytes + (e / 256) * gemv::kXUnitStride +
+           gemv::XPhys(static_cast<int>(e % 256), L::kHalfShift);
+  };
   if constexpr (kWholeBlocks) {
-    // Column and element of block blk's first chunk, as in the chunk loop below.
-    constexpr bool kNarrow = kPlanar || (kType != QuantType::kQ3_K && kType != QuantType::kQ6_K);
-    using Index = std::conditional_t<kNarrow, unsigned, int64_t>;
     const Index per_col = static_cast<Index>(cols / 8);
     const int64_t blocks = kN * cols / 32;
     for (int64_t blk = threadIdx.x; blk < blocks; blk += blockDim.x) {
@@ -817,11 +846,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       uint32_t packed[8];
       int qsum[2];
       const float d = gemv::RoundWholeBlock<Act>(raw, packed, qsum);
-      const Index b = static_cast<Index>(blk), i = 4 * b;
-      const Index c = kNarrow && kN == 1 ? 0 : i / per_col, e = 8 * (kNarrow && kN == 1 ? i : i % per_col);
+      const Index b = static_cast<Index>(blk);
       // 32 bytes, on one side of the unit's half shift: two 16-byte stores.
-      uint4* dst = reinterpret_cast<uint4*>(xq + c * xcol_bytes + (e / 256) * gemv::kXUnitStride +
-                                            gemv::XPhys(static_cast<int>(e % 256), L::kHalfShift));
+      uint4* dst = reinterpret_cast<uint4*>(codes_at(4 * b, per_col));
       dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
       dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
       dx[b] = d;
@@ -863,23 +890,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       auto store = [&](int b) {
         const int64_t idx = base + b * blockDim.x + threadIdx.x;
         if (idx < chunks) {
-          // Column c and element e of this chunk. Every CTA runs this
-          // prologue before it reads any weight, so its length is paid on
-          // every call: 32-bit arithmetic (x's codes fit in shared memory),
-          // and no division for one column, instead of a 64-bit division per
-          // chunk. H200, n = 1, us: 28672 x 8192 Q4_K 35.3-35.4 -> 34.7-34.9,
-          // Q2_K 26.1-26.5 -> 25.5-25.9; 4096 x 14336 Q4_K 14.9 -> 14.0.
-          // Q3_K's and Q6_K's GGUF-block kernels keep the 64-bit form: with
-          // the new one their tall launch ran 3% slower (0.9-2.2 us; not
-          // profiled: their main loops are sensitive to how the code around
-          // them compiles).
-          constexpr bool kNarrow = kPlanar || (kType != QuantType::kQ3_K && kType != QuantType::kQ6_K);
-          using Index = std::conditional_t<kNarrow, unsigned, int64_t>;
           const Index i = static_cast<Index>(idx), per_col = static_cast<Index>(cols / 8);
-          const Index c = kNarrow && kN == 1 ? 0 : i / per_col, e = 8 * (kNarrow && kN == 1 ? i : i % per_col);
-          int8_t* dst = xq + c * xcol_bytes + (e / 256) * gemv::kXUnitStride +
-                        gemv::XPhys(static_cast<int>(e % 256), L::kHalfShift);
-          *reinterpret_cast<uint2*>(dst) = make_uint2(packed[b][0], packed[b][1]);
+          *reinterpret_cast<uint2*>(codes_at(i, per_col)) = make_uint2(packed[b][0], packed[b][1]);
           if (i % 4 == 0) dx[i / 4] = d[b];
           if (L::kMinKind == 1 && i % (kGroupElems / 8) == 0) xg[i / (kGroupElems / 8)] = d[b] * qsum[b];
         }
