@@ -1,9 +1,13 @@
 // GPU benchmark: blockquant's CUDA kernels beside cuBLAS fp16 and the
 // device-to-device copy bound, measured in the same process.
-//   bq_cuda_bench OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --ratio]
-// (--wide: the 16-group types' n = 24..64 only; --wgmma-*: one wgmma form
-// against the kernels beside it; --ratio: Q4_K and cuBLAS fp16 in
-// alternating rounds, BenchInterleaved.)
+//   bq_cuda_bench OUT_DIR [--quick | --part1 | --part2 | --wide | --wgmma-q3 | --wgmma-q2 |
+//                          --wgmma-f16w | --ratio]
+// (--part1, --part2: the whole bench in two runs, each under the device
+// tool's 10 minutes per call: n = 1..512, then the wide n = 17..64 rows,
+// the wgmma forms, the short shapes, quantization and launch modes; give
+// each its own OUT_DIR. --wide: the 16-group types' n = 24..64 only;
+// --wgmma-*: one wgmma form against the kernels beside it; --ratio: Q4_K
+// and cuBLAS fp16 in alternating rounds, BenchInterleaved.)
 // Writes OUT_DIR/cuda_bench.json and OUT_DIR/cuda_bench.md (OUT_DIR made if missing).
 // Cold: weights rotate over enough buffers to exceed 3x L2, so each launch
 // reads its weights from HBM. Hot: one buffer, launched back to back.
@@ -761,17 +765,23 @@ void BenchWgmmaF16W(cublasHandle_t h, int64_t m, int64_t k) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR [--quick | --wide | --wgmma-q3 | --wgmma-q2 | --wgmma-f16w | --ratio]\n",
+  const std::string mode = argc > 2 ? argv[2] : "";
+  const std::vector<std::string> modes = {"",      "--quick",    "--part1",    "--part2",     "--wide",
+                                          "--ratio", "--wgmma-q3", "--wgmma-q2", "--wgmma-f16w"};
+  if (argc < 2 || argc > 3 || std::find(modes.begin(), modes.end(), mode) == modes.end()) {
+    std::fprintf(stderr,
+                 "usage: %s OUT_DIR [--quick | --part1 | --part2 | --wide | --wgmma-q3 | --wgmma-q2 | "
+                 "--wgmma-f16w | --ratio]\n",
                  argv[0]);
     return 2;
   }
-  const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
-  const bool wide_only = argc > 2 && std::string(argv[2]) == "--wide";
-  const bool wgmma_q3_only = argc > 2 && std::string(argv[2]) == "--wgmma-q3";
-  const bool wgmma_q2_only = argc > 2 && std::string(argv[2]) == "--wgmma-q2";
-  const bool wgmma_f16w_only = argc > 2 && std::string(argv[2]) == "--wgmma-f16w";
-  const bool ratio_only = argc > 2 && std::string(argv[2]) == "--ratio";
+  const bool quick = mode == "--quick";
+  const bool part1 = mode == "--part1", part2 = mode == "--part2";
+  const bool wide_only = mode == "--wide";
+  const bool wgmma_q3_only = mode == "--wgmma-q3";
+  const bool wgmma_q2_only = mode == "--wgmma-q2";
+  const bool wgmma_f16w_only = mode == "--wgmma-f16w";
+  const bool ratio_only = mode == "--ratio";
   // The tables are written at checkpoints and at the end: a folder that
   // cannot be made fails here, not after the run.
   std::error_code dir_error;
@@ -805,127 +815,131 @@ int main(int argc, char** argv) {
     Write(argv[1], prop);
     return 0;
   }
-  // GEMV, n = 1.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMmaQ8, K::kMma8, K::kSimple}, true);
-  if (!quick) {
-    for (QuantType t : {QuantType::kQ8_0, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ5_K,
-                        QuantType::kQ4_0}) {
-      BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
-    }
-  }
-  // The planar layout, the GGUF rows above beside it.
-  for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
-    BenchPlanar(t, M, Kd, 1);
+  if (!part2) {
+    // GEMV, n = 1.
+    BenchOurs(QuantType::kQ4_K, M, Kd, 1, {K::kAuto, K::kMmaQ8, K::kMma8, K::kSimple}, true);
     if (!quick) {
-      BenchPlanar(t, M, Kd, 2);
-      BenchOurs(t, M, Kd, 2, {K::kAuto}, false);
-      BenchPlanar(t, 4096, 14336, 1);
+      for (QuantType t : {QuantType::kQ8_0, QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ5_K,
+                          QuantType::kQ4_0}) {
+        BenchOurs(t, M, Kd, 1, {K::kAuto, K::kMma8}, false);
+      }
     }
-  }
-  if (!quick) {
-    // The types of the 16-group mma_q8 (kAuto from n = 3) against gemv_q8
-    // (in passes of up to 4 columns beyond n = 4) and mma8/mma16.
-    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
-      BenchOurs(t, M, Kd, 2, {K::kMmaQ8}, false);
-      BenchOurs(t, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
-      BenchOurs(t, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
-      BenchOurs(t, M, Kd, 5, {K::kAuto, K::kGemvQ8}, false);
-      BenchOurs(t, M, Kd, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
-      BenchOurs(t, M, Kd, 12, {K::kAuto, K::kGemvQ8}, false);
-      BenchOurs(t, M, Kd, 16, {K::kAuto, K::kGemvQ8, K::kMma16}, false);
-      if (bqc::PlanarSupported(t)) BenchPlanar(t, M, Kd, 8);
-      // A short matrix (256 tiles of 16 rows).
-      BenchOurs(t, 4096, 14336, 8, {K::kAuto, K::kGemvQ8}, false);
-      BenchOurs(t, 4096, 14336, 16, {K::kAuto}, false);
+    // The planar layout, the GGUF rows above beside it.
+    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+      BenchPlanar(t, M, Kd, 1);
+      if (!quick) {
+        BenchPlanar(t, M, Kd, 2);
+        BenchOurs(t, M, Kd, 2, {K::kAuto}, false);
+        BenchPlanar(t, 4096, 14336, 1);
+      }
     }
-    // mma_q8 settings for them through the header launcher, on both shapes
-    // (the library takes 4w 2s b4 from 16384 rows, 8w 2s b2 below, on the
-    // TMA path where it fits).
-    BenchMmaQ8G16Variants<QuantType::kQ2_K>(M, Kd);
-    BenchMmaQ8G16Variants<QuantType::kQ3_K>(M, Kd);
-    BenchMmaQ8G16Variants<QuantType::kQ6_K>(M, Kd);
-    BenchMmaQ8G16Variants<QuantType::kQ8_0>(M, Kd);
-    BenchMmaQ8G16Variants<QuantType::kQ2_K>(4096, 14336);
-    BenchMmaQ8G16Variants<QuantType::kQ3_K>(4096, 14336);
-    BenchMmaQ8G16Variants<QuantType::kQ6_K>(4096, 14336);
-    BenchMmaQ8G16Variants<QuantType::kQ8_0>(4096, 14336);
-    BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
-    BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
-    BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
-  }
-  Write(argv[1], prop);  // the tables so far, in case the run is stopped
-  BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
-  // gemv_q8 settings the library does not use: units in flight, CTAs per SM
-  // (at n = 1 on this shape it runs the tall launch: 3 CTAs per SM; Q2_K and
-  // Q3_K u4, Q6_K u8, Q4_K u4).
-  BenchGemvVariant<QuantType::kQ2_K, 1, 4, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ2_K, 1, 8, 3>(M, Kd);
-  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ3_K, 1, 2, 3>(M, Kd);
-  BenchGemvVariant<QuantType::kQ6_K, 1, 4, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ6_K, 1, 4, 3>(M, Kd);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(M, Kd, false);
-  BenchGemvVariant<QuantType::kQ4_K, 2, 2, 2>(M, Kd);
-  BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
-  BenchCublas(h, M, Kd, 1, false);
-  BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
-  BenchVariant<QuantType::kQ4_K, 4, 4>(M, Kd, 1);
-  BenchVariant<QuantType::kQ4_K, 2, 6>(M, Kd, 1);
-  BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
-  BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
-  // Small batches and GEMM.
-  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma, K::kMma8}, false);
-  BenchOurs(QuantType::kQ5_K, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
-  BenchOurs(QuantType::kQ5_K, M, Kd, 8, {K::kAuto, K::kWgmma}, false);
-  // What MatMul's own per-call scratch allocation costs, and mma_q8
-  // settings the library does not use (the default is 8w 2s b2).
-  BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kMmaQ8}, false, false);
-  BenchMmaQ8Variant<8, 2, 2>(M, Kd, 8);
-  BenchMmaQ8Variant<8, 4, 2>(M, Kd, 8);
-  BenchMmaQ8Variant<4, 4, 4>(M, Kd, 8);
-  BenchMmaQ8Variant<16, 3, 1>(M, Kd, 8);
-  BenchCublas(h, M, Kd, 8, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kWgmma, K::kMma8, K::kMma16}, false);
-  BenchCublas(h, M, Kd, 16, false);
-  BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma32, K::kMma64}, false);
-  BenchOurs(QuantType::kQ5_K, M, Kd, 64, {K::kAuto, K::kMma64}, false);
-  BenchCublas(h, M, Kd, 64, false);
-  Write(argv[1], prop);
-  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
-  BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
-  BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
-  BenchCublas(h, 4096, 14336, 512, true);
-  BenchInterleaved(h, QuantType::kQ4_K, 4096, 14336, 512, quick ? 2 : 6);
-  if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
-  Write(argv[1], prop);
-  if (!quick) BenchWide(h, M, Kd, true);
-  Write(argv[1], prop);
-  if (!quick) {
-    BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
+    if (!quick) {
+      // The types of the 16-group mma_q8 (kAuto from n = 3) against gemv_q8
+      // (in passes of up to 4 columns beyond n = 4) and mma8/mma16.
+      for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K, QuantType::kQ8_0, QuantType::kQ4_0}) {
+        BenchOurs(t, M, Kd, 2, {K::kMmaQ8}, false);
+        BenchOurs(t, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
+        BenchOurs(t, M, Kd, 4, {K::kAuto, K::kGemvQ8}, false);
+        BenchOurs(t, M, Kd, 5, {K::kAuto, K::kGemvQ8}, false);
+        BenchOurs(t, M, Kd, 8, {K::kAuto, K::kGemvQ8, K::kMma8}, false);
+        BenchOurs(t, M, Kd, 12, {K::kAuto, K::kGemvQ8}, false);
+        BenchOurs(t, M, Kd, 16, {K::kAuto, K::kGemvQ8, K::kMma16}, false);
+        if (bqc::PlanarSupported(t)) BenchPlanar(t, M, Kd, 8);
+        // A short matrix (256 tiles of 16 rows).
+        BenchOurs(t, 4096, 14336, 8, {K::kAuto, K::kGemvQ8}, false);
+        BenchOurs(t, 4096, 14336, 16, {K::kAuto}, false);
+      }
+      // mma_q8 settings for them through the header launcher, on both shapes
+      // (the library takes 4w 2s b4 from 16384 rows, 8w 2s b2 below, on the
+      // TMA path where it fits).
+      BenchMmaQ8G16Variants<QuantType::kQ2_K>(M, Kd);
+      BenchMmaQ8G16Variants<QuantType::kQ3_K>(M, Kd);
+      BenchMmaQ8G16Variants<QuantType::kQ6_K>(M, Kd);
+      BenchMmaQ8G16Variants<QuantType::kQ8_0>(M, Kd);
+      BenchMmaQ8G16Variants<QuantType::kQ2_K>(4096, 14336);
+      BenchMmaQ8G16Variants<QuantType::kQ3_K>(4096, 14336);
+      BenchMmaQ8G16Variants<QuantType::kQ6_K>(4096, 14336);
+      BenchMmaQ8G16Variants<QuantType::kQ8_0>(4096, 14336);
+      BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
+      BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
+      BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
+    }
+    Write(argv[1], prop);  // the tables so far, in case the run is stopped
+    BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);
+    BenchOurs(QuantType::kQ4_K, M, Kd, 3, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
+    BenchOurs(QuantType::kQ4_K, M, Kd, 4, {K::kAuto, K::kGemvQ8, K::kWgmma, K::kMma8}, false);
+    // gemv_q8 settings the library does not use: units in flight, CTAs per SM
+    // (at n = 1 on this shape it runs the tall launch: 3 CTAs per SM; Q2_K and
+    // Q3_K u4, Q6_K u8, Q4_K u4).
+    BenchGemvVariant<QuantType::kQ2_K, 1, 4, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ2_K, 1, 8, 3>(M, Kd);
+    BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ3_K, 1, 2, 3>(M, Kd);
+    BenchGemvVariant<QuantType::kQ6_K, 1, 4, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ6_K, 1, 4, 3>(M, Kd);
+    BenchGemvVariant<QuantType::kQ4_K, 1, 2, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ4_K, 1, 4, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(M, Kd, false);
+    BenchGemvVariant<QuantType::kQ4_K, 2, 2, 2>(M, Kd);
+    BenchGemvVariant<QuantType::kQ8_0, 1, 2, 2>(M, Kd);
+    BenchCublas(h, M, Kd, 1, false);
+    BenchVariant<QuantType::kQ4_K, 1, 4>(M, Kd, 1);
+    BenchVariant<QuantType::kQ4_K, 4, 4>(M, Kd, 1);
+    BenchVariant<QuantType::kQ4_K, 2, 6>(M, Kd, 1);
+    BenchVariant<QuantType::kQ8_0, 1, 4>(M, Kd, 1);
+    BenchVariant<QuantType::kQ8_0, 4, 4>(M, Kd, 1);
+    // Small batches and GEMM.
+    BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kAuto, K::kWgmma, K::kMma8}, false);
+    BenchOurs(QuantType::kQ5_K, M, Kd, 3, {K::kAuto, K::kGemvQ8}, false);
+    BenchOurs(QuantType::kQ5_K, M, Kd, 8, {K::kAuto, K::kWgmma}, false);
+    // What MatMul's own per-call scratch allocation costs, and mma_q8
+    // settings the library does not use (the default is 8w 2s b2).
+    BenchOurs(QuantType::kQ4_K, M, Kd, 8, {K::kMmaQ8}, false, false);
+    BenchMmaQ8Variant<8, 2, 2>(M, Kd, 8);
+    BenchMmaQ8Variant<8, 4, 2>(M, Kd, 8);
+    BenchMmaQ8Variant<4, 4, 4>(M, Kd, 8);
+    BenchMmaQ8Variant<16, 3, 1>(M, Kd, 8);
+    BenchCublas(h, M, Kd, 8, false);
+    BenchOurs(QuantType::kQ4_K, M, Kd, 16, {K::kAuto, K::kWgmma, K::kMma8, K::kMma16}, false);
+    BenchCublas(h, M, Kd, 16, false);
+    BenchOurs(QuantType::kQ4_K, M, Kd, 64, {K::kAuto, K::kMma32, K::kMma64}, false);
+    BenchOurs(QuantType::kQ5_K, M, Kd, 64, {K::kAuto, K::kMma64}, false);
+    BenchCublas(h, M, Kd, 64, false);
     Write(argv[1], prop);
-    BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, false);
+    BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kAuto, K::kMma64}, true);
+    BenchOurs(QuantType::kQ5_K, 4096, 14336, 512, {K::kAuto}, false);
+    BenchOurs(QuantType::kQ4_K, 4096, 14336, 512, {K::kWgmma}, false, false);  // x sums in a per-call allocation
+    BenchCublas(h, 4096, 14336, 512, true);
+    BenchInterleaved(h, QuantType::kQ4_K, 4096, 14336, 512, quick ? 2 : 6);
+    if (!quick) BenchDequantCublas(h, QuantType::kQ4_K, 4096, 14336, 512);
     Write(argv[1], prop);
-    BenchWgmmaF16W(h, M, Kd);
   }
-  Write(argv[1], prop);
-  // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
-  BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
-  BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
-  for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
-    BenchOurs(t, 4096, 14336, 1, {K::kAuto}, false);
+  if (!part1) {
+    if (!quick) BenchWide(h, M, Kd, true);
+    Write(argv[1], prop);
+    if (!quick) {
+      BenchWgmmaG16(h, QuantType::kQ3_K, M, Kd, true);
+      Write(argv[1], prop);
+      BenchWgmmaG16(h, QuantType::kQ2_K, M, Kd, false);
+      Write(argv[1], prop);
+      BenchWgmmaF16W(h, M, Kd);
+    }
+    Write(argv[1], prop);
+    // n = 1 below gemv_q8's tall-matrix threshold (2 CTAs per SM; 3 beside it).
+    BenchOurs(QuantType::kQ4_K, 4096, 14336, 1, {K::kAuto}, false);
+    BenchGemvVariant<QuantType::kQ4_K, 1, 4, 3>(4096, 14336);
+    for (QuantType t : {QuantType::kQ2_K, QuantType::kQ3_K, QuantType::kQ6_K}) {
+      BenchOurs(t, 4096, 14336, 1, {K::kAuto}, false);
+    }
+    BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(4096, 14336);  // the library's u2 beside it
+    // Launch-bound shape.
+    BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
+    BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);
+    BenchCublas(h, 4096, 4096, 1, true);
+    if (!quick) BenchDequantQuant();
+    BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 1);
+    BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 8);
   }
-  BenchGemvVariant<QuantType::kQ3_K, 1, 4, 2>(4096, 14336);  // the library's u2 beside it
-  // Launch-bound shape.
-  BenchOurs(QuantType::kQ4_K, 4096, 4096, 1, {K::kAuto}, true);
-  BenchOurs(QuantType::kQ4_K, 4096, 4096, 8, {K::kAuto, K::kWgmma}, true);
-  BenchCublas(h, 4096, 4096, 1, true);
-  if (!quick) BenchDequantQuant();
-  BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 1);
-  BenchLaunchModes(QuantType::kQ4_K, 4096, 4096, 8);
 
   cublasDestroy(h);
   Write(argv[1], prop);

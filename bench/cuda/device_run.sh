@@ -7,22 +7,25 @@
 # pass to the benchmark (a shorter set; the 16-group types' n = 24..64 only;
 # Q3_K's or Q2_K's wgmma, or the f16-weights one, against the kernels beside
 # it; Q4_K's goal cases and cuBLAS fp16 in alternating rounds); --no-bench runs
-# the tests and sanitizers only, --bench-only the benchmark only. On a cold
-# machine the whole run can pass the device tool's 10 minutes (build about 4
-# of them): split it into a --no-bench call and a --bench-only call, or
-# build the binaries beforehand with pack_binaries.sh and run with
-# PREBUILT=.cuda-bin.
+# the tests and sanitizers only, --bench-only the benchmark only, and --part1
+# and --part2 the benchmark's two halves only. On a cold machine the whole
+# run can pass the device tool's 10 minutes (build about 4 of them): build
+# the binaries beforehand with pack_binaries.sh and run with
+# PREBUILT=.cuda-bin, in three calls: --no-bench (about 310 s), --part1 and
+# --part2 (the whole bench passed 530 s on an H200 with prebuilt binaries).
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
 MODE=${1:-}
-MODES="--quick --wide --wgmma-q3 --wgmma-q2 --wgmma-f16w --ratio --no-bench --bench-only"
+MODES="--quick --part1 --part2 --wide --wgmma-q3 --wgmma-q2 --wgmma-f16w --ratio --no-bench --bench-only"
 case " $MODES " in
   *" $MODE "*) ;;
   *) [ -z "$MODE" ] || { echo "usage: $0 [$(echo $MODES | sed 's/ / | /g')]"; exit 2; } ;;
 esac
 BENCH_ARG=$MODE
 [ "$MODE" = --no-bench ] || [ "$MODE" = --bench-only ] && BENCH_ARG=
+TESTS=true
+case "$MODE" in --bench-only | --part1 | --part2) TESTS=false ;; esac
 BUILD=build-cuda-device
 {
   nvidia-smi -L; nvcc --version | tail -1; cmake --version | head -1
@@ -56,7 +59,7 @@ fi
 T=$BUILD/cuda/tests/bq_cuda_test
 B=$BUILD/cuda/bench/bq_cuda_bench
 
-if [ "$MODE" != --bench-only ]; then
+if $TESTS; then
   $T > "$OUT/test.log" 2>&1; test_rc=$?
   grep -E "^FAIL" "$OUT/test.log" | head -40
   tail -1 "$OUT/test.log"; echo "test exit code: $test_rc"
@@ -71,7 +74,7 @@ if [ "$MODE" != --no-bench ]; then
     $T > "$OUT/sass_q4k_mma8.txt" 2>&1 || true
 fi
 
-if [ "$MODE" != --bench-only ]; then
+if $TESTS; then
   for tool in memcheck racecheck; do
     timeout 200 compute-sanitizer --tool $tool --error-exitcode 3 $T --small > "$OUT/$tool.log" 2>&1
     echo "$tool exit code: $? ; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1) ; $(tail -1 "$OUT/$tool.log" | cut -c1-80)"
