@@ -8,11 +8,11 @@
 # Q3_K's or Q2_K's wgmma, or the f16-weights one, against the kernels beside
 # it; Q4_K's goal cases and cuBLAS fp16 in alternating rounds); --no-bench runs
 # the tests and sanitizers only, --bench-only the benchmark only, and --part1
-# and --part2 the benchmark's two halves only. On a cold machine the whole
-# run can pass the device tool's 10 minutes (build about 4 of them): build
-# the binaries beforehand with pack_binaries.sh and run with
-# PREBUILT=.cuda-bin, in three calls: --no-bench (about 310 s), --part1 and
-# --part2 (the whole bench passed 530 s on an H200 with prebuilt binaries).
+# and --part2 the benchmark's two halves only. The whole run passes the
+# device tool's 10 minutes per call even without the build (about 4 more):
+# the benchmark alone passed 530 s on an H200. Build the binaries beforehand
+# with pack_binaries.sh and run with PREBUILT=.cuda-bin in three calls:
+# --no-bench (about 310 s), --part1 and --part2.
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
