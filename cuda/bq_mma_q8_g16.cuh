@@ -641,7 +641,12 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using T = mmaq8g16::G16Type<kType>;
   static_assert(kTiles % 2 == 0, "x is consumed 2 tiles at a time");
-  static_assert(kStages >= kKSplit, "a stage in flight for every group");
+  // Each stage must belong to one group (unit s goes to stage s % kStages and
+  // group s % kKSplit). Otherwise a group can reach its wait for a stage's
+  // phase j while phase j - 1 (another group's unit) is still loading; the
+  // parity wait then passes at once, reads the old unit and miscounts the
+  // stage's release: 2 x 4 warps with 6 stages hung on an H200.
+  static_assert(kStages % kKSplit == 0, "every stage belongs to one K group");
   constexpr int kConsumers = kRowWarps * kKSplit;
   constexpr int kWBytes = kRowWarps * 16 * T::kBox;  // a multiple of 256: keeps x 16-byte aligned
   constexpr int kCodes = kTiles * 2048, kDx = kTiles * 256, kSums = T::kMins ? kTiles * 1024 : 0;
@@ -797,7 +802,7 @@ cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t 
 // programmatic dependent of the x kernel. Preconditions: MmaQ8G16Fits and
 // MmaQ8G16TmaFits<kType>. The defaults (4 consumer warps, 64 rows per CTA,
 // no K split, 3 stages) were the fastest on an H200 for 28672 rows; the
-// library takes 2 x 4 warps and 6 stages below 16384 rows (docs/cuda.md).
+// library takes 2 x 4 warps and 4 stages below 16384 rows (docs/cuda.md).
 template <QuantType kType, typename Act, int kRowWarps = 4, int kKSplit = 1, int kStages = 3, int kMinBlocks = 1>
 cudaError_t LaunchMmaQ8G16Wide(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                                uint8_t* workspace, cudaStream_t stream) {

@@ -413,8 +413,9 @@ void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
                             w, m, k, op.x, n, op.y, ws, nullptr);
                       });
 }
-// The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 6s
-// below (the short one).
+// The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 4s
+// below (the short one). Stages are a multiple of the K groups (the kernel
+// asserts it); 2w x4 8s would not fit Q2_K's stages at n = 64.
 template <QuantType kType>
 void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
   for (int64_t n : {32, 64}) {
@@ -423,10 +424,10 @@ void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
     if (m >= 16384) {
       BenchMmaQ8G16WideVariant<kType, 8, 1, 2>(m, k, n);
       BenchMmaQ8G16WideVariant<kType, 4, 2, 4>(m, k, n);
-      BenchMmaQ8G16WideVariant<kType, 2, 4, 6>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 2, 4, 4>(m, k, n);
     } else {
-      BenchMmaQ8G16WideVariant<kType, 2, 4, 6>(m, k, n);
-      BenchMmaQ8G16WideVariant<kType, 1, 4, 4>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 2, 4, 4>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 1, 4, 8>(m, k, n);
     }
   }
 }

@@ -50,7 +50,7 @@ cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantTy
       using Act = std::remove_cv_t<std::remove_pointer_t<decltype(xa)>>;
       if (n > 16) {  // the wide kernel: on short matrices fewer rows per CTA and a K split, so that every SM gets work
         if (rows >= kMmaQ8G16TallRows) return LaunchMmaQ8G16Wide<kType, Act>(w, rows, cols, xa, n, y, workspace, stream);
-        return LaunchMmaQ8G16Wide<kType, Act, 2, 4, 6>(w, rows, cols, xa, n, y, workspace, stream);
+        return LaunchMmaQ8G16Wide<kType, Act, 2, 4, 4>(w, rows, cols, xa, n, y, workspace, stream);
       }
       if (rows >= kMmaQ8G16TallRows) {
         return LaunchMmaQ8G16<kType, Act, 4, 2, 4>(w, rows, cols, xa, n, y, workspace, stream);
