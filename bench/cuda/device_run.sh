@@ -12,7 +12,8 @@
 # device tool's 10 minutes per call even without the build (about 4 more):
 # the benchmark alone passed 530 s on an H200. Build the binaries beforehand
 # with pack_binaries.sh and run with PREBUILT=.cuda-bin in three calls:
-# --no-bench (about 310 s), --part1 and --part2.
+# --no-bench (about 310 s), --part1 (58 s on an H200) and --part2 (which has
+# not yet completed within one call: it hung in the wide mma_q8 until dc9f417).
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
