@@ -8,12 +8,12 @@
 # Q3_K's or Q2_K's wgmma, or the f16-weights one, against the kernels beside
 # it; Q4_K's goal cases and cuBLAS fp16 in alternating rounds); --no-bench runs
 # the tests and sanitizers only, --bench-only the benchmark only, and --part1
-# and --part2 the benchmark's two halves only. The whole run passes the
-# device tool's 10 minutes per call even without the build (about 4 more):
-# the benchmark alone passed 530 s on an H200. Build the binaries beforehand
-# with pack_binaries.sh and run with PREBUILT=.cuda-bin in three calls:
-# --no-bench (about 310 s), --part1 (58 s on an H200) and --part2 (which has
-# not yet completed within one call: it hung in the wide mma_q8 until dc9f417).
+# and --part2 the benchmark's two halves only. The build takes about 4 of
+# the device tool's 10 minutes per call: build the binaries beforehand with
+# pack_binaries.sh and run with PREBUILT=.cuda-bin in three calls: --no-bench
+# (about 310 s), --part1 (58 s on an H200) and --part2. The benchmark ran
+# past 530 s before dc9f417, probably in the wide mma_q8's hang that it
+# fixed; --part2 has not yet been timed without it.
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
