@@ -417,11 +417,12 @@ void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
 // below (the short one). Stages are a multiple of the K groups (the kernel
 // asserts it); 2w x4 8s would not fit Q2_K's stages at n = 64. On the short
 // shape 4w x1 3s ran 2-3x slower than the rest (H200, 2026-12-03), so it
-// is left out there, and n = 24 and 48 show where a setting stops winning.
+// is left out there; n = 24 and 48 show where a setting stops winning (Q2_K
+// and Q3_K take wgmma on the tall shape: these rows are its alternatives).
 template <QuantType kType>
 void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
   if (m >= 16384) {
-    for (int64_t n : {32, 64}) {
+    for (int64_t n : {24, 32, 64}) {
       BenchMmaQ8G16WideVariant<kType, 4, 1, 3>(m, k, n);
       BenchMmaQ8G16WideVariant<kType, 2, 2, 4>(m, k, n);
       BenchMmaQ8G16WideVariant<kType, 8, 1, 2>(m, k, n);
@@ -702,8 +703,10 @@ void BenchWide(cublasHandle_t h, int64_t m, int64_t k, bool full) {
     }
   }
   BenchMmaQ8G16WideVariants<QuantType::kQ2_K>(m, k);
+  BenchMmaQ8G16WideVariants<QuantType::kQ3_K>(m, k);
   BenchMmaQ8G16WideVariants<QuantType::kQ6_K>(m, k);
   BenchMmaQ8G16WideVariants<QuantType::kQ8_0>(m, k);
+  BenchMmaQ8G16WideVariants<QuantType::kQ4_0>(m, k);
   BenchMmaQ8G16WideVariants<QuantType::kQ2_K>(4096, 14336);
   BenchMmaQ8G16WideVariants<QuantType::kQ3_K>(4096, 14336);
   BenchMmaQ8G16WideVariants<QuantType::kQ6_K>(4096, 14336);
