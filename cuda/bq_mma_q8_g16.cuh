@@ -801,8 +801,8 @@ cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t 
 // (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs the product, a
 // programmatic dependent of the x kernel. Preconditions: MmaQ8G16Fits and
 // MmaQ8G16TmaFits<kType>. The defaults (4 consumer warps, 64 rows per CTA,
-// no K split, 3 stages) were the fastest on an H200 for 28672 rows; the
-// library takes 2 x 4 warps and 4 stages below 16384 rows (docs/cuda.md).
+// no K split, 3 stages) were the fastest on an H200 for 28672 rows at n =
+// 64; MatMul picks by type, rows and n (launch.cuh's LaunchMmaQ8G16WideFor).
 template <QuantType kType, typename Act, int kRowWarps = 4, int kKSplit = 1, int kStages = 3, int kMinBlocks = 1>
 cudaError_t LaunchMmaQ8G16Wide(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                                uint8_t* workspace, cudaStream_t stream) {

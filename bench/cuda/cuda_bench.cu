@@ -413,12 +413,13 @@ void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
                             w, m, k, op.x, n, op.y, ws, nullptr);
                       });
 }
-// The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 4s
-// below (the short one). Stages are a multiple of the K groups (the kernel
+// The library picks among these by type, rows and n (launch.cuh's
+// LaunchMmaQ8G16WideFor). Stages are a multiple of the K groups (the kernel
 // asserts it); 2w x4 8s would not fit Q2_K's stages at n = 64. On the short
 // shape 4w x1 3s ran 2-3x slower than the rest (H200, 2026-12-03), so it
-// is left out there; n = 24 and 48 show where a setting stops winning (Q2_K
-// and Q3_K take wgmma on the tall shape: these rows are its alternatives).
+// is left out there; n = 24 and 48 show where a setting stops winning. With
+// F16 x, kAuto takes wgmma on the tall shape for Q3_K, and for Q2_K from
+// n = 33: these rows are its alternatives there.
 template <QuantType kType>
 void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
   if (m >= 16384) {

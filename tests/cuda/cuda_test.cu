@@ -519,8 +519,10 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
     got.emplace_back(y.count);
     BQ_CUDA_CHECK(cudaMemcpy(got.back().data(), y.ptr, y.count * 4, cudaMemcpyDeviceToHost));
   };
-  // No K split: 4 x 16 rows (MatMul's from 16384 rows), 8 x 16; 4 K
-  // groups: 2 x 16 rows (MatMul's below), 1 x 16; 2 K groups: 2 x 16, 4 x 16.
+  // No K split: 4 x 16 rows, 8 x 16; 4 K groups: 2 x 16 rows, 1 x 16 with 4
+  // and 8 stages; 2 K groups: 2 x 16, 4 x 16. Then MatMul, which on these
+  // 150 rows at n = 40 takes 2 x 2 warps for Q2_K and 2 x 4 for the others
+  // (launch.cuh's LaunchMmaQ8G16WideFor).
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 1, 3>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
@@ -528,18 +530,24 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 8, 1, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
-    const bqc::Status st = bqc::MatMul(kType, dw.ptr, wide_rows, cols, QuantType::kF16, dx.ptr, n, y, nullptr,
-                                       bqc::MatMulKernel::kMmaQ8);
-    return st.ok() ? cudaSuccess : cudaErrorInvalidValue;
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 4, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 8>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 2, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 2, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    const bqc::Status st = bqc::MatMul(kType, dw.ptr, wide_rows, cols, QuantType::kF16, dx.ptr, n, y, nullptr,
+                                       bqc::MatMulKernel::kMmaQ8);
+    return st.ok() ? cudaSuccess : cudaErrorInvalidValue;
   });
   const size_t bytes = got[0].size() * 4;
   bool written = true;  // no poison left anywhere
@@ -550,12 +558,12 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
                 return u == 0xFFFFFFFFu;
               });
   }
+  auto same = [&](size_t a, size_t b) { return std::memcmp(got[a].data(), got[b].data(), bytes) == 0; };
   const std::string name = std::string("mma_q8 ") + t.name + " n=40, the wide kernel: ";
-  Report(errors.empty() && written && std::memcmp(got[0].data(), got[1].data(), bytes) == 0,
-         name + "settings without a K split give the same bits", errors);
-  Report(std::memcmp(got[2].data(), got[3].data(), bytes) == 0,
-         name + "settings with 4 K groups give the same bits as MatMul's (150 rows)");
-  Report(std::memcmp(got[4].data(), got[5].data(), bytes) == 0, name + "settings with 2 K groups give the same bits");
+  Report(errors.empty() && written && same(0, 1), name + "settings without a K split give the same bits", errors);
+  Report(same(2, 3) && same(2, 4), name + "settings with 4 K groups give the same bits");
+  Report(same(5, 6), name + "settings with 2 K groups give the same bits");
+  Report(same(kType == QuantType::kQ2_K ? 5 : 2, 7), name + "MatMul's bits are those of its setting (150 rows)");
 }
 
 void TestGemvSettings(const TypeInfo& t) {
@@ -1565,9 +1573,13 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
           TestMatMul(t, {small ? 11 : 41, 4096, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, true, true);
           if (!small) {
-            // (kAuto: Q2_K's and Q3_K's wgmma with F16 x, from 16384 rows.)
-            TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, 33}, act, BlockMode::kRealistic,
-                       {K::kMmaQ8, K::kAuto}, false, true);
+            // From 16384 rows kMmaQ8 takes 2 x 2 warps to n = 32 (Q8_0: 4 x
+            // 1) and 4 x 1 beyond; kAuto takes Q3_K's wgmma with F16 x from
+            // n = 17 and Q2_K's from n = 33.
+            for (int64_t n : {20, 33}) {
+              TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, n}, act, BlockMode::kRealistic,
+                         {K::kMmaQ8, K::kAuto}, false, true);
+            }
           }
         }
       }
