@@ -647,6 +647,12 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
   // parity wait then passes at once, reads the old unit and miscounts the
   // stage's release: 2 x 4 warps with 6 stages hung on an H200.
   static_assert(kStages % kKSplit == 0, "every stage belongs to one K group");
+  // With a K split, one stage per group: 2 x 2 warps with 4 stages (two
+  // stages per group) gave wrong sums on an H200 in the device tests (Q3_K,
+  // sometimes Q6_K, 16421 x 2048, n = 20: a few hundred outputs of the third
+  // 8-column tile, in CTAs of the second wave), where 4 x 2 with 2 stages and
+  // 2 x 4 with 4 were right. The cause was not found.
+  static_assert(kKSplit == 1 || kStages == kKSplit, "with a K split, one stage per K group");
   constexpr int kConsumers = kRowWarps * kKSplit;
   constexpr int kWBytes = kRowWarps * 16 * T::kBox;  // a multiple of 256: keeps x 16-byte aligned
   constexpr int kCodes = kTiles * 2048, kDx = kTiles * 256, kSums = T::kMins ? kTiles * 1024 : 0;
@@ -801,8 +807,9 @@ cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t 
 // (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs the product, a
 // programmatic dependent of the x kernel. Preconditions: MmaQ8G16Fits and
 // MmaQ8G16TmaFits<kType>. The defaults (4 consumer warps, 64 rows per CTA,
-// no K split, 3 stages) were the fastest on an H200 for 28672 rows at n =
-// 64; MatMul picks by type, rows and n (launch.cuh's LaunchMmaQ8G16WideFor).
+// no K split, 3 stages) were the fastest on an H200 for 28672 rows; the
+// library takes 2 x 4 warps and 4 stages below 16384 rows (docs/cuda.md).
+// With a K split the stages equal the groups (the kernel asserts it).
 template <QuantType kType, typename Act, int kRowWarps = 4, int kKSplit = 1, int kStages = 3, int kMinBlocks = 1>
 cudaError_t LaunchMmaQ8G16Wide(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                                uint8_t* workspace, cudaStream_t stream) {
