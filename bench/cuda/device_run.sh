@@ -10,10 +10,10 @@
 # the tests and sanitizers only, --bench-only the benchmark only, and --part1
 # and --part2 the benchmark's two halves only. The build takes about 4 of
 # the device tool's 10 minutes per call: build the binaries beforehand with
-# pack_binaries.sh and run with PREBUILT=.cuda-bin in three calls: --no-bench
-# (about 310 s), --part1 (58 s on an H200) and --part2. The benchmark ran
-# past 530 s before dc9f417, probably in the wide mma_q8's hang that it
-# fixed; --part2 has not yet been timed without it.
+# pack_binaries.sh and run with PREBUILT=.cuda-bin in two calls: --no-bench
+# (about 360 s) and --bench-only (171 s on an H200 on 2026-12-04; --part1
+# took 56 s and --part2 129 s, so the halves are needed only when a call
+# has less time).
 set -u
 OUT=${OUT:-$PWD/out-cuda}
 mkdir -p "$OUT"
