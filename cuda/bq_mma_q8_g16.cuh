@@ -641,17 +641,17 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using T = mmaq8g16::G16Type<kType>;
   static_assert(kTiles % 2 == 0, "x is consumed 2 tiles at a time");
-  // Each stage must belong to one group (unit s goes to stage s % kStages and
-  // group s % kKSplit). Otherwise a group can reach its wait for a stage's
-  // phase j while phase j - 1 (another group's unit) is still loading; the
-  // parity wait then passes at once, reads the old unit and miscounts the
-  // stage's release: 2 x 4 warps with 6 stages hung on an H200.
-  static_assert(kStages % kKSplit == 0, "every stage belongs to one K group");
-  // With a K split, one stage per group: 2 x 2 warps with 4 stages (two
-  // stages per group) gave wrong sums on an H200 in the device tests (Q3_K,
-  // sometimes Q6_K, 16421 x 2048, n = 20: a few hundred outputs of the third
-  // 8-column tile, in CTAs of the second wave), where 4 x 2 with 2 stages and
-  // 2 x 4 with 4 were right. The cause was not found.
+  // With a K split, exactly one stage per group (unit s goes to stage
+  // s % kStages and group s % kKSplit):
+  // - a stage shared by two groups lets a group reach its wait for the
+  //   stage's phase j while phase j - 1 (another group's unit) is still
+  //   loading; the parity wait then passes at once, reads the old unit and
+  //   miscounts the stage's release: 2 x 4 warps with 6 stages hung on an H200;
+  // - two stages per group, 2 x 2 warps with 4, gave wrong sums on an H200 in
+  //   the device tests (Q3_K, sometimes Q6_K, 16421 x 2048, n = 20: a few
+  //   hundred outputs of the third 8-column tile, in CTAs of the second wave),
+  //   where 4 x 2 with 2 stages and 2 x 4 with 4 were right. The cause was not
+  //   found.
   static_assert(kKSplit == 1 || kStages == kKSplit, "with a K split, one stage per K group");
   constexpr int kConsumers = kRowWarps * kKSplit;
   constexpr int kWBytes = kRowWarps * 16 * T::kBox;  // a multiple of 256: keeps x 16-byte aligned
