@@ -317,7 +317,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     const uint8_t* st = ring + stage * kStageBytes;
     const mmaq8::RawK4 r = mmaq8::ReadStage<kType>(st, g, t);
     __syncwarp();  // every lane has read the stage
-    if (lane == 0 && i + kStages < sbs) refill(at(i + kStages), stage);
+    if (lane == 0 && i + kStages < sbs) {
+      detail::FenceProxyAsync();
+      refill(at(i + kStages), stage);
+    }
     mmaq8::Consume<kType>(r, xu, t, tot);
     if (++stage == kStages) stage = 0, phase ^= 1;
   }

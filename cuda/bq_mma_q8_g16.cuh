@@ -580,7 +580,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int skip = static_cast<int>(unit * T::kBytes) & 15;  // the unit's start in the box
       mmaq8g16::ReadStageRows<kType>(ring + stage * kStageBytes, skip, g, t, r);
       __syncwarp();  // every lane has read the stage
-      if (lane == 0 && i + kStages < count) refill(i + kStages, stage);
+      if (lane == 0 && i + kStages < count) {
+        detail::FenceProxyAsync();
+        refill(i + kStages, stage);
+      }
       if (++stage == kStages) stage = 0, phase ^= 1;
     } else {
       r[0] = T::Read(w0 + unit * T::kBytes, t, mmaq8g16::GlobalWord());
@@ -641,18 +644,13 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using T = mmaq8g16::G16Type<kType>;
   static_assert(kTiles % 2 == 0, "x is consumed 2 tiles at a time");
-  // With a K split, exactly one stage per group (unit s goes to stage
-  // s % kStages and group s % kKSplit):
-  // - a stage shared by two groups lets a group reach its wait for the
-  //   stage's phase j while phase j - 1 (another group's unit) is still
-  //   loading; the parity wait then passes at once, reads the old unit and
-  //   miscounts the stage's release: 2 x 4 warps with 6 stages hung on an H200;
-  // - two stages per group, 2 x 2 warps with 4, gave wrong sums on an H200 in
-  //   the device tests (Q3_K, sometimes Q6_K, 16421 x 2048, n = 20: a few
-  //   hundred outputs of the third 8-column tile, in CTAs of the second wave),
-  //   where 4 x 2 with 2 stages and 2 x 4 with 4 were right. The cause was not
-  //   found.
-  static_assert(kKSplit == 1 || kStages == kKSplit, "with a K split, one stage per K group");
+  // Every stage belongs to one K group (unit s goes to stage s % kStages and
+  // group s % kKSplit): in a stage shared by two groups a group can reach its
+  // wait for the stage's phase j while phase j - 1 (another group's unit) is
+  // still loading; the parity wait then passes at once, reads the old unit
+  // and miscounts the stage's release (2 x 4 warps with 6 stages hung on an
+  // H200).
+  static_assert(kStages % kKSplit == 0, "the stages a multiple of the K groups");
   constexpr int kConsumers = kRowWarps * kKSplit;
   constexpr int kWBytes = kRowWarps * 16 * T::kBox;  // a multiple of 256: keeps x 16-byte aligned
   constexpr int kCodes = kTiles * 2048, kDx = kTiles * 256, kSums = T::kMins ? kTiles * 1024 : 0;
@@ -679,7 +677,10 @@ __global__ void __launch_bounds__((kRowWarps * kKSplit + 1) * 32, kMinBlocks)
       const uint8_t* sums = dx + mmaq8g16::ScaleBytes(kTiles, cols);
       for (int64_t s = 0; s < units; ++s) {
         const int stage = static_cast<int>(s % kStages);
-        if (s >= kStages) detail::MbarWait(empty0 + 8 * stage, static_cast<uint32_t>(s / kStages - 1) & 1);
+        if (s >= kStages) {
+          detail::MbarWait(empty0 + 8 * stage, static_cast<uint32_t>(s / kStages - 1) & 1);
+          detail::FenceProxyAsync();
+        }
         const uint32_t full = full0 + 8 * stage, dst = detail::SmemAddr(smem + stage * kStage);
         detail::MbarExpectTx(full, kCodes + kDx + kSums + kWBytes);
         // The weights are final before this grid starts (see the kernel
@@ -807,9 +808,9 @@ cudaError_t WeightMap(CUtensorMap* map, const uint8_t* w, int64_t rows, int64_t 
 // (MmaQ8G16WorkspaceBytes(n, cols) bytes) and runs the product, a
 // programmatic dependent of the x kernel. Preconditions: MmaQ8G16Fits and
 // MmaQ8G16TmaFits<kType>. The defaults (4 consumer warps, 64 rows per CTA,
-// no K split, 3 stages) were the fastest on an H200 for 28672 rows; the
-// library takes 2 x 4 warps and 4 stages below 16384 rows (docs/cuda.md).
-// With a K split the stages equal the groups (the kernel asserts it).
+// no K split, 3 stages) were the fastest on an H200 for 28672 rows at n =
+// 64; MatMul picks by type, rows and n (launch.cuh's LaunchMmaQ8G16WideFor).
+// With a K split the stages are a multiple of the groups (the kernel asserts it).
 template <QuantType kType, typename Act, int kRowWarps = 4, int kKSplit = 1, int kStages = 3, int kMinBlocks = 1>
 cudaError_t LaunchMmaQ8G16Wide(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
                                uint8_t* workspace, cudaStream_t stream) {

@@ -318,6 +318,15 @@ __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
 __device__ __forceinline__ void MbarExpectTx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
+// Before a TMA write into shared memory that threads have read with
+// ordinary loads (a ring stage being refilled): TMA writes through the
+// async proxy, which the release/acquire of an mbarrier or a bar.sync does
+// not order against those reads. The thread that issues the copy runs it
+// after its wait (or barrier). Without it the wide mma_q8 read refilled data
+// on an H200 (docs/cuda.md, "Wrong sums with two stages per K group").
+__device__ __forceinline__ void FenceProxyAsync() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 __device__ __forceinline__ void MbarArrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
@@ -655,6 +664,7 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
     // released super-block i - kStages from it.
     for (int64_t i = kStages; i < cnt; ++i) {
       detail::MbarWait(empty0 + 8 * static_cast<int>(i % kStages), static_cast<uint32_t>(i / kStages - 1) & 1);
+      detail::FenceProxyAsync();
       load_stage(i);
     }
   }
@@ -666,6 +676,7 @@ __global__ void __launch_bounds__(kWGs * 128 + (kProducerWarp ? 32 : 0), kMinBlo
       // Every warp is done with the previous super-block: its slot can be
       // refilled; and with fragment buffer it & 1 (the one before that's).
       __syncthreads();
+      if (tid == 0 && it > 0) detail::FenceProxyAsync();  // the copies below overwrite what was read
       if (tid == 0 && it > 0 && it - 1 + kStages < cnt) load_stage(it - 1 + kStages);
       if (kMins && tid == 0 && it >= 2) load_sums(it);
     }

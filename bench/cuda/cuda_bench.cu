@@ -413,29 +413,29 @@ void BenchMmaQ8G16WideVariant(int64_t m, int64_t k, int64_t n) {
                             w, m, k, op.x, n, op.y, ws, nullptr);
                       });
 }
-// The library takes 4w x1 3s from 16384 rows (the tall shape), 2w x4 4s
-// below (the short one). With a K split the stages equal the groups (the
-// kernel asserts it: 2w x2 4s gave wrong sums on an H200). On the short
-// shape 4w x1 3s ran 2-3x slower than the rest (H200, 2026-12-03), so it is
-// left out there; n = 24 and 48 show where a setting stops winning. With F16
-// x, kAuto takes wgmma on the tall shape for Q2_K and Q3_K: these rows are
-// its alternatives there.
+// The library picks among these by type, rows and n (launch.cuh's
+// LaunchMmaQ8G16WideFor). Stages are a multiple of the K groups (the kernel
+// asserts it); 2w x4 8s would not fit Q2_K's stages at n = 64. On the short
+// shape 4w x1 3s ran 2-3x slower than the rest (H200, 2026-12-03), so it
+// is left out there; n = 24 and 48 show where a setting stops winning. With
+// F16 x, kAuto takes wgmma on the tall shape for Q3_K, and for Q2_K from
+// n = 33: these rows are its alternatives there.
 template <QuantType kType>
 void BenchMmaQ8G16WideVariants(int64_t m, int64_t k) {
   if (m >= 16384) {
     for (int64_t n : {24, 32, 64}) {
       BenchMmaQ8G16WideVariant<kType, 4, 1, 3>(m, k, n);
-      BenchMmaQ8G16WideVariant<kType, 2, 2, 2>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 2, 2, 4>(m, k, n);
       BenchMmaQ8G16WideVariant<kType, 8, 1, 2>(m, k, n);
-      BenchMmaQ8G16WideVariant<kType, 4, 2, 2>(m, k, n);
+      BenchMmaQ8G16WideVariant<kType, 4, 2, 4>(m, k, n);
       BenchMmaQ8G16WideVariant<kType, 2, 4, 4>(m, k, n);
     }
     return;
   }
   for (int64_t n : {24, 32, 48, 64}) {
-    BenchMmaQ8G16WideVariant<kType, 2, 2, 2>(m, k, n);
+    BenchMmaQ8G16WideVariant<kType, 2, 2, 4>(m, k, n);
     BenchMmaQ8G16WideVariant<kType, 2, 4, 4>(m, k, n);
-    BenchMmaQ8G16WideVariant<kType, 1, 4, 4>(m, k, n);
+    BenchMmaQ8G16WideVariant<kType, 1, 4, 8>(m, k, n);
   }
 }
 

@@ -166,12 +166,16 @@ int64_t MmaQ8Bytes(QuantType type, int64_t n, int64_t cols) {
 // to 426.7).
 constexpr int64_t kMmaQ8MinN = 3;
 // From this many rows Q2_K's and Q3_K's wgmma (x exact; Q3_K's without
-// scratch) take n = 17..64 from the wide mma_q8 (H200, 28672 x 8192, n = 24
-// / 32 / 64, us: Q3_K 97.2 / 97.3 / 112.3 against 110.6 / 110.6 / 184.8;
-// Q2_K 101.9 / 101.2 / 132.7 against 101.9 / 101.7 / 213.8). On 4096 x
-// 14336 they lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 /
-// 30.4 / 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
+// scratch) take n = 17..64 (Q2_K: 33..64) from the wide mma_q8 (H200, 28672
+// x 8192, n = 24 / 32 / 64, us: Q3_K 97.2 / 97.3 / 112.3 against 110.6 /
+// 110.6 / 184.8; Q2_K 101.9 / 101.2 / 132.7 against 101.9 / 101.7 / 213.8).
+// Q2_K's wide mma_q8 with 2 x 2 warps (launch.cuh's LaunchMmaQ8G16WideFor)
+// beat wgmma to n = 32 (93.4 / 94.0 against 100.8 / 100.1, 2026-12-04);
+// Q3_K's did not (104.6 / 105.9 against 98.8 / 98.5). On 4096 x 14336 they
+// lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 / 30.4 /
+// 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).
 constexpr int64_t kWgmmaTallRows = 16384;
+int64_t WgmmaTallMinN(QuantType type) { return type == QuantType::kQ2_K ? 33 : 17; }
 // From which n kAuto takes Q4_K's and Q5_K's f16-weights wgmma, which rounds
 // the weights to f16 as dequantizing for cuBLAS does, over the exact one
 // (from n = 17, where mma_q8's int8 x ends: the f16 weights add about 8x
@@ -336,7 +340,8 @@ Status CheckProduct(QuantType type, const void* weights, int64_t rows, int64_t c
 MatMulKernel Choose(QuantType type, const void* weights, int64_t rows, int64_t cols, QuantType act_type,
                     const void* x, int64_t n, bool allow_scratch) {
   const bool wgmma_scratch_ok = allow_scratch || WgmmaWorkspaceBytes(type, n, cols) == 0;  // Q3_K's needs none
-  const bool g16_tall = (type == QuantType::kQ2_K || type == QuantType::kQ3_K) && n > 16 && rows >= kWgmmaTallRows;
+  const bool g16_tall =
+      (type == QuantType::kQ2_K || type == QuantType::kQ3_K) && n >= WgmmaTallMinN(type) && rows >= kWgmmaTallRows;
   if (g16_tall && wgmma_scratch_ok && WgmmaFits(type, weights, cols, act_type, x)) return MatMulKernel::kWgmma;
   const int64_t f16w_min_n = WgmmaF16WMinN(type);
   if (f16w_min_n > 0 && n >= f16w_min_n && WgmmaF16WFits(type, weights, cols, act_type, x)) {

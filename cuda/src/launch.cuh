@@ -39,6 +39,43 @@ cudaError_t LaunchWriteLevels(QuantType type, const int8_t* levels, int64_t rows
 // 37.0 against 22.3 / 22.8 / 27.2 / 29.8).
 constexpr int64_t kMmaQ8G16TallRows = 16384;
 
+// The wide mma_q8 (n = 17..64) for a type, rows and n: consumer warps per K
+// group, K groups, stages. H200, cold, us (bench/results/
+// cuda_wide_variants_h200_2026-12-03.md; the setting taken, then the one it
+// replaced):
+// - 28672 x 8192, n = 24 and 32: 2 x 2 warps and 4 stages for Q2_K 93.4 /
+//   94.0 against 4 x 1 and 3 stages' 101.0 / 101.2 (and wgmma's 100.8 /
+//   100.1), Q3_K 104.6 / 105.9 against 110.5 / 111.7, Q6_K 101.9 / 103.4
+//   against 106.3 / 106.6, Q4_0 84.9 / 86.1 against 90.7 / 90.5; Q8_0 keeps
+//   4 x 1 (91.3 / 91.6 against 93.0 / 94.0). At n = 64, 4 x 1 is within 1%
+//   of the best but for Q2_K (213.4 against 8 x 1's 194.0, with BF16 x only:
+//   F16 x takes wgmma there).
+// - 4096 x 14336, n = 24 and 32: 1 x 4 warps and 8 stages for Q6_K 32.0 /
+//   32.2 against 2 x 4 and 4 stages' 32.9 / 33.1, Q8_0 29.5 / 29.6 against
+//   32.0 / 32.3, Q4_0 29.6 / 29.7 against 30.8 / 31.0; Q2_K keeps 2 x 4
+//   (31.8 / 32.1 against 42.1 / 42.7), and Q3_K (32.5 / 32.8 against 32.2 /
+//   32.6: within the runs' spread). n = 48 and 64: 2 x 2 for Q2_K 52.1 /
+//   52.6 against 55.3 / 56.2; the others keep 2 x 4 (1 x 4 with 8 stages
+//   lost 18-26%).
+// Stages are a multiple of the K groups (the kernel asserts it).
+template <QuantType kType, typename Act>
+cudaError_t LaunchMmaQ8G16WideFor(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
+                                  uint8_t* workspace, cudaStream_t stream) {
+  constexpr bool kQ2 = kType == QuantType::kQ2_K, kQ3 = kType == QuantType::kQ3_K;
+  if (rows >= kMmaQ8G16TallRows) {
+    if constexpr (kType != QuantType::kQ8_0) {
+      if (n <= 32) return LaunchMmaQ8G16Wide<kType, Act, 2, 2, 4>(w, rows, cols, x, n, y, workspace, stream);
+    }
+    return LaunchMmaQ8G16Wide<kType, Act>(w, rows, cols, x, n, y, workspace, stream);
+  }
+  if constexpr (kQ2) {
+    if (n > 32) return LaunchMmaQ8G16Wide<kType, Act, 2, 2, 4>(w, rows, cols, x, n, y, workspace, stream);
+  } else if constexpr (!kQ3) {
+    if (n <= 32) return LaunchMmaQ8G16Wide<kType, Act, 1, 4, 8>(w, rows, cols, x, n, y, workspace, stream);
+  }
+  return LaunchMmaQ8G16Wide<kType, Act, 2, 4, 4>(w, rows, cols, x, n, y, workspace, stream);
+}
+
 // The mma_q8 kernel for F16 or BF16 x: bq_mma_q8.cuh's LaunchMmaQ8 for Q4_K
 // and Q5_K, bq_mma_q8_g16.cuh's LaunchMmaQ8G16 for Q2_K, Q3_K, Q6_K, Q8_0
 // and Q4_0; instantiated in the types' matmul_<type>.cu.
@@ -48,10 +85,9 @@ cudaError_t LaunchMmaQ8Act(const uint8_t* w, int64_t rows, int64_t cols, QuantTy
   auto launch = [&](const auto* xa) {
     if constexpr (kType != QuantType::kQ4_K && kType != QuantType::kQ5_K) {
       using Act = std::remove_cv_t<std::remove_pointer_t<decltype(xa)>>;
-      if (n > 16) {  // the wide kernel: on short matrices fewer rows per CTA and a K split, so that every SM gets work
-        if (rows >= kMmaQ8G16TallRows) return LaunchMmaQ8G16Wide<kType, Act>(w, rows, cols, xa, n, y, workspace, stream);
-        return LaunchMmaQ8G16Wide<kType, Act, 2, 4, 4>(w, rows, cols, xa, n, y, workspace, stream);
-      }
+      // The wide kernel: on short matrices fewer rows per CTA and a K split,
+      // so that every SM gets work.
+      if (n > 16) return LaunchMmaQ8G16WideFor<kType, Act>(w, rows, cols, xa, n, y, workspace, stream);
       if (rows >= kMmaQ8G16TallRows) {
         return LaunchMmaQ8G16<kType, Act, 4, 2, 4>(w, rows, cols, xa, n, y, workspace, stream);
       }

@@ -519,9 +519,11 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
     got.emplace_back(y.count);
     BQ_CUDA_CHECK(cudaMemcpy(got.back().data(), y.ptr, y.count * 4, cudaMemcpyDeviceToHost));
   };
-  // No K split: 4 x 16 rows (MatMul's from 16384 rows), 8 x 16; 4 K
-  // groups: 2 x 16 rows (MatMul's below), 1 x 16; 2 K groups: 2 x 16, 4 x 16
-  // (with a split, one stage per group). Then MatMul.
+  // No K split: 4 x 16 rows, 8 x 16; 4 K groups: 2 x 16 rows, 1 x 16 with
+  // 4 and 8 stages; 2 K groups: 2 x 16 with 2 and 4 stages, 4 x 16. Then
+  // MatMul, which on these 150 rows at n = 40 takes 2 x 2 warps with 4
+  // stages for Q2_K and 2 x 4 for the others (launch.cuh's
+  // LaunchMmaQ8G16WideFor).
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 1, 3>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
@@ -535,7 +537,13 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 8>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 2, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
+  });
+  run([&](float* y) {
+    return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 2, 4>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
   });
   run([&](float* y) {
     return bqc::LaunchMmaQ8G16Wide<kType, __half, 4, 2, 2>(dw.ptr, wide_rows, cols, xh, n, y, ws.ptr, nullptr);
@@ -557,17 +565,17 @@ void TestMmaQ8G16PathsTyped(const TypeInfo& t) {
   auto same = [&](size_t a, size_t b) { return std::memcmp(got[a].data(), got[b].data(), bytes) == 0; };
   const std::string name = std::string("mma_q8 ") + t.name + " n=40, the wide kernel: ";
   Report(errors.empty() && written && same(0, 1), name + "settings without a K split give the same bits", errors);
-  Report(same(2, 3), name + "settings with 4 K groups give the same bits");
-  Report(same(4, 5), name + "settings with 2 K groups give the same bits");
-  Report(same(2, 6), name + "MatMul's bits are those of its setting, 2 x 4 warps (150 rows)");
+  Report(same(2, 3) && same(2, 4), name + "settings with 4 K groups give the same bits");
+  Report(same(5, 6) && same(5, 7), name + "settings with 2 K groups give the same bits");
+  Report(same(kType == QuantType::kQ2_K ? 6 : 2, 8), name + "MatMul's bits are those of its setting (150 rows)");
 }
 
 // The wide kernel's settings on a tall matrix (16421 rows: more CTAs than
 // fit the GPU at once) against the reference, each twice, with the caller's
 // workspace first filled with 0x7F and then with zeros (x's codes must all be
 // rewritten by the call), at n = 20 (4 tiles) and 40 (8 tiles). 2 x 2 warps
-// with 4 stages failed here on an H200 (Q3_K, n = 20), which is why the
-// kernel now asserts one stage per K group.
+// with 4 stages failed here on an H200 (Q3_K, n = 20) before the producer
+// fenced the async proxy ahead of each refill (detail::FenceProxyAsync).
 template <QuantType kType>
 void TestWideTallTyped(const TypeInfo& t) {
   const int64_t rows = 16421, cols = 2048;
@@ -625,6 +633,12 @@ void TestWideTallTyped(const TypeInfo& t) {
     });
     check("2w x4 4s", [&](float* yp, uint8_t* w) {
       return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 4, 4>(dw.ptr, rows, cols, xh, n, yp, w, nullptr);
+    });
+    check("2w x2 4s", [&](float* yp, uint8_t* w) {
+      return bqc::LaunchMmaQ8G16Wide<kType, __half, 2, 2, 4>(dw.ptr, rows, cols, xh, n, yp, w, nullptr);
+    });
+    check("1w x4 8s", [&](float* yp, uint8_t* w) {
+      return bqc::LaunchMmaQ8G16Wide<kType, __half, 1, 4, 8>(dw.ptr, rows, cols, xh, n, yp, w, nullptr);
     });
   }
 }
@@ -1652,7 +1666,9 @@ int main(int argc, char** argv) {
           TestMatMul(t, {small ? 11 : 41, 5376, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, false, true);
           TestMatMul(t, {small ? 11 : 41, 4096, 20}, act, BlockMode::kExtreme, {K::kMmaQ8}, true, true);
           if (!small) {
-            // (kAuto: Q2_K's and Q3_K's wgmma with F16 x, from 16384 rows.)
+            // From 16384 rows kMmaQ8 takes 2 x 2 warps with 4 stages to n =
+            // 32 (Q8_0: 4 x 1) and 4 x 1 beyond; kAuto takes Q3_K's wgmma
+            // with F16 x from n = 17 and Q2_K's from n = 33.
             for (int64_t n : {20, 33}) {
               TestMatMul(t, {bqc::gemv::kTallGemvRows + 37, 2048, n}, act, BlockMode::kRealistic,
                          {K::kMmaQ8, K::kAuto}, false, true);
