@@ -170,7 +170,8 @@ constexpr int64_t kMmaQ8MinN = 3;
 // x 8192, n = 24 / 32 / 64, us: Q3_K 97.2 / 97.3 / 112.3 against 110.6 /
 // 110.6 / 184.8; Q2_K 101.9 / 101.2 / 132.7 against 101.9 / 101.7 / 213.8).
 // Q2_K's wide mma_q8 with 2 x 2 warps (launch.cuh's LaunchMmaQ8G16WideFor)
-// beat wgmma to n = 32 (93.4 / 94.0 against 100.8 / 100.1, 2026-12-04);
+// beat wgmma to n = 32 (93.4 / 94.0 against 100.8 / 100.1, 2026-12-04; 94.0
+// / 94.0 with the proxy fence);
 // Q3_K's did not (104.6 / 105.9 against 98.8 / 98.5). On 4096 x 14336 they
 // lose (Q3_K 43.0 / 42.8 / 61.5 with the K split against 30.2 / 30.4 /
 // 54.0; Q2_K 54.1 / 51.8 / 71.5 against 31.8 / 30.6 / 54.5).

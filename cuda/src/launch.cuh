@@ -57,6 +57,10 @@ constexpr int64_t kMmaQ8G16TallRows = 16384;
 //   32.6: within the runs' spread). n = 48 and 64: 2 x 2 for Q2_K 52.1 /
 //   52.6 against 55.3 / 56.2; the others keep 2 x 4 (1 x 4 with 8 stages
 //   lost 18-26%).
+// Those runs had no proxy fence before the refills; with it the same
+// settings won again (Q2_K 94.2 against 101.4 at n = 32 on 28672 rows, Q8_0
+// 31.6 against 33.2 on 4096), but Q4_0 on 4096 rows tied (31.7 against
+// 31.3; docs/cuda.md, "The proxy fence").
 // Stages are a multiple of the K groups (the kernel asserts it).
 template <QuantType kType, typename Act>
 cudaError_t LaunchMmaQ8G16WideFor(const uint8_t* w, int64_t rows, int64_t cols, const Act* x, int64_t n, float* y,
