@@ -737,7 +737,25 @@ __host__ __device__ constexpr bool TallGemvPaysOff() {
   return kType != QuantType::kQ4_0;
 }
 constexpr int64_t kTallGemvRows = 16384;
-constexpr int kTallGemvMinBlocks = 3;
+// The tall launch's CTA: 8 warps, 3 CTAs per SM (24 warps), except planar
+// Q3_K: 12 warps, 2 CTAs per SM (24 warps, the same 80 registers; 2 x prologues
+// per SM instead of 3, and kWholeBlocks rounding). H200, scratch driver,
+// every output the library's bits, six alternating rounds, medians, us:
+// planar Q3_K 28672 x 8192 32.22 -> 31.58 and 33.02 -> 32.43 (two
+// machines), 16384 x 4096 12.86 -> 12.50, 20480 x 14336 42.73 -> 40.95. 12 x
+// 2 lost or tied for the other types (28672 x 8192: planar Q2_K 23.50 ->
+// 23.95, Q4_K 34.02 -> 34.16, Q3_K 39.94 -> 42.02, Q5_K 43.85 -> 44.45,
+// Q2_K 25.49 -> 25.69, Q8_0 62.56 -> 62.78); one CTA of 24 warps (one x
+// prologue per SM) lost for every type (planar Q2_K 25.46, Q4_K 35.51,
+// Q8_0 63.74 against 61.04), and 6 x 4 or 4 x 6 for planar Q3_K and Q2_K.
+template <QuantType kType>
+__host__ __device__ constexpr int TallGemvWarps(bool planar) {
+  return planar && kType == QuantType::kQ3_K ? 12 : 8;
+}
+template <QuantType kType>
+__host__ __device__ constexpr int TallGemvMinBlocks(bool planar) {
+  return planar && kType == QuantType::kQ3_K ? 2 : 3;
+}
 // Units in flight per lane (LaunchGemvQ8's default: tall false), H200, us.
 // 8-lane types, 28672 x 8192, 4 against 2: Q4_K n = 1 37.2 vs 38.5, n = 2
 // 44.6 vs 51.6, n = 3 55.1 vs 59.8; Q6_K n = 1 58.2 vs 63.6; Q5_K n = 2 57.0
@@ -810,6 +828,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   //   -> 10.1-10.2). With 3 CTAs per SM (the tall launch, registers capped
   //   at 80) it lost for Q5_K (42.1-42.3 -> 43.4-43.6), Q3_K (+2.5%) and
   //   planar Q2_K and Q6_K (+1%); Q4_K gained 0.3% (34.5-34.6 -> 34.4-34.5).
+  //   Planar Q3_K's tall launch (2 CTAs of 12 warps, TallGemvWarps) takes
+  //   it, as measured.
   // - otherwise 4 consecutive threads share a block, 8 values each, with
   //   kFastRounding the whole batch of chunks rounded before any is stored.
   // Q8_0, Q4_0 and Q6_K's GGUF-block kernel lost 1-1.5% with faster

@@ -874,6 +874,9 @@ int main(int argc, char** argv) {
       BenchGemvVariant<QuantType::kQ2_K, 4, 2, 2, true>(M, Kd);
       BenchGemvVariant<QuantType::kQ3_K, 4, 2, 2, true>(M, Kd);
       BenchGemvVariant<QuantType::kQ6_K, 4, 2, 2, true>(M, Kd);
+      // Planar Q3_K's tall launch before it took 2 CTAs of 12 warps
+      // (gemv::TallGemvWarps): 3 of 8, u8.
+      BenchGemvVariant<QuantType::kQ3_K, 1, 8, 3, true>(M, Kd);
     }
     Write(argv[1], prop);  // the tables so far, in case the run is stopped
     BenchOurs(QuantType::kQ4_K, M, Kd, 2, {K::kAuto, K::kMmaQ8, K::kMma8, K::kWgmma}, false);

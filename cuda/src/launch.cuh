@@ -248,8 +248,8 @@ cudaError_t LaunchGemv(const uint8_t* w, int64_t rows, int64_t cols, const Act* 
   switch (n) {
     case 1:
       if (gemv::TallGemvPaysOff<kType>() && rows >= gemv::kTallGemvRows) {
-        return LaunchGemvQ8<kType, Act, 1, 8, GemvUnroll<kType>(1, true, kPlanar), gemv::kTallGemvMinBlocks,
-                            kPlanar>(w, rows, cols, x, y, stream);
+        return LaunchGemvQ8<kType, Act, 1, gemv::TallGemvWarps<kType>(kPlanar), GemvUnroll<kType>(1, true, kPlanar),
+                            gemv::TallGemvMinBlocks<kType>(kPlanar), kPlanar>(w, rows, cols, x, y, stream);
       }
       return LaunchGemvQ8<kType, Act, 1, 8, GemvUnroll<kType>(1, false, kPlanar), 2, kPlanar>(w, rows, cols, x, y,
                                                                                              stream);
