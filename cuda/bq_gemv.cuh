@@ -738,16 +738,17 @@ __host__ __device__ constexpr bool TallGemvPaysOff() {
 }
 constexpr int64_t kTallGemvRows = 16384;
 // The tall launch's CTA: 8 warps, 3 CTAs per SM (24 warps), except planar
-// Q3_K: 12 warps, 2 CTAs per SM (24 warps, the same 80 registers; 2 x prologues
-// per SM instead of 3, and kWholeBlocks rounding). H200, scratch driver,
-// every output the library's bits, six alternating rounds, medians, us:
-// planar Q3_K 28672 x 8192 32.22 -> 31.58 and 33.02 -> 32.43 (two
-// machines), 16384 x 4096 12.86 -> 12.50, 20480 x 14336 42.73 -> 40.95. 12 x
-// 2 lost or tied for the other types (28672 x 8192: planar Q2_K 23.50 ->
-// 23.95, Q4_K 34.02 -> 34.16, Q3_K 39.94 -> 42.02, Q5_K 43.85 -> 44.45,
-// Q2_K 25.49 -> 25.69, Q8_0 62.56 -> 62.78); one CTA of 24 warps (one x
-// prologue per SM) lost for every type (planar Q2_K 25.46, Q4_K 35.51,
-// Q8_0 63.74 against 61.04), and 6 x 4 or 4 x 6 for planar Q3_K and Q2_K.
+// Q3_K: 12 warps, 2 CTAs per SM (24 warps, the same 80 registers; two x
+// prologues per SM instead of three, and kWholeBlocks rounding). H200,
+// scratch driver, every output the library's bits, six alternating rounds,
+// medians, us: planar Q3_K 28672 x 8192 32.22 -> 31.58 and 33.02 -> 32.43
+// (two machines), 16384 x 4096 12.86 -> 12.50, 20480 x 14336 42.73 -> 40.95;
+// the whole bench, 32.1 -> 31.8 (the old setting as a variant row). 12 x 2
+// lost or tied for the other types (28672 x 8192: planar Q2_K 23.50 -> 23.95,
+// Q4_K 34.02 -> 34.16, Q3_K 39.94 -> 42.02, Q5_K 43.85 -> 44.45, Q2_K 25.49
+// -> 25.69, Q8_0 62.56 -> 62.78); one CTA of 24 warps (one x prologue per SM)
+// lost for every type (planar Q2_K 25.46, Q4_K 35.51, Q8_0 63.74 against
+// 61.04), and 6 x 4 or 4 x 6 for planar Q3_K and Q2_K.
 template <QuantType kType>
 __host__ __device__ constexpr int TallGemvWarps(bool planar) {
   return planar && kType == QuantType::kQ3_K ? 12 : 8;
