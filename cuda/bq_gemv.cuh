@@ -749,13 +749,15 @@ constexpr int64_t kTallGemvRows = 16384;
 // -> 25.69, Q8_0 62.56 -> 62.78); one CTA of 24 warps (one x prologue per SM)
 // lost for every type (planar Q2_K 25.46, Q4_K 35.51, Q8_0 63.74 against
 // 61.04), and 6 x 4 or 4 x 6 for planar Q3_K and Q2_K.
+constexpr int kTallGemvWarpsPerSm = 24;
 template <QuantType kType>
 __host__ __device__ constexpr int TallGemvWarps(bool planar) {
   return planar && kType == QuantType::kQ3_K ? 12 : 8;
 }
+// CTAs per SM: whatever fills the SM's 24 warps with CTAs of that size.
 template <QuantType kType>
 __host__ __device__ constexpr int TallGemvMinBlocks(bool planar) {
-  return planar && kType == QuantType::kQ3_K ? 2 : 3;
+  return kTallGemvWarpsPerSm / TallGemvWarps<kType>(planar);
 }
 // Units in flight per lane (LaunchGemvQ8's default: tall false), H200, us.
 // 8-lane types, 28672 x 8192, 4 against 2: Q4_K n = 1 37.2 vs 38.5, n = 2
